@@ -1,0 +1,54 @@
+"""A configured upstream channel at run time: where to send, with which key, speaking which protocol."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Protocol
+
+from polyrelay.config import ChannelConfig
+
+
+class ChannelKind(Protocol):
+    """What one upstream kind knows: its wire protocol, its URLs and its auth headers."""
+
+    protocol: str   # name of the module in polyrelay.protocols that this upstream speaks
+
+    def url(self, base_url: str, upstream_model: str, stream: bool) -> str: ...
+    def headers(self, api_key: str) -> dict[str, str]: ...
+
+
+class Channel:
+    def __init__(self, config: ChannelConfig, kind: ChannelKind) -> None:
+        self.config = config
+        self.name = config.name
+        self.kind = kind
+        self.protocol = kind.protocol
+        self.base_url = config.base_url.rstrip("/")
+        self.models = frozenset(config.models)
+        self._keys = itertools.cycle(config.api_keys or [""])
+        self.key_count = max(1, len(config.api_keys))
+        self.secrets = tuple(k for k in config.api_keys if k)
+
+    def upstream_model(self, public_model: str) -> str:
+        return self.config.model_map.get(public_model, public_model)
+
+    def next_key(self) -> str:
+        """Round-robin over the channel's keys."""
+        return next(self._keys)
+
+    def url(self, upstream_model: str, stream: bool) -> str:
+        return self.kind.url(self.base_url, upstream_model, stream)
+
+    def headers(self, api_key: str) -> dict[str, str]:
+        return self.kind.headers(api_key)
+
+    def scrub(self, text: str) -> str:
+        """Remove this channel's secrets from text that may reach a client or a log."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+            # OpenAI echoes keys partially ("sk-abc***xyz"); drop the visible head as well.
+            head = secret[:8]
+            if len(secret) > 12 and head in text:
+                text = text.replace(head, "***")
+        return text

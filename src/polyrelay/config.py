@@ -1,0 +1,159 @@
+"""The YAML config file: channels, keys, prices. Validated at start; a bad file names the field.
+
+The shape is a contract (README "Config reference"): extend it, never rename.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import yaml
+
+ChannelType = Literal["openai", "anthropic", "gemini"]
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file, the field and the problem."""
+
+
+class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    base_url: str
+    models: list[str]
+    type: ChannelType = "openai"
+    api_keys: list[str] = []
+    model_map: dict[str, str] = {}
+    priority: int = 0
+    weight: int = 1
+    timeout: float = 300.0          # seconds for the whole upstream response
+    connect_timeout: float = 10.0   # seconds to connect
+    first_byte_timeout: float = 120.0  # seconds until the upstream starts answering
+    stream_options: bool = True     # send stream_options.include_usage (some compatible upstreams reject it)
+    enabled: bool = True
+
+
+class KeyConfig(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    key: str
+    quota: float | None = None      # USD; None = unlimited
+    models: list[str] = []          # allowlist; empty = every model
+    enabled: bool = True
+
+
+class PriceConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """USD per 1M tokens. `max_output` is the output allowance reserved when a request sets no limit."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cached_input: float | None = None
+    cache_write: float | None = None
+    max_output: int = 4096
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    channels: list[ChannelConfig] = []
+    keys: list[KeyConfig] = []
+    prices: dict[str, PriceConfig] = {}
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: object, path: str, file: str) -> object:
+    """Expand ${VAR} in every string; a missing variable is a config error naming the field."""
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{file}: {path}: environment variable {name} is not set")
+            return os.environ[name]
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand_env(v, f"{path}[{i}]", file) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), file) for k, v in value.items()}
+    return value
+
+
+def parse_config(text: str, file: str = "<config>") -> Config:
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{file}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping with channels, keys, prices")
+    raw = _expand_env(raw, "", file)
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as e:
+        # msgspec says e.g. "Expected `int`, got `str` - at `$.channels[0].priority`"
+        raise ConfigError(f"{file}: {_field_first(str(e))}") from None
+    _check_semantics(config, file)
+    return config
+
+
+def _field_first(message: str) -> str:
+    what, sep, where = message.partition(" - at `$")
+    if not sep:
+        return message
+    field = where.rstrip("`").lstrip(".")
+    return f"{field or '(top level)'}: {what}"
+
+
+def _check_semantics(config: Config, file: str) -> None:
+    def fail(field: str, problem: str) -> None:
+        raise ConfigError(f"{file}: {field}: {problem}")
+
+    names: set[str] = set()
+    for i, ch in enumerate(config.channels):
+        where = f"channels[{i}]"
+        if ch.name in names:
+            fail(f"{where}.name", f"duplicate channel name {ch.name!r}")
+        names.add(ch.name)
+        if not re.match(r"^https?://", ch.base_url):
+            fail(f"{where}.base_url", f"must start with http:// or https:// (got {ch.base_url!r})")
+        if not ch.models:
+            fail(f"{where}.models", "must list at least one model")
+        if ch.weight < 1:
+            fail(f"{where}.weight", "must be at least 1")
+        for public in ch.model_map:
+            if public not in ch.models:
+                fail(f"{where}.model_map.{public}", "maps a model that is not in this channel's models")
+        for j, key in enumerate(ch.api_keys):
+            if not key:
+                fail(f"{where}.api_keys[{j}]", "is empty")
+        for field in ("timeout", "connect_timeout", "first_byte_timeout"):
+            if getattr(ch, field) <= 0:
+                fail(f"{where}.{field}", "must be positive")
+    key_names: set[str] = set()
+    key_values: set[str] = set()
+    for i, key in enumerate(config.keys):
+        where = f"keys[{i}]"
+        if key.name in key_names:
+            fail(f"{where}.name", f"duplicate key name {key.name!r}")
+        if key.key in key_values:
+            fail(f"{where}.key", "the same key value is used twice")
+        if len(key.key) < 8:
+            fail(f"{where}.key", "must be at least 8 characters")
+        if key.quota is not None and key.quota < 0:
+            fail(f"{where}.quota", "must not be negative")
+        key_names.add(key.name)
+        key_values.add(key.key)
+    for model, price in config.prices.items():
+        for field in ("input", "output", "cached_input", "cache_write"):
+            value = getattr(price, field)
+            if value is not None and value < 0:
+                fail(f"prices.{model}.{field}", "must not be negative")
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    return parse_config(text, str(p))

@@ -1,0 +1,55 @@
+"""Process-wide state of a running gateway: config, routing, prices, ledger, key cache, HTTP session."""
+
+from __future__ import annotations
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from polyrelay.billing.ledger import Ledger
+from polyrelay.billing.prices import Price, price_table
+from polyrelay.channels import build_channel
+from polyrelay.config import Config
+from polyrelay.errors import GatewayError
+from polyrelay.relay.auth import KeyCache
+from polyrelay.relay.upstream import create_session
+from polyrelay.routing.router import Router
+from polyrelay.store.keys import KeyRecord
+
+
+class Gateway:
+    def __init__(self, config: Config, engine: AsyncEngine) -> None:
+        self.config = config
+        self.engine = engine
+        self.channels = [build_channel(c) for c in config.channels]
+        self.router = Router(self.channels)
+        self.prices: dict[str, Price] = price_table(config.prices)
+        self.ledger = Ledger(engine)
+        self.keys = KeyCache(engine)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created lazily: it must belong to the running event loop
+            self._session = create_session()
+        return self._session
+
+    async def start(self) -> None:
+        await self.ledger.start()
+
+    async def stop(self) -> None:
+        await self.ledger.stop()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def models_for(self, key: KeyRecord) -> list[str]:
+        """The public models `key` may use and some channel serves."""
+        models = self.router.models()
+        return [m for m in models if m in key.models] if key.models else models
+
+    def authorize_model(self, key: KeyRecord, model: str) -> None:
+        if key.models and model not in key.models:
+            raise GatewayError(403, "permission", f"this key may not use model '{model}'", param="model")
+        if not self.router.serves(model):
+            raise GatewayError(404, "not_found", f"model '{model}' is not served by this gateway",
+                               param="model", code="model_not_found")

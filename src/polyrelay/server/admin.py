@@ -1,0 +1,86 @@
+"""Admin API (enabled when POLYRELAY_ADMIN_TOKEN is set): keys and recent request logs."""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+import msgspec
+
+from polyrelay.errors import GatewayError
+from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.replies import Reply
+from polyrelay.server.asgi import Scope
+from polyrelay.server.keys import bearer, query_params
+from polyrelay.store import keys as key_store
+from polyrelay.store.logs import recent_logs
+
+
+class _NewKey(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    quota: float | None = None
+    models: list[str] = []
+
+
+def _authorize(scope: Scope) -> None:
+    token = os.environ.get("POLYRELAY_ADMIN_TOKEN")
+    if not token:
+        raise GatewayError(404, "not_found", "the admin API is off: set POLYRELAY_ADMIN_TOKEN")
+    given = bearer(scope) or ""
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise GatewayError(401, "authentication", "invalid admin token")
+
+
+async def list_keys(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+    _authorize(scope)
+    await gw.ledger.flush()
+    return Reply(200, msgspec.json.encode({"data": await key_store.list_keys(gw.engine)}))
+
+
+async def create_key(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+    _authorize(scope)
+    try:
+        new = msgspec.json.decode(body, type=_NewKey)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise GatewayError(400, "invalid_request", f"bad key definition: {e}") from None
+    if new.quota is not None and new.quota < 0:
+        raise GatewayError(400, "invalid_request", "'quota' must not be negative", param="quota")
+    try:
+        value = await key_store.create_key(gw.engine, new.name, new.quota, new.models)
+    except Exception:
+        raise GatewayError(400, "invalid_request", f"a key named '{new.name}' already exists") from None
+    return Reply(201, msgspec.json.encode({"name": new.name, "key": value}))
+
+
+async def set_key_state(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+    _authorize(scope)
+    name, _, action = scope["path"].removeprefix("/admin/keys/").rpartition("/")
+    if action not in ("enable", "disable") or not name:
+        raise GatewayError(404, "not_found", "use /admin/keys/{name}/enable or /disable")
+    if not await key_store.set_enabled(gw.engine, name, action == "enable"):
+        raise GatewayError(404, "not_found", f"no key named '{name}'")
+    gw.keys.invalidate()
+    return Reply(200, msgspec.json.encode({"name": name, "enabled": action == "enable"}))
+
+
+async def list_logs(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+    _authorize(scope)
+    await gw.ledger.flush()
+    try:
+        limit = min(1000, int(query_params(scope).get("limit", "50")))
+    except ValueError:
+        raise GatewayError(400, "invalid_request", "'limit' must be a number", param="limit") from None
+    return Reply(200, msgspec.json.encode({"data": await recent_logs(gw.engine, limit)}))
+
+
+async def health(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+    return Reply(200, b'{"status":"ok"}')
+
+
+ROUTES = [
+    ("GET", "/admin/keys", list_keys, False),
+    ("POST", "/admin/keys", create_key, True),
+    ("POST", "/admin/keys/", set_key_state, False),
+    ("GET", "/admin/logs", list_logs, False),
+    ("GET", "/health", health, False),
+]

@@ -1,0 +1,99 @@
+"""The upstream simulator as an ASGI app: OpenAI Chat (and further protocols as they are added).
+
+Also `GET /sim/requests` (the last requests it received, for tests to inspect), `GET /sim/stats`
+and `POST /sim/reset`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+import msgspec
+
+from polyrelay.sim import openai_chat
+from polyrelay.sim.replies import SimReply, SimStream
+from polyrelay.sim.script import read_script
+
+Scope = dict[str, Any]
+
+
+class SimApp:
+    def __init__(self, keep: int = 200) -> None:
+        self.requests: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.stats = {"requests": 0, "streams_completed": 0, "streams_cancelled": 0}
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        reply = await self.dispatch(scope, body)
+        if isinstance(reply, SimReply):
+            await send({"type": "http.response.start", "status": reply.status,
+                        "headers": [(b"content-type", reply.content_type.encode())]})
+            await send({"type": "http.response.body", "body": reply.body})
+        else:
+            await self._stream(reply, receive, send)
+
+    async def dispatch(self, scope: Scope, body: bytes) -> SimReply | SimStream:
+        path, method = scope["path"], scope["method"]
+        if path == "/sim/requests":
+            return SimReply(200, msgspec.json.encode(list(self.requests)))
+        if path == "/sim/stats":
+            return SimReply(200, msgspec.json.encode(self.stats))
+        if path == "/sim/reset" and method == "POST":
+            self.requests.clear()
+            self.stats.update(requests=0, streams_completed=0, streams_cancelled=0)
+            return SimReply(200, b"{}")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        self.stats["requests"] += 1
+        self.requests.append({"path": path, "query": scope.get("query_string", b"").decode(),
+                              "headers": headers, "body": body.decode("utf-8", "replace")})
+        auth = headers.get("authorization", "")
+        api_key = auth[7:] if auth.lower().startswith("bearer ") else (
+            headers.get("x-api-key") or headers.get("x-goog-api-key"))
+        script = read_script(body, api_key)
+        if script.hang_ms:
+            await asyncio.sleep(script.hang_ms / 1000)
+        if method == "POST" and path.endswith("/chat/completions"):
+            return openai_chat.handle(body, script)
+        return SimReply(404, b'{"error":{"message":"simulator: unknown route","type":"invalid_request_error"}}')
+
+    async def _stream(self, reply: SimStream, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", reply.content_type.encode()), (b"cache-control", b"no-cache")]})
+        disconnected = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            for i, piece in enumerate(reply.pieces):
+                if i == reply.cut:
+                    return  # cut: end the body without the stream's end
+                if disconnected.done():
+                    self.stats["streams_cancelled"] += 1
+                    return
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                if reply.delay_s:
+                    await asyncio.wait({disconnected}, timeout=reply.delay_s)
+            self.stats["streams_completed"] += 1
+        finally:
+            if not disconnected.done():
+                disconnected.cancel()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _wait_disconnect(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

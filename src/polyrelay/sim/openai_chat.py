@@ -1,0 +1,150 @@
+"""Simulated OpenAI Chat Completions upstream: non-stream, SSE with usage, tool calls, errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from polyrelay.sim.fake_json import value_for
+from polyrelay.sim.replies import SimReply, SimStream
+from polyrelay.sim.script import Script, reply_words, split_words
+from polyrelay.tokens import estimate_text_tokens
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
+                429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
+
+
+def error_reply(status: int, message: str) -> SimReply:
+    code = {401: "invalid_api_key", 429: "rate_limit_exceeded", 404: "model_not_found"}.get(status)
+    return SimReply(status, msgspec.json.encode({"error": {
+        "message": message, "type": _ERROR_TYPES.get(status, "server_error"), "param": None, "code": code}}))
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _validate(req: Any) -> str | None:
+    if not isinstance(req, dict):
+        return "request body must be a JSON object"
+    if not isinstance(req.get("model"), str) or not req["model"]:
+        return "you must provide a model parameter"
+    messages = req.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "'messages' must be a non-empty array"
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant", "tool"):
+            return f"messages[{i}].role is invalid"
+        if m["role"] == "tool" and not m.get("tool_call_id"):
+            return f"messages[{i}].tool_call_id is required for tool messages"
+        if m["role"] == "assistant" and m.get("content") is None and not m.get("tool_calls"):
+            return f"messages[{i}]: assistant content or tool_calls is required"
+        for call in m.get("tool_calls") or []:
+            if len(str(call.get("id", ""))) > 40:
+                return f"messages[{i}].tool_calls.id: string_above_max_length"
+    for t in req.get("tools") or []:
+        if t.get("type") != "function" or not isinstance(t.get("function"), dict):
+            return "tools[].type must be 'function' with a 'function' object"
+    return None
+
+
+def _usage(req: dict[str, Any], completion: int, script: Script) -> dict[str, Any]:
+    prompt = sum(estimate_text_tokens(_text_of(m.get("content"))) + 4 for m in req["messages"]) + 3
+    prompt += 1000 * str(req["messages"]).count("image_url")
+    completion += script.reasoning
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": min(script.cached, prompt), "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": script.reasoning, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+
+
+def _plan(req: dict[str, Any], script: Script) -> tuple[str | None, list[dict[str, Any]]]:
+    """The reply: text, or tool calls to make."""
+    tools = req.get("tools") or []
+    choice = req.get("tool_choice", "auto")
+    last = req["messages"][-1]
+    if tools and choice != "none" and last.get("role") != "tool" and not script.notool:
+        if isinstance(choice, dict) and choice.get("function"):
+            chosen = [t for t in tools if t["function"]["name"] == choice["function"]["name"]] or tools[:1]
+        else:
+            chosen = tools[:2] if req.get("parallel_tool_calls", True) and "both" in _text_of(last.get("content")) \
+                else tools[:1]
+        calls = [{"id": f"call_sim{i}{int(time.time() * 1000) % 100000}", "type": "function",
+                  "function": {"name": t["function"]["name"],
+                               "arguments": msgspec.json.encode(value_for(t["function"].get("parameters"))).decode()}}
+                 for i, t in enumerate(chosen)]
+        return None, calls
+    fmt = req.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return msgspec.json.encode(value_for((fmt.get("json_schema") or {}).get("schema"))).decode(), []
+    if fmt.get("type") == "json_object":
+        return '{"answer": "sample"}', []
+    if last.get("role") == "tool":
+        return "The tool said: " + _text_of(last.get("content"))[:200], []
+    return "".join(reply_words(script.chunks or script.words)), []
+
+
+def handle(body: bytes, script: Script) -> SimReply | SimStream:
+    try:
+        req = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return error_reply(400, "We could not parse the JSON body of your request.")
+    problem = _validate(req)
+    if problem:
+        return error_reply(400, problem)
+    if script.status >= 400:
+        return error_reply(script.status, f"simulated error {script.status}")
+    text, calls = _plan(req, script)
+    rid = f"chatcmpl-sim{time.time_ns() % 10**12}"
+    created = int(time.time())
+    model = req["model"]
+    n = int(req.get("n") or 1)
+    completion = estimate_text_tokens(text or "") + sum(len(c["function"]["arguments"]) // 4 + 1 for c in calls)
+    usage = _usage(req, completion * n, script)
+    finish = "tool_calls" if calls else "stop"
+    if not req.get("stream"):
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+        if calls:
+            message["tool_calls"] = calls
+        return SimReply(200, msgspec.json.encode({
+            "id": rid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+                        for i in range(n)],
+            "usage": usage, "service_tier": "default", "system_fingerprint": "fp_sim"}))
+    return SimStream(_stream_pieces(rid, created, model, text, calls, finish, usage, req, script),
+                     script.delay_ms / 1000, script.cut)
+
+
+def _chunk(rid: str, created: int, model: str, choices: list[Any], usage: Any = None) -> bytes:
+    return b"data: " + msgspec.json.encode({
+        "id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+        "system_fingerprint": "fp_sim", "choices": choices, "usage": usage}) + b"\n\n"
+
+
+def _stream_pieces(rid: str, created: int, model: str, text: str | None, calls: list[dict[str, Any]],
+                   finish: str, usage: dict[str, Any], req: dict[str, Any], script: Script) -> list[bytes]:
+    def delta(d: dict[str, Any], finish_reason: str | None = None) -> list[Any]:
+        return [{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}]
+
+    pieces = [_chunk(rid, created, model, delta({"role": "assistant", "content": "", "refusal": None}))]
+    if text is not None:
+        pieces += [_chunk(rid, created, model, delta({"content": w})) for w in split_words(text)]
+    for i, call in enumerate(calls):
+        pieces.append(_chunk(rid, created, model, delta({"tool_calls": [{
+            "index": i, "id": call["id"], "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""}}]})))
+        args = call["function"]["arguments"]
+        for part in (args[: len(args) // 2], args[len(args) // 2:]):
+            pieces.append(_chunk(rid, created, model, delta({"tool_calls": [{
+                "index": i, "function": {"arguments": part}}]})))
+    pieces.append(_chunk(rid, created, model, delta({}, finish)))
+    if (req.get("stream_options") or {}).get("include_usage"):
+        pieces.append(_chunk(rid, created, model, [], usage))
+    pieces.append(b"data: [DONE]\n\n")
+    return pieces

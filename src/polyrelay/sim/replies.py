@@ -1,0 +1,18 @@
+"""Simulator replies: a whole body, or stream pieces sent with a delay and maybe cut short."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class SimReply(msgspec.Struct):
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+class SimStream(msgspec.Struct):
+    pieces: list[bytes]
+    delay_s: float = 0.0
+    cut: int = -1               # stop after this many pieces, without the end (-1: never)
+    content_type: str = "text/event-stream"

@@ -1,0 +1,57 @@
+"""What the simulator should do for one request: read from `[[sim:...]]` directives in the body
+and from the API key (`sim-status-503` makes every request with that key fail with 503).
+
+Directives (comma separated, anywhere in the request text): status=N, chunks=N (stream pieces),
+delay_ms=N (between stream pieces), hang_ms=N (before answering), cut=N (stream stops after N
+pieces without finishing), words=N (reply length), cached=N (cached prompt tokens), reasoning=N
+(reasoning tokens), notool (answer in text even when tools are offered).
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+_DIRECTIVE = re.compile(rb"\[\[sim:([a-z_=0-9,\s]+)\]\]")
+
+
+class Script(msgspec.Struct):
+    status: int = 200
+    chunks: int = 0            # 0 = one piece per word
+    delay_ms: int = 0
+    hang_ms: int = 0
+    cut: int = -1              # -1 = never cut
+    words: int = 12
+    cached: int = 0
+    reasoning: int = 0
+    notool: bool = False
+
+
+def read_script(body: bytes, api_key: str | None) -> Script:
+    script = Script()
+    for m in _DIRECTIVE.finditer(body):
+        for item in m.group(1).decode().split(","):
+            name, _, value = item.strip().partition("=")
+            if name == "notool":
+                script.notool = True
+            elif name in Script.__struct_fields__ and value.isdigit():
+                setattr(script, name, int(value))
+    if api_key and api_key.startswith("sim-status-") and api_key[11:].isdigit():
+        script.status = int(api_key[11:])
+    return script
+
+
+_WORDS = ("the quick brown fox jumps over the lazy dog while simulated upstreams answer every "
+          "request with deterministic text").split()
+
+
+def reply_words(n: int) -> list[str]:
+    """`n` deterministic words, each followed by a space except the last."""
+    return split_words(" ".join(_WORDS[i % len(_WORDS)] for i in range(max(1, n))))
+
+
+def split_words(text: str) -> list[str]:
+    """`text` in pieces of one word each (spaces kept), so joining them gives `text` back."""
+    words = text.split(" ")
+    return [w + " " for w in words[:-1]] + ([words[-1]] if words[-1] else [])

@@ -1,0 +1,98 @@
+"""Gateway API keys: stored hashed (SHA-256 of the key; keys are high-entropy), shown by prefix only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from polyrelay.config import KeyConfig
+from polyrelay.store.tables import api_keys
+
+
+class KeyRecord(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    prefix: str
+    quota_micros: int | None      # None = unlimited
+    models: frozenset[str]        # empty = every model
+    enabled: bool
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_prefix(key: str) -> str:
+    return key[:7] + "..."
+
+
+def generate_key() -> str:
+    return "sk-pr-" + secrets.token_urlsafe(32)
+
+
+def usd_to_micros(usd: float | None) -> int | None:
+    return None if usd is None else round(usd * 1_000_000)
+
+
+def _record(row) -> KeyRecord:  # type: ignore[no-untyped-def]
+    return KeyRecord(id=row.id, name=row.name, prefix=row.key_prefix, quota_micros=row.quota_micros,
+                     models=frozenset(json.loads(row.models)), enabled=bool(row.enabled))
+
+
+async def find_by_hash(engine: AsyncEngine, digest: str) -> KeyRecord | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest))).first()
+    return _record(row) if row else None
+
+
+async def upsert_config_keys(engine: AsyncEngine, keys: list[KeyConfig]) -> None:
+    """Make the store match the config's keys (by name); spend already recorded is kept."""
+    now = int(time.time())
+    async with engine.begin() as conn:
+        for k in keys:
+            values = dict(key_hash=hash_key(k.key), key_prefix=key_prefix(k.key),
+                          quota_micros=usd_to_micros(k.quota), models=json.dumps(sorted(k.models)),
+                          enabled=k.enabled, source="config")
+            found = (await conn.execute(select(api_keys.c.id).where(api_keys.c.name == k.name))).first()
+            if found:
+                await conn.execute(update(api_keys).where(api_keys.c.id == found.id).values(**values))
+            else:
+                await conn.execute(api_keys.insert().values(name=k.name, created_at=now, **values))
+
+
+async def create_key(engine: AsyncEngine, name: str, quota_usd: float | None,
+                     models: list[str], key: str | None = None) -> str:
+    """Store a new key and return its plain value (shown once)."""
+    key = key or generate_key()
+    async with engine.begin() as conn:
+        await conn.execute(api_keys.insert().values(
+            name=name, key_hash=hash_key(key), key_prefix=key_prefix(key),
+            quota_micros=usd_to_micros(quota_usd), models=json.dumps(sorted(models)),
+            enabled=True, source="cli", created_at=int(time.time())))
+    return key
+
+
+async def set_enabled(engine: AsyncEngine, name: str, enabled: bool) -> bool:
+    async with engine.begin() as conn:
+        result = await conn.execute(update(api_keys).where(api_keys.c.name == name).values(enabled=enabled))
+    return result.rowcount == 1
+
+
+async def list_keys(engine: AsyncEngine) -> list[dict[str, object]]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(api_keys).order_by(api_keys.c.id))).all()
+    return [dict(name=r.name, prefix=r.key_prefix, quota_micros=r.quota_micros,
+                 spent_micros=r.spent_micros, leased_micros=r.leased_micros,
+                 models=json.loads(r.models), enabled=bool(r.enabled), source=r.source) for r in rows]
+
+
+async def spent_micros(engine: AsyncEngine, key_id: int) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(
+            select(api_keys.c.spent_micros).where(api_keys.c.id == key_id))).scalar_one())

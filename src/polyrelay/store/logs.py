@@ -1,0 +1,32 @@
+"""Request log rows: appended in batches, summed for the billing endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from polyrelay.store.tables import request_logs
+
+
+async def insert_logs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(request_logs.insert(), rows)
+
+
+async def charged_between(engine: AsyncEngine, key_id: int, start_ms: int, end_ms: int) -> int:
+    """Micro-dollars charged to `key_id` for requests logged in [start_ms, end_ms)."""
+    query = select(func.coalesce(func.sum(request_logs.c.charged_micros), 0)).where(
+        request_logs.c.key_id == key_id,
+        request_logs.c.created_at >= start_ms,
+        request_logs.c.created_at < end_ms,
+    )
+    async with engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def recent_logs(engine: AsyncEngine, limit: int = 50) -> list[dict[str, Any]]:
+    query = select(request_logs).order_by(request_logs.c.id.desc()).limit(limit)
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in (await conn.execute(query)).all()]

@@ -1,0 +1,61 @@
+"""SQLAlchemy Core tables. Money columns are integer micro-dollars."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text,
+)
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(16), nullable=False),
+    Column("quota_micros", BigInteger, nullable=True),         # NULL = unlimited
+    Column("spent_micros", BigInteger, nullable=False, default=0),
+    # Reserved by running gateway processes (sum of their leases); quota - spent - leased >= 0 always.
+    Column("leased_micros", BigInteger, nullable=False, default=0),
+    Column("models", Text, nullable=False, default="[]"),        # JSON allowlist; [] = every model
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("source", String(16), nullable=False, default="cli"),  # config | cli | admin
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# A gateway process's hold on part of a key's quota. Refreshed while the process lives; an expired
+# lease (crashed process) is refunded to the key by whoever sweeps next.
+leases = Table(
+    "leases", metadata,
+    Column("holder", String(64), primary_key=True),
+    Column("key_id", Integer, primary_key=True),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+request_logs = Table(
+    "request_logs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", BigInteger, nullable=False),        # unix milliseconds
+    Column("key_id", Integer, nullable=True),
+    Column("surface", String(32), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("upstream_model", String(128), nullable=True),
+    Column("channel", String(128), nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("stream", Boolean, nullable=False, default=False),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("cached_tokens", Integer, nullable=False, default=0),
+    Column("cache_write_tokens", Integer, nullable=False, default=0),
+    Column("reasoning_tokens", Integer, nullable=False, default=0),
+    Column("usage_estimated", Boolean, nullable=False, default=False),
+    Column("cost_micros", BigInteger, nullable=False, default=0),     # what the usage cost
+    Column("charged_micros", BigInteger, nullable=False, default=0),  # what the key paid (= cost unless quota ran out)
+    Column("latency_ms", Integer, nullable=False, default=0),
+    Column("ttfb_ms", Integer, nullable=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("error", Text, nullable=True),
+)
+Index("ix_request_logs_key_created", request_logs.c.key_id, request_logs.c.created_at)
