@@ -99,6 +99,8 @@ def handle(body: bytes, script: Script) -> SimReply | SimStream:
     if problem:
         return error_reply(400, problem)
     if script.status >= 400:
+        if script.status == 401:  # like OpenAI, echo the key: the gateway must not pass it on
+            return error_reply(401, f"Incorrect API key provided: {script.api_key}.")
         return error_reply(script.status, f"simulated error {script.status}")
     text, calls = _plan(req, script)
     rid = f"chatcmpl-sim{time.time_ns() % 10**12}"

@@ -14,6 +14,7 @@ import re
 import msgspec
 
 _DIRECTIVE = re.compile(rb"\[\[sim:([a-z_=0-9,\s]+)\]\]")
+_STATUS_KEY = re.compile(r"^sim-status-(\d{3})")
 
 
 class Script(msgspec.Struct):
@@ -26,6 +27,7 @@ class Script(msgspec.Struct):
     cached: int = 0
     reasoning: int = 0
     notool: bool = False
+    api_key: str = ""
 
 
 def read_script(body: bytes, api_key: str | None) -> Script:
@@ -37,8 +39,11 @@ def read_script(body: bytes, api_key: str | None) -> Script:
                 script.notool = True
             elif name in Script.__struct_fields__ and value.isdigit():
                 setattr(script, name, int(value))
-    if api_key and api_key.startswith("sim-status-") and api_key[11:].isdigit():
-        script.status = int(api_key[11:])
+    if api_key:
+        script.api_key = api_key
+        status = _STATUS_KEY.match(api_key)
+        if status:
+            script.status = int(status.group(1))
     return script
 
 

@@ -1,0 +1,99 @@
+"""Real servers for tests: the simulator and the gateway as subprocesses on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ADMIN_TOKEN = "admin-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server did not start in {timeout}s: {log.read_text()[-2000:]}")
+
+
+class Server:
+    """A polyrelay subprocess (`polyrelay <args>`), stopped by its own PID."""
+
+    def __init__(self, args: list[str], port: int, workdir: Path, env: dict[str, str] | None = None,
+                 ready_path: str = "/health") -> None:
+        self.args, self.port, self.workdir = args, port, workdir
+        self.env = {**os.environ, **(env or {})}
+        self.url = f"http://127.0.0.1:{port}"
+        self.ready_path = ready_path
+        self.log = workdir / f"server-{port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Server":
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "polyrelay.cli", *self.args],
+                                         cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        _wait_ready(self.url + self.ready_path, self.proc, self.log)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_simulator(workdir: Path) -> Server:
+    port = free_port()
+    return Server(["simulate", "--port", str(port)], port, workdir, ready_path="/sim/stats").start()
+
+
+def start_gateway(config_text: str, workdir: Path, db_name: str = "gateway.db",
+                  extra_args: list[str] | None = None) -> Server:
+    port = free_port()
+    config = workdir / f"config-{port}.yaml"
+    config.write_text(config_text)
+    env = {"POLYRELAY_DATABASE_URL": f"sqlite:///{workdir / db_name}", "POLYRELAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    return Server(["serve", "--config", str(config), "--port", str(port), *(extra_args or [])],
+                  port, workdir, env=env).start()
+
+
+class Admin:
+    """The gateway's admin API, used by tests to make keys with exact quotas and read logs."""
+
+    def __init__(self, gateway_url: str) -> None:
+        self.http = httpx.Client(base_url=gateway_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+    def create_key(self, name: str, quota: float | None = None, models: list[str] | None = None) -> str:
+        r = self.http.post("/admin/keys", json={"name": name, "quota": quota, "models": models or []})
+        r.raise_for_status()
+        return r.json()["key"]
+
+    def key(self, name: str) -> dict:
+        return next(k for k in self.http.get("/admin/keys").json()["data"] if k["name"] == name)
+
+    def logs(self, limit: int = 50) -> list[dict]:
+        return self.http.get("/admin/logs", params={"limit": limit}).json()["data"]

@@ -1,0 +1,97 @@
+"""Quota under concurrency, streams cut or abandoned, billing of what was streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import openai
+import pytest
+
+from servers import Admin, Server
+from test_chat_relay import expected_micros, sdk, spent_cents
+
+
+def _wait_for(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def test_quota_never_goes_negative_under_200_concurrent_requests(gateway: Server, admin: Admin,
+                                                                       fresh_key) -> None:
+    body = {"model": "race-model", "max_tokens": 20,
+            "messages": [{"role": "user", "content": "race [[sim:words=12]]"}]}
+    _, probe = fresh_key()
+    usage = sdk(gateway, probe).chat.completions.create(**body).usage
+    one = expected_micros("race-model", usage)
+    quota_micros = 10 * one + one // 2   # covers 10 requests, not 11
+    name, key = fresh_key(quota=quota_micros / 1_000_000)
+
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0,
+                                http_client=openai.DefaultAsyncHttpxClient(
+                                    limits=httpx.Limits(max_connections=200)))
+    async def one_request() -> str:
+        try:
+            await client.chat.completions.create(**body)
+            return "ok"
+        except openai.RateLimitError as e:
+            assert e.body["code"] == "insufficient_quota"
+            return "429"
+    outcomes = await asyncio.gather(*(one_request() for _ in range(200)))
+    await client.close()
+
+    succeeded = outcomes.count("ok")
+    assert 1 <= succeeded <= 10
+    assert outcomes.count("429") == 200 - succeeded
+    spent = spent_cents(gateway, key) * 10_000
+    assert spent == pytest.approx(succeeded * one, abs=1e-6)
+    assert spent <= quota_micros
+    stored = admin.key(name)
+    assert stored["spent_micros"] <= stored["quota_micros"]
+    assert stored["spent_micros"] + stored["leased_micros"] <= stored["quota_micros"]
+
+
+def test_exhausted_key_gets_429_insufficient_quota(gateway: Server, fresh_key) -> None:
+    _, key = fresh_key(quota=0.0)
+    with pytest.raises(openai.RateLimitError) as caught:
+        sdk(gateway, key).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.body["code"] == "insufficient_quota"
+
+
+def test_stream_cut_upstream_does_not_look_complete_and_bills_what_was_streamed(
+        gateway: Server, admin: Admin, fresh_key) -> None:
+    name, key = fresh_key()
+    stream = sdk(gateway, key).chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "x [[sim:words=30,cut=6]]"}])
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk)
+    assert received and all(c.choices[0].finish_reason is None for c in received)
+    row = next(r for r in admin.logs() if r["key_id"] is not None and r["status"] == 502
+               and r["model"] == "gpt-4o-mini")
+    assert row["usage_estimated"] and row["completion_tokens"] > 0 and row["charged_micros"] > 0
+    assert spent_cents(gateway, key) > 0
+
+
+def test_client_disconnect_cancels_upstream_and_bills_what_was_streamed(
+        gateway: Server, admin: Admin, sim_http: httpx.Client, fresh_key) -> None:
+    name, key = fresh_key()
+    cancelled_before = sim_http.get("/sim/stats").json()["streams_cancelled"]
+    with httpx.stream("POST", gateway.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                      json={"model": "gpt-4o-mini", "stream": True, "messages": [
+                          {"role": "user", "content": "long [[sim:words=200,delay_ms=50]]"}]}) as r:
+        lines = r.iter_lines()
+        got = [next(lines) for _ in range(6)]
+        assert any(line.startswith("data: ") for line in got)
+    # the client is gone: the gateway must stop the upstream stream and log a 499 with the text it sent
+    _wait_for(lambda: sim_http.get("/sim/stats").json()["streams_cancelled"] > cancelled_before)
+    row = _wait_for(lambda: next((r for r in admin.logs() if r["status"] == 499), None))
+    assert row["usage_estimated"] and 0 < row["completion_tokens"] < 200
+    assert row["charged_micros"] > 0
