@@ -111,7 +111,10 @@ async def _pass_stream(resp: aiohttp.ClientResponse, first: bytes, tap: ChatStre
         out = tap.feed(first)
         if out:
             yield out
-        async for chunk in resp.content.iter_any():
+        while not tap.done:  # clients may hang up right after [DONE]: stop there
+            chunk = await resp.content.readany()
+            if not chunk:
+                break
             out = tap.feed(chunk)
             if out:
                 yield out
@@ -123,7 +126,10 @@ async def _pass_stream(resp: aiohttp.ClientResponse, first: bytes, tap: ChatStre
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         status, error = 502, transport_error(exc, channel.name).message
     except (asyncio.CancelledError, GeneratorExit):
-        status, error = 499, "client disconnected"
+        if tap.finished:
+            await _drain_usage(resp, tap)  # the answer was complete; only the usage chunk was missing
+        else:
+            status, error = 499, "client disconnected"
         raise
     finally:
         resp.close()  # cancels the upstream request if it is still running
@@ -132,6 +138,19 @@ async def _pass_stream(resp: aiohttp.ClientResponse, first: bytes, tap: ChatStre
     if error:
         # The client must not mistake a cut stream for a complete one: end with an error event.
         yield b"data: " + openai_chat.error_body(GatewayError(502, "upstream", error)) + b"\n\n"
+
+
+async def _drain_usage(resp: aiohttp.ClientResponse, tap: ChatStreamTap, timeout: float = 2.0) -> None:
+    """Read what is left of a finished stream (without forwarding it) to learn its usage."""
+    try:
+        async with asyncio.timeout(timeout):
+            while tap.usage is None and not tap.done:
+                chunk = await resp.content.readany()
+                if not chunk:
+                    return
+                tap.feed(chunk)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        pass
 
 
 def _estimated_usage(body: bytes, completion_text_bytes: int) -> ir.Usage:

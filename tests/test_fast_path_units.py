@@ -1,0 +1,118 @@
+"""Units of the Chat fast path and the ledger, on real data and a real SQLite database."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from polyrelay import ir
+from polyrelay.billing.ledger import Ledger
+from polyrelay.billing.prices import Price, cost_micros
+from polyrelay.config import KeyConfig
+from polyrelay.errors import GatewayError
+from polyrelay.protocols.openai_chat_passthrough import ChatStreamTap, peek_request, upstream_body
+from polyrelay.store.db import create_engine, migrate
+from polyrelay.store.keys import find_by_hash, hash_key, upsert_config_keys
+from polyrelay.store.tables import api_keys, leases
+
+
+def _chunk(delta: dict, finish: str | None = None, usage: dict | None = None, choices: bool = True) -> bytes:
+    body = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "upstream-name",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else [],
+            "usage": usage}
+    return b"data: " + msgspec.json.encode(body) + b"\n\n"
+
+
+STREAM = (_chunk({"role": "assistant", "content": ""}) + _chunk({"content": "Hél"}) + _chunk({"content": "lo \"x\""})
+          + _chunk({}, "stop")
+          + _chunk({}, usage={"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10,
+                              "prompt_tokens_details": {"cached_tokens": 2}}, choices=False)
+          + b"data: [DONE]\n\n")
+
+
+def _run_tap(pieces: list[bytes], drop_usage: bool) -> tuple[bytes, ChatStreamTap]:
+    tap = ChatStreamTap("public-name", drop_usage_chunk=drop_usage)
+    out = b"".join(tap.feed(p) for p in pieces) + tap.close()
+    return out, tap
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12), st.booleans())
+def test_tap_output_does_not_depend_on_where_the_upstream_bytes_are_split(cuts: list[int], drop: bool) -> None:
+    points = sorted(set(cuts))
+    pieces = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)])]
+    whole, whole_tap = _run_tap([STREAM], drop)
+    split, split_tap = _run_tap(pieces, drop)
+    assert split == whole
+    assert split_tap.usage == whole_tap.usage == ir.Usage(input_tokens=7, output_tokens=3, cache_read_tokens=2)
+    assert split_tap.done and split_tap.finished
+
+
+def test_tap_renames_the_model_and_drops_only_the_usage_chunk_it_was_told_to() -> None:
+    out, tap = _run_tap([STREAM], drop_usage=True)
+    events = [e for e in out.split(b"\n\n") if e]
+    assert len(events) == 5 and events[-1] == b"data: [DONE]"
+    assert all(b'"model":"public-name"' in e for e in events[:-1])
+    assert tap.text_bytes > 0
+    kept, _ = _run_tap([STREAM], drop_usage=False)
+    assert len([e for e in kept.split(b"\n\n") if e]) == 6
+
+
+def test_upstream_body_only_renames_the_model_and_asks_for_usage() -> None:
+    body = b'{"metadata":{"model":"keep-me"},"model":"pub","stream":true,"messages":[{"role":"user","content":"x"}]}'
+    peek = peek_request(body)
+    out = msgspec.json.decode(upstream_body(peek, "up-model", force_usage=True))
+    assert out == {"metadata": {"model": "keep-me"}, "model": "up-model", "stream": True,
+                   "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}}
+
+
+def test_cost_is_rounded_once_half_up_and_cache_is_priced_apart() -> None:
+    price = Price(input=150_000, output=600_000, cached_input=75_000, cache_write=150_000, max_output=10)
+    usage = ir.Usage(input_tokens=1000, output_tokens=500, cache_read_tokens=400)
+    # 600*0.15 + 400*0.075 + 500*0.6 = 90 + 30 + 300 = 420 micro-dollars
+    assert cost_micros(price, usage) == 420
+    assert cost_micros(price, ir.Usage(input_tokens=3)) == 0    # 0.45 -> 0
+    assert cost_micros(price, ir.Usage(input_tokens=4)) == 1    # 0.60 -> 1
+    assert cost_micros(None, usage) == 0
+
+
+@pytest.fixture
+async def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = create_engine(f"sqlite:///{tmp_path}/ledger.db")
+    await migrate(engine)
+    await upsert_config_keys(engine, [KeyConfig(name="k", key="sk-ledger-key", quota=0.001)])
+    yield engine
+    await engine.dispose()
+
+
+async def test_ledger_reserves_settles_and_refuses_beyond_quota(engine) -> None:
+    key = await find_by_hash(engine, hash_key("sk-ledger-key"))
+    ledger = Ledger(engine)
+    first = await ledger.reserve(key, 600)
+    with pytest.raises(GatewayError) as caught:
+        await ledger.reserve(key, 600)
+    assert caught.value.status == 429 and caught.value.kind == "insufficient_quota"
+    assert await ledger.settle(first, 250) == 250
+    second = await ledger.reserve(key, 600)      # the 350 returned by settling makes room
+    ledger.refund(second)
+    await ledger.stop()
+    async with engine.connect() as conn:
+        row = (await conn.execute(api_keys.select())).one()
+    assert (row.spent_micros, row.leased_micros) == (250, 0)
+
+
+async def test_expired_lease_of_a_crashed_process_is_refunded(engine) -> None:
+    key = await find_by_hash(engine, hash_key("sk-ledger-key"))
+    crashed = Ledger(engine)
+    await crashed.reserve(key, 900)  # then the process dies: no settle, no release
+    async with engine.begin() as conn:
+        await conn.execute(leases.update().values(expires_at=int(time.time()) - 1))
+    survivor = Ledger(engine)
+    assert await survivor.sweep_expired_leases() == 1
+    again = await survivor.reserve(key, 900)
+    assert again.amount == 900

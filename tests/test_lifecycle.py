@@ -1,0 +1,120 @@
+"""Start, stop with SIGTERM, start again on the same database; config errors at start."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from servers import Admin, Server, start_gateway
+from test_chat_relay import sdk, spent_cents
+
+
+def _config(sim_url: str) -> str:
+    return f"""
+channels:
+  - name: sim
+    base_url: {sim_url}/v1
+    api_keys: [sk-up]
+    models: [gpt-4o]
+keys:
+  - name: carol
+    key: sk-carol-0001
+    quota: 1.0
+prices:
+  gpt-4o: {{input: 2.50, output: 10.00}}
+"""
+
+
+def test_sigterm_finishes_in_flight_requests_and_restart_keeps_keys_spend_and_logs(
+        sim: Server, tmp_path: Path) -> None:
+    gateway = start_gateway(_config(sim.url), tmp_path, db_name="restart.db")
+    try:
+        client = sdk(gateway, "sk-carol-0001")
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "one"}])
+        made_key = Admin(gateway.url).create_key("dave", quota=3.0)
+        sdk(gateway, made_key).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+
+        # a slow stream is in flight when SIGTERM arrives: it must finish
+        result: dict[str, object] = {}
+        def slow_stream() -> None:
+            chunks = list(client.chat.completions.create(
+                model="gpt-4o", stream=True, messages=[{"role": "user", "content": "[[sim:words=20,delay_ms=50]]"}]))
+            result["finish"] = chunks[-1].choices[0].finish_reason
+            result["text"] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        worker = threading.Thread(target=slow_stream)
+        worker.start()
+        time.sleep(0.3)
+        # uvicorn re-raises the signal after its graceful shutdown, so -SIGTERM is a clean exit
+        assert gateway.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        worker.join(10)
+        assert result.get("finish") == "stop" and len(str(result["text"]).split()) == 20
+    finally:
+        gateway.stop()
+
+    again = Server(gateway.args, gateway.port, tmp_path, env=gateway.env).start()
+    try:
+        spent = spent_cents(again, "sk-carol-0001")
+        assert spent > 0  # the first request and the stream that finished during shutdown
+        assert spent_cents(again, made_key) > 0  # a key made through the admin API survives too
+        logs = Admin(again.url).logs()
+        assert sum(1 for r in logs if r["status"] == 200) == 3
+        carol = Admin(again.url).key("carol")
+        assert carol["leased_micros"] == 0, "a graceful stop returns unused quota leases"
+        assert carol["spent_micros"] == round(spent * 10_000)
+    finally:
+        again.stop()
+
+
+@pytest.mark.parametrize("text, field", [
+    ("channels: [{name: a, base_url: ftp://x, models: [m]}]", "channels[0].base_url"),
+    ("channels: [{name: a, base_url: 'http://x', models: [m], priority: high}]", "channels[0].priority"),
+    ("keys: [{name: k, key: short}]", "keys[0].key"),
+    ("prices: {m: {input: -1}}", "prices.m.input"),
+    ("channels: [{name: a, base_url: 'http://x', models: [m], colour: red}]", "colour"),
+    ("channels: [{name: a, base_url: 'http://x', models: [m], api_keys: ['${POLYRELAY_TEST_UNSET}']}]",
+     "POLYRELAY_TEST_UNSET"),
+    ("channels: [oops", "YAML"),
+])
+def test_bad_config_is_refused_naming_file_and_field_with_exit_2(tmp_path: Path, text: str, field: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "polyrelay.cli", "serve", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60,
+                          env={"POLYRELAY_DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    assert str(path) in proc.stderr and field in proc.stderr
+
+
+def test_env_references_in_config_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyrelay.config import parse_config
+
+    monkeypatch.setenv("POLYRELAY_TEST_KEY", "sk-from-env")
+    config = parse_config("channels: [{name: a, base_url: 'http://x/v1', models: [m], "
+                          "api_keys: ['${POLYRELAY_TEST_KEY}']}]")
+    assert config.channels[0].api_keys == ["sk-from-env"]
+
+
+def test_keys_cli_creates_lists_and_disables(gateway: Server, tmp_path: Path) -> None:
+    env = {**gateway.env}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "polyrelay.cli", "keys", *args],  # noqa: E731
+                                       capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    made = run("create", "--name", "cli-key", "--quota", "1.5", "--model", "gpt-4o-mini")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    listing = run("list").stdout
+    assert "cli-key" in listing and key not in listing and key[:7] in listing
+    reply = sdk(gateway, key).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert reply.choices[0].message.content
+    assert run("disable", "cli-key").returncode == 0
+    time.sleep(5.5)  # key cache TTL
+    with pytest.raises(openai.AuthenticationError):
+        sdk(gateway, key).models.list()
+    assert httpx.get(gateway.url + "/health").status_code == 200
