@@ -81,3 +81,8 @@ def parse_error(status: int, body: bytes) -> GatewayError:
         message = body[:300].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
     return GatewayError(status, kind, message, code=code, param=param,
                         retryable=status == 429 or status >= 500)
+
+
+def render_stream_error(err: GatewayError) -> bytes:
+    """An in-stream error event: the openai SDK raises APIError on a chunk with an `error` key."""
+    return b"data: " + error_body(err) + b"\n\n"

@@ -47,6 +47,12 @@ class Gateway:
         models = self.router.models()
         return [m for m in models if m in key.models] if key.models else models
 
+    def channel_type(self, model: str) -> str:
+        """The kind of the first channel serving `model` (for `owned_by` in model lists)."""
+        for channel in self.router.candidates(model)[:1]:
+            return channel.config.type
+        return "openai"
+
     def authorize_model(self, key: KeyRecord, model: str) -> None:
         if key.models and model not in key.models:
             raise GatewayError(403, "permission", f"this key may not use model '{model}'", param="model")

@@ -27,8 +27,8 @@ def transport_error(exc: BaseException, channel_name: str) -> GatewayError:
 
 
 async def open_upstream(session: aiohttp.ClientSession, channel: Channel, upstream_model: str,
-                        body: bytes, stream: bool,
-                        parse_error: Callable[[int, bytes], GatewayError]) -> aiohttp.ClientResponse:
+                        body: bytes, stream: bool, parse_error: Callable[[int, bytes], GatewayError],
+                        url: str | None = None) -> aiohttp.ClientResponse:
     """POST `body` to `channel`; return the response once it is 2xx, else raise a GatewayError.
 
     Failures another candidate might not have (connect errors, timeouts, 429, 5xx, and the
@@ -39,7 +39,7 @@ async def open_upstream(session: aiohttp.ClientSession, channel: Channel, upstre
     timeout = aiohttp.ClientTimeout(total=None if stream else cfg.timeout,
                                     sock_connect=cfg.connect_timeout, sock_read=cfg.first_byte_timeout)
     try:
-        resp = await session.post(channel.url(upstream_model, stream), data=body,
+        resp = await session.post(url or channel.url(upstream_model, stream), data=body,
                                   headers=channel.headers(channel.next_key()), timeout=timeout)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise transport_error(exc, channel.name) from None
@@ -60,3 +60,13 @@ async def open_upstream(session: aiohttp.ClientSession, channel: Channel, upstre
     elif resp.status == 408:
         err.retryable = True
     raise err
+
+
+async def read_all(resp: aiohttp.ClientResponse, channel: Channel) -> bytes:
+    """The whole body of a 2xx upstream response; transport failures are retryable errors."""
+    try:
+        return await resp.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise transport_error(exc, channel.name) from None
+    finally:
+        resp.release()

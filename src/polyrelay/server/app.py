@@ -12,7 +12,8 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols import openai_chat
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
-from polyrelay.server import admin, openai_routes
+from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, Surface
+from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes
 from polyrelay.server.asgi import Receive, Scope, Send, header, read_body, send_reply, send_stream
 from polyrelay.store.db import create_engine, migrate
 from polyrelay.store.keys import upsert_config_keys
@@ -23,23 +24,28 @@ MAX_BODY_BYTES = int(os.environ.get("POLYRELAY_MAX_BODY_MB", "64")) * 1024 * 102
 
 # handler(gateway, scope, body) -> reply; errors are rendered in the surface's protocol
 Handler = Callable[[Gateway, Scope, bytes], Awaitable[Reply | StreamReply]]
+ErrorShape = Surface | Callable[[Scope], ModuleType]
 
 
 class Route:
     __slots__ = ("handler", "errors", "reads_body")
 
-    def __init__(self, handler: Handler, errors: ModuleType, reads_body: bool = True) -> None:
+    def __init__(self, handler: Handler, errors: ErrorShape, reads_body: bool = True) -> None:
         self.handler = handler
-        self.errors = errors       # the protocol module whose render_error shapes failures
+        # the surface whose protocol renders failures, or a function choosing one from the request
+        self.errors = errors
         self.reads_body = reads_body
+
+    def error_module(self, scope: Scope) -> ModuleType:
+        return self.errors(scope) if callable(self.errors) else self.errors.protocol
 
 
 def _routes() -> dict[tuple[str, str], Route]:
     routes: dict[tuple[str, str], Route] = {}
-    for method, path, handler, reads_body in openai_routes.ROUTES:
-        routes[(method, path)] = Route(handler, openai_chat, reads_body)
-    for method, path, handler, reads_body in admin.ROUTES:
-        routes[(method, path)] = Route(handler, openai_chat, reads_body)
+    for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
+                           (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI)):
+        for method, path, handler, reads_body, *shape in table:
+            routes[(method, path)] = Route(handler, shape[0] if shape else surface, reads_body)
     return routes
 
 
@@ -71,7 +77,7 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         route = self._match(scope["method"], path)
-        errors: ModuleType = route.errors if route else openai_chat
+        errors: ModuleType = route.error_module(scope) if route else openai_chat
         try:
             if route is None:
                 raise self._not_found(scope["method"], path)

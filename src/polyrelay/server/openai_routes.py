@@ -4,49 +4,70 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from types import ModuleType
 
 import msgspec
 
 from polyrelay.errors import GatewayError
-from polyrelay.relay.chat import relay_chat
+from polyrelay.protocols import model_lists, openai_chat_passthrough
+from polyrelay.relay import surfaces
 from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
-from polyrelay.server.asgi import Scope
-from polyrelay.server.keys import bearer, query_params
+from polyrelay.relay.surfaces import OPENAI_CHAT
+from polyrelay.server.asgi import Scope, header
+from polyrelay.server.keys import anthropic_key, bearer, gemini_key, query_params
 from polyrelay.store.logs import charged_between
 
-_OWNER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 _UNLIMITED_USD = 100_000_000.0
 
 
 async def chat_completions(gw: Gateway, scope: Scope, body: bytes) -> Reply | StreamReply:
     key = await gw.keys.authenticate(bearer(scope))
-    return await relay_chat(gw, key, body)
+    return await relay(gw, OPENAI_CHAT, key, body, openai_chat_passthrough.peek_request(body))
 
 
-def _owner(gw: Gateway, model: str) -> str:
-    for ch in gw.router.candidates(model)[:1]:
-        return _OWNER.get(ch.config.type, "polyrelay")
-    return "polyrelay"
+def list_shape(scope: Scope) -> str:
+    """`GET /v1/models` serves three SDKs: pick the shape from what the caller sent (§5.3)."""
+    if header(scope, b"anthropic-version") is not None:
+        return "anthropic"
+    if header(scope, b"x-goog-api-key") is not None or b"key=" in scope.get("query_string", b""):
+        return "gemini"
+    return "openai"
 
 
-def _model_object(gw: Gateway, model: str) -> dict[str, object]:
-    return {"id": model, "object": "model", "created": 0, "owned_by": _owner(gw, model)}
+def list_errors(scope: Scope) -> ModuleType:
+    return {"anthropic": surfaces.ANTHROPIC_MESSAGES, "gemini": surfaces.GEMINI}.get(
+        list_shape(scope), surfaces.OPENAI_CHAT).protocol
+
+
+async def _caller(gw: Gateway, scope: Scope, shape: str):  # type: ignore[no-untyped-def]
+    get_key = {"anthropic": anthropic_key, "gemini": gemini_key}.get(shape, bearer)
+    return await gw.keys.authenticate(get_key(scope))
 
 
 async def list_models(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    key = await gw.keys.authenticate(bearer(scope))
-    data = [_model_object(gw, m) for m in gw.models_for(key)]
-    return Reply(200, msgspec.json.encode({"object": "list", "data": data}))
+    shape = list_shape(scope)
+    models = gw.models_for(await _caller(gw, scope, shape))
+    if shape == "anthropic":
+        return Reply(200, model_lists.anthropic_list(models))
+    if shape == "gemini":
+        return Reply(200, model_lists.gemini_list(models))
+    return Reply(200, model_lists.openai_list([(m, gw.channel_type(m)) for m in models]))
 
 
 async def get_model(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    key = await gw.keys.authenticate(bearer(scope))
-    model = scope["path"].removeprefix("/v1/models/")
+    shape = list_shape(scope)
+    key = await _caller(gw, scope, shape)
+    model = scope["path"].removeprefix("/v1/models/").removeprefix("models/")
     if model not in gw.models_for(key):
         raise GatewayError(404, "not_found", f"model '{model}' does not exist or this key may not use it",
                            param="model")
-    return Reply(200, msgspec.json.encode(_model_object(gw, model)))
+    if shape == "anthropic":
+        return Reply(200, msgspec.json.encode(model_lists.anthropic_model(model)))
+    if shape == "gemini":
+        return Reply(200, msgspec.json.encode(model_lists.gemini_model(model)))
+    return Reply(200, msgspec.json.encode(model_lists.openai_model(model, gw.channel_type(model))))
 
 
 async def billing_subscription(gw: Gateway, scope: Scope, body: bytes) -> Reply:
@@ -83,10 +104,11 @@ async def billing_usage(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     return Reply(200, msgspec.json.encode({"object": "list", "total_usage": micros / 10_000}))
 
 
+# (method, path, handler, reads body, error shape: a protocol module or a function of the scope)
 ROUTES = [
     ("POST", "/v1/chat/completions", chat_completions, True),
-    ("GET", "/v1/models", list_models, False),
-    ("GET", "/v1/models/", get_model, False),
+    ("GET", "/v1/models", list_models, False, list_errors),
+    ("GET", "/v1/models/", get_model, False, list_errors),
     ("GET", "/v1/dashboard/billing/subscription", billing_subscription, False),
     ("GET", "/dashboard/billing/subscription", billing_subscription, False),
     ("GET", "/v1/dashboard/billing/usage", billing_usage, False),

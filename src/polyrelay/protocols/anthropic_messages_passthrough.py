@@ -1,0 +1,108 @@
+"""The Anthropic Messages fast path: client and upstream both speak Messages; bytes pass through."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from polyrelay import ir
+from polyrelay.errors import invalid_request
+from polyrelay.protocols.passthrough import RequestPeek, SseTap, decode_top, field, rename_first, with_field
+
+
+def peek_request(body: bytes) -> RequestPeek:
+    top = decode_top(body)
+    model = field(top, "model", str | None)
+    if not model:
+        raise invalid_request("model: Field required", param="model")
+    if "messages" not in top:
+        raise invalid_request("messages: Field required", param="messages")
+    return RequestPeek(top, model, bool(field(top, "stream", bool | None, False)),  # type: ignore[arg-type]
+                       True, field(top, "max_tokens", int | None), 1)  # type: ignore[arg-type]
+
+
+def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool = True) -> bytes:
+    return msgspec.json.encode(with_field(peek.top, "model", upstream_model))
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+class _Holder(msgspec.Struct):
+    usage: _Usage | None = None
+
+
+class _Start(msgspec.Struct):
+    message: _Holder
+
+
+def _merge(into: ir.Usage | None, u: _Usage) -> ir.Usage:
+    """Anthropic usage is cumulative: fields present overwrite; input excludes cache tokens."""
+    prev = into or ir.Usage()
+    prev_plain = prev.input_tokens - prev.cache_read_tokens - prev.cache_write_tokens
+    plain = u.input_tokens if u.input_tokens is not None else prev_plain
+    read = u.cache_read_input_tokens if u.cache_read_input_tokens is not None else prev.cache_read_tokens
+    write = u.cache_creation_input_tokens if u.cache_creation_input_tokens is not None else prev.cache_write_tokens
+    out = u.output_tokens if u.output_tokens is not None else prev.output_tokens
+    return ir.Usage(input_tokens=plain + read + write, output_tokens=out,
+                    cache_read_tokens=read, cache_write_tokens=write)
+
+
+def usage_of(body: bytes) -> ir.Usage | None:
+    try:
+        holder = msgspec.json.decode(body, type=_Holder)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return _merge(None, holder.usage) if holder.usage else None
+
+
+_MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
+_STOP_REASON = re.compile(rb'"stop_reason"\s*:\s*"')
+_TEXT_FIELD = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def rename_model(payload: bytes, model_json: bytes) -> bytes:
+    return rename_first(_MODEL_FIELD, payload, b"model", model_json)
+
+
+class MessagesStreamTap(SseTap):
+    """Passes Anthropic SSE through: renames the model in message_start, tracks cumulative usage."""
+
+    def __init__(self, public_model: str, drop_usage_chunk: bool = False) -> None:
+        super().__init__()
+        self._model_json = msgspec.json.encode(public_model)
+
+    def _event(self, event: bytes) -> bytes:
+        head, _, data = event.partition(b"\ndata:")
+        if not data:
+            return event
+        if b"content_block_delta" in head:
+            for m in _TEXT_FIELD.finditer(data):
+                self.text_bytes += len(m.group(1))
+        elif b"message_start" in head:
+            try:
+                start = msgspec.json.decode(data, type=_Start)
+                if start.message.usage:
+                    self.usage = _merge(self.usage, start.message.usage)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
+            return head + b"\ndata: " + rename_model(data.lstrip(), self._model_json)
+        elif b"message_delta" in head:
+            try:
+                holder = msgspec.json.decode(data, type=_Holder)
+                if holder.usage:
+                    self.usage = _merge(self.usage, holder.usage)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
+            if _STOP_REASON.search(data):
+                self.finished = True
+        elif b"message_stop" in head:
+            self.done = True
+        elif head.endswith(b"error"):
+            self.errored = True
+        return event

@@ -1,0 +1,107 @@
+"""Shared pieces of the same-protocol fast path: the request peek and the SSE event splitter.
+
+The fast path forwards the client's bytes with only the model renamed, and taps the upstream's
+answer for usage instead of re-rendering it. Each protocol's `<name>_passthrough` module builds on
+these.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from polyrelay import ir
+from polyrelay.errors import invalid_request
+
+Top = dict[str, msgspec.Raw]
+
+
+class RequestPeek:
+    """What the gateway needs to know about a request, read without a full parse."""
+
+    __slots__ = ("top", "model", "stream", "include_usage", "max_output", "n")
+
+    def __init__(self, top: Top, model: str, stream: bool, include_usage: bool,
+                 max_output: int | None, n: int) -> None:
+        self.top = top                      # top-level fields, values still raw JSON
+        self.model = model
+        self.stream = stream
+        self.include_usage = include_usage  # the client asked for usage in its stream
+        self.max_output = max_output        # the client's output limit, if any
+        self.n = n                          # answers asked for
+
+
+def decode_top(body: bytes) -> Top:
+    try:
+        return msgspec.json.decode(body, type=Top)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise invalid_request("the request body must be a JSON object") from None
+
+
+def field(top: Top, name: str, typ: object, default: object = None) -> object:
+    """Decode one top-level field as `typ`; a wrong type is a 400 naming the field."""
+    raw = top.get(name)
+    if raw is None:
+        return default
+    try:
+        value = msgspec.json.decode(raw, type=typ)  # type: ignore[call-overload]
+    except msgspec.ValidationError as e:
+        raise invalid_request(f"'{name}': {e}", param=name) from None
+    return default if value is None else value
+
+
+def with_field(top: Top, name: str, value: object) -> Top:
+    out = dict(top)
+    out[name] = msgspec.Raw(msgspec.json.encode(value))
+    return out
+
+
+def rename_first(pattern: re.Pattern[bytes], payload: bytes, key: bytes, model_json: bytes) -> bytes:
+    """Replace the first match of `"<key>": "..."` by the public model name (already JSON-encoded)."""
+    return pattern.sub(b'"' + key + b'":' + model_json.replace(b"\\", b"\\\\"), payload, count=1)
+
+
+class SseTap:
+    """Splits an SSE body into whole events, whatever the chunking, holding only one partial event.
+
+    Subclasses implement `_event(event) -> bytes` (what to forward; b"" to drop) and set `usage`,
+    `finished` (the answer's end was seen), `done` (the stream's terminator was seen), `errored`
+    (an upstream error event was passed on) and
+    `text_bytes` (generated text seen, for an estimate when usage never comes).
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self.usage: ir.Usage | None = None
+        self.finished = False
+        self.done = False
+        self.errored = False  # an error event was passed to the client
+        self.text_bytes = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._buffer + chunk if self._buffer else chunk
+        if b"\r\n" in data:
+            data = data.replace(b"\r\n", b"\n")
+        end = data.rfind(b"\n\n")
+        if end == -1:
+            self._buffer = data
+            return b""
+        self._buffer = data[end + 2:]
+        out = []
+        for event in data[:end].split(b"\n\n"):
+            if event:
+                kept = self._event(event)
+                if kept:
+                    out.append(kept)
+                    out.append(b"\n\n")
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        """Forward a trailing event the upstream did not end with a blank line."""
+        rest, self._buffer = self._buffer.strip(), b""
+        kept = self._event(rest) if rest else b""
+        return kept + b"\n\n" if kept else b""
+
+    def _event(self, event: bytes) -> bytes:
+        raise NotImplementedError

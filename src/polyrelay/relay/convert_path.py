@@ -1,0 +1,118 @@
+"""Client and upstream speak different protocols: client wire -> IR -> upstream wire, and back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from polyrelay import ir
+from polyrelay.channels import Channel
+from polyrelay.errors import GatewayError
+from polyrelay.protocols.passthrough import RequestPeek
+from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.meter import Meter
+from polyrelay.relay.replies import Reply, StreamReply
+from polyrelay.relay.streaming import first_chunk, relay_stream
+from polyrelay.relay.surfaces import GEMINI, Surface, protocol_module
+from polyrelay.relay.upstream import open_upstream, read_all
+
+# upstream protocols that need media as bytes rather than URLs
+_INLINE_MEDIA = {"gemini": {"image", "video", "audio", "file"}}
+_THINKING_SUFFIX = "-thinking"
+
+
+class Converted:
+    """The client's request parsed to IR once, shared by every candidate channel."""
+
+    def __init__(self, surface: Surface, body: bytes, peek: RequestPeek) -> None:
+        self.surface = surface
+        self.body = body
+        self.peek = peek
+        self._request: ir.Request | None = None
+
+    def request(self) -> ir.Request:
+        if self._request is None:
+            req = self.surface.protocol.parse_request(self.body)
+            if self.surface is GEMINI:  # the model and the stream flag live in the URL
+                req.model, req.stream = self.peek.model, self.peek.stream
+            self._request = req
+        return self._request
+
+
+def _for_channel(req: ir.Request, channel: Channel, public_model: str, upstream_model: str) -> tuple[ir.Request, str]:
+    """`claude-...-thinking` on an Anthropic channel: the base model with thinking on."""
+    if channel.protocol == "anthropic_messages" and public_model.endswith(_THINKING_SUFFIX):
+        if upstream_model == public_model:
+            upstream_model = public_model.removesuffix(_THINKING_SUFFIX)
+        if req.reasoning is None:
+            req = msgspec.structs.replace(req, reasoning=ir.Reasoning(effort="medium"))
+    return req, upstream_model
+
+
+async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter,
+               client_sse: bool) -> Reply | StreamReply:
+    peek = converted.peek
+    client = converted.surface.protocol
+    upstream = protocol_module(channel.protocol)
+    req, upstream_model = _for_channel(converted.request(), channel, peek.model,
+                                       meter.upstream_model or peek.model)
+    kinds = _INLINE_MEDIA.get(channel.protocol)
+    if kinds:
+        from polyrelay import media  # only needed when converting for such an upstream
+
+        await media.inline_remote_media(req, kinds, gw.http)
+    resp = await open_upstream(gw.http, channel, upstream_model, upstream.render_request(req, upstream_model),
+                               req.stream, upstream.parse_error)
+    if not req.stream:
+        data = await read_all(resp, channel)
+        meter.first_byte()
+        answer = upstream.parse_response(data)
+        await meter.succeed(answer.usage)
+        return Reply(200, client.render_response(answer, peek.model))
+    first = await first_chunk(resp, channel)
+    meter.first_byte()
+    extra: dict[str, Any] = {} if converted.surface is not GEMINI else {"sse": client_sse}
+    tap = ConvertingTap(upstream.StreamDecoder(), client.StreamEncoder(peek.model, req, **extra))
+    chunks = relay_stream(resp, first, tap, converted.body, meter, channel, client.render_stream_error)
+    return StreamReply(chunks, content_type="text/event-stream" if client_sse else "application/json")
+
+
+class ConvertingTap:
+    """Upstream stream bytes -> IR events -> client stream bytes, noting usage and the finish."""
+
+    def __init__(self, decoder: Any, encoder: Any) -> None:
+        self._decoder = decoder
+        self._encoder = encoder
+        self.usage: ir.Usage | None = None
+        self.finished = False
+        self.done = False
+        self.errored = False
+        self.text_bytes = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._encode(self._decoder.feed(chunk))
+
+    def close(self) -> bytes:
+        return self._encode(self._decoder.close()) + self._encoder.close()
+
+    def _encode(self, events: list[ir.StreamEvent]) -> bytes:
+        out = []
+        for event in events:
+            if isinstance(event, (ir.TextDelta, ir.ThinkingDelta)):
+                self.text_bytes += len(event.text)
+            elif isinstance(event, ir.ToolCallDelta):
+                self.text_bytes += len(event.arguments)
+            elif isinstance(event, ir.UsageEvent):
+                self.usage = event.usage
+            elif isinstance(event, ir.StreamStart) and event.usage is not None and self.usage is None:
+                self.usage = event.usage
+            elif isinstance(event, ir.Finish):
+                self.finished = True
+            elif isinstance(event, ir.StreamError):
+                self.errored = True
+            out.append(self._encoder.encode(event))
+        return b"".join(out)
+
+
+__all__ = ["Converted", "ConvertingTap", "call", "GatewayError"]

@@ -1,0 +1,34 @@
+"""Same protocol on both sides: forward the body with only the model renamed; tap the answer."""
+
+from __future__ import annotations
+
+import msgspec
+
+from polyrelay.channels import Channel
+from polyrelay.protocols.passthrough import RequestPeek
+from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.meter import Meter
+from polyrelay.relay.replies import Reply, StreamReply
+from polyrelay.relay.streaming import estimated_usage, first_chunk, relay_stream
+from polyrelay.relay.surfaces import Surface
+from polyrelay.relay.upstream import open_upstream, read_all
+
+
+async def call(gw: Gateway, surface: Surface, channel: Channel, peek: RequestPeek, body: bytes,
+               meter: Meter) -> Reply | StreamReply:
+    upstream_model = meter.upstream_model or peek.model
+    passthrough = surface.passthrough
+    unchanged = upstream_model == peek.model and (not peek.stream or peek.include_usage)
+    up_body = body if unchanged else passthrough.upstream_body(peek, upstream_model, channel.config.stream_options)
+    resp = await open_upstream(gw.http, channel, upstream_model, up_body, peek.stream,
+                               surface.protocol.parse_error)
+    model_json = msgspec.json.encode(peek.model)
+    if not peek.stream:
+        data = await read_all(resp, channel)
+        meter.first_byte()
+        await meter.succeed(passthrough.usage_of(data) or estimated_usage(body, len(data) // 2))
+        return Reply(resp.status, passthrough.rename_model(data, model_json))
+    first = await first_chunk(resp, channel)
+    meter.first_byte()
+    tap = surface.tap(peek.model, drop_usage_chunk=not peek.include_usage)
+    return StreamReply(relay_stream(resp, first, tap, body, meter, channel, surface.protocol.render_stream_error))

@@ -1,0 +1,69 @@
+"""One request on any surface: authorize -> price -> reserve -> route -> call -> settle."""
+
+from __future__ import annotations
+
+import time
+
+from polyrelay.billing.estimate import estimate_prompt_tokens
+from polyrelay.billing.prices import max_cost_micros
+from polyrelay.errors import GatewayError
+from polyrelay.protocols.passthrough import RequestPeek
+from polyrelay.relay import convert_path, fast_path
+from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.meter import Meter
+from polyrelay.relay.replies import Reply, StreamReply
+from polyrelay.relay.surfaces import Surface
+from polyrelay.store.keys import KeyRecord
+
+_RETRY_KINDS = ("upstream", "overloaded", "timeout", "rate_limit", "insufficient_quota")
+
+
+async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek: RequestPeek,
+                client_sse: bool = True) -> Reply | StreamReply:
+    """Serve one generation request; `client_sse` is False for Gemini's JSON-array streams."""
+    started = time.perf_counter()
+    gw.authorize_model(key, peek.model)
+    price = gw.prices.get(peek.model)
+    max_output = peek.max_output or (price.max_output if price else 0)
+    estimate = max_cost_micros(price, estimate_prompt_tokens(body), max_output * peek.n)
+    reservation = await gw.ledger.reserve(key, estimate)
+    meter = Meter(gw.ledger, reservation, price, key, surface.name, peek.model, peek.stream, started)
+    try:
+        return await _try_candidates(gw, surface, peek, body, meter, client_sse)
+    except GatewayError as err:
+        meter.fail(err.status, err.message)
+        raise
+    except BaseException as exc:
+        meter.fail(500, f"internal error: {type(exc).__name__}")
+        raise
+
+
+async def _try_candidates(gw: Gateway, surface: Surface, peek: RequestPeek, body: bytes, meter: Meter,
+                          client_sse: bool) -> Reply | StreamReply:
+    last: GatewayError | None = None
+    converted: convert_path.Converted | None = None  # the client request as IR, parsed once
+    for channel in gw.router.candidates(peek.model):
+        meter.attempts += 1
+        meter.channel = channel.name
+        meter.upstream_model = channel.upstream_model(peek.model)
+        try:
+            if channel.protocol == surface.name and (client_sse or not peek.stream):
+                reply = await fast_path.call(gw, surface, channel, peek, body, meter)
+            else:
+                if converted is None:
+                    converted = convert_path.Converted(surface, body, peek)
+                reply = await convert_path.call(gw, converted, channel, meter, client_sse)
+        except GatewayError as err:
+            if not err.retryable:
+                raise
+            gw.router.report(channel, ok=False)
+            last = err
+            continue
+        gw.router.report(channel, ok=True)
+        return reply
+    if last is None:
+        raise GatewayError(503, "overloaded", f"no channel available for model '{peek.model}'")
+    if last.kind not in _RETRY_KINDS:
+        raise last
+    raise GatewayError(last.status if last.status in (429, 502, 503, 504) else 502, last.kind,
+                       f"every upstream channel for '{peek.model}' failed; last error: {last.message}")

@@ -1,0 +1,99 @@
+"""Relaying one upstream stream to the client, and settling it however it ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+import aiohttp
+
+from polyrelay import ir
+from polyrelay.channels import Channel
+from polyrelay.errors import GatewayError
+from polyrelay.relay.meter import Meter
+from polyrelay.relay.upstream import transport_error
+
+
+class Tap(Protocol):
+    """Upstream bytes in, client bytes out; what the stream said about itself so far."""
+
+    usage: ir.Usage | None
+    finished: bool     # the answer's end (a finish/stop reason) was seen
+    done: bool         # the stream's terminator was seen: stop reading
+    errored: bool      # an error event was already passed to the client
+    text_bytes: int    # generated text seen, for an estimate when usage never comes
+
+    def feed(self, chunk: bytes) -> bytes: ...
+    def close(self) -> bytes: ...
+
+
+async def first_chunk(resp: aiohttp.ClientResponse, channel: Channel) -> bytes:
+    """The upstream's first bytes; until they come the gateway can still fail over."""
+    try:
+        first = await resp.content.readany()
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        resp.close()
+        raise transport_error(exc, channel.name) from None
+    if not first:
+        resp.close()
+        raise GatewayError(502, "upstream", f"upstream channel '{channel.name}' sent an empty stream",
+                           retryable=True)
+    return first
+
+
+async def relay_stream(resp: aiohttp.ClientResponse, first: bytes, tap: Tap, body: bytes, meter: Meter,
+                       channel: Channel, stream_error: Callable[[GatewayError], bytes]) -> AsyncIterator[bytes]:
+    status, error = 200, None
+    try:
+        out = tap.feed(first)
+        if out:
+            yield out
+        while not tap.done:  # clients may hang up right after the terminator: stop there
+            chunk = await resp.content.readany()
+            if not chunk:
+                break
+            out = tap.feed(chunk)
+            if out:
+                yield out
+        out = tap.close()
+        if out:
+            yield out
+        if tap.errored:
+            status, error = 502, "upstream sent an error event mid-stream"
+        elif not (tap.done or tap.finished):
+            status, error = 502, "upstream stream ended before it was complete"
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        status, error = 502, transport_error(exc, channel.name).message
+    except (asyncio.CancelledError, GeneratorExit):
+        if tap.finished:
+            await _drain_usage(resp, tap)  # the answer was complete; only its usage may be missing
+        else:
+            status, error = 499, "client disconnected"
+        raise
+    finally:
+        resp.close()  # cancels the upstream request if it is still running
+        usage = tap.usage or estimated_usage(body, tap.text_bytes)
+        await meter.succeed(usage, status, error)
+    if error and not tap.errored:
+        # The client must not mistake a cut stream for a complete one: end with an error event.
+        yield stream_error(GatewayError(502, "upstream", error))
+
+
+async def _drain_usage(resp: aiohttp.ClientResponse, tap: Tap, timeout: float = 2.0) -> None:
+    """Read what is left of a finished stream (without forwarding it) to learn its usage."""
+    try:
+        async with asyncio.timeout(timeout):
+            while tap.usage is None and not tap.done:
+                chunk = await resp.content.readany()
+                if not chunk:
+                    return
+                tap.feed(chunk)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        pass
+
+
+def estimated_usage(body: bytes, completion_text_bytes: int) -> ir.Usage:
+    """Usage when the upstream never reported it (a cut or abandoned stream)."""
+    return ir.Usage(input_tokens=len(body) // 4, output_tokens=(completion_text_bytes + 3) // 4,
+                    estimated=True)

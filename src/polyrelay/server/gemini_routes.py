@@ -1,0 +1,79 @@
+"""Gemini surface: `/v1beta/models/{model}:{method}` and the same under `/v1/models/` (google-genai's
+default), plus the `/v1beta/models` list."""
+
+from __future__ import annotations
+
+import msgspec
+
+from polyrelay.errors import GatewayError
+from polyrelay.protocols import gemini_passthrough, model_lists
+from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.pipeline import relay
+from polyrelay.relay.replies import Reply, StreamReply
+from polyrelay.relay.surfaces import GEMINI
+from polyrelay.relay.upstream import open_upstream, read_all
+from polyrelay.server.asgi import Scope
+from polyrelay.server.keys import gemini_key, query_params
+
+_METHODS = ("generateContent", "streamGenerateContent", "countTokens")
+
+
+def _model_and_method(path: str) -> tuple[str, str]:
+    tail = path.split("/models/", 1)[1]
+    model, sep, method = tail.rpartition(":")
+    if not sep or not model or method not in _METHODS:
+        raise GatewayError(404, "not_found", f"unknown method in {path}: use one of {', '.join(_METHODS)}")
+    return model, method
+
+
+async def model_method(gw: Gateway, scope: Scope, body: bytes) -> Reply | StreamReply:
+    model, method = _model_and_method(scope["path"])
+    key = await gw.keys.authenticate(gemini_key(scope))
+    if method == "countTokens":
+        return await _count_tokens(gw, key, model, body)
+    stream = method == "streamGenerateContent"
+    client_sse = query_params(scope).get("alt") == "sse"
+    peek = gemini_passthrough.peek_request(body, model, stream)
+    return await relay(gw, GEMINI, key, body, peek, client_sse=client_sse or not stream)
+
+
+async def _count_tokens(gw: Gateway, key, model: str, body: bytes) -> Reply:  # type: ignore[no-untyped-def]
+    protocol = GEMINI.protocol
+    req = protocol.parse_count_tokens_request(body)
+    req.model = model
+    gw.authorize_model(key, model)
+    for channel in gw.router.candidates(model):
+        if channel.protocol != GEMINI.name:
+            continue
+        upstream_model = channel.upstream_model(model)
+        try:
+            resp = await open_upstream(gw.http, channel, upstream_model, body, False, protocol.parse_error,
+                                       url=f"{channel.base_url}/v1beta/models/{upstream_model}:countTokens")
+            return Reply(200, await read_all(resp, channel))
+        except GatewayError as err:
+            if not err.retryable:
+                raise
+    from polyrelay.tokens import estimate_request_tokens
+
+    return Reply(200, protocol.render_count_tokens_response(estimate_request_tokens(req)))
+
+
+async def list_models(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+    key = await gw.keys.authenticate(gemini_key(scope))
+    return Reply(200, model_lists.gemini_list(gw.models_for(key)))
+
+
+async def get_model(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+    key = await gw.keys.authenticate(gemini_key(scope))
+    model = scope["path"].removeprefix("/v1beta/models/")
+    if model not in gw.models_for(key):
+        raise GatewayError(404, "not_found", f"model 'models/{model}' is not found for this key")
+    return Reply(200, msgspec.json.encode(model_lists.gemini_model(model)))
+
+
+ROUTES = [
+    ("POST", "/v1beta/models/", model_method, True),
+    ("POST", "/v1/models/", model_method, True),
+    ("GET", "/v1beta/models", list_models, False),
+    ("GET", "/v1beta/models/", get_model, False),
+]
