@@ -95,3 +95,41 @@ def test_client_disconnect_cancels_upstream_and_bills_what_was_streamed(
     row = _wait_for(lambda: next((r for r in admin.logs() if r["status"] == 499), None))
     assert row["usage_estimated"] and 0 < row["completion_tokens"] < 200
     assert row["charged_micros"] > 0
+
+
+async def test_two_workers_share_one_quota_without_overdrawing(sim: Server, tmp_path) -> None:
+    from servers import start_gateway
+    config = f"""
+channels:
+  - name: sim
+    base_url: {sim.url}/v1
+    api_keys: [sk-up]
+    models: [race-model]
+keys:
+  - name: shared
+    key: sk-shared-0001
+    quota: 0.01
+prices:
+  race-model: {{input: 3.0, output: 15.0}}
+"""
+    gateway = start_gateway(config, tmp_path, db_name="workers.db", extra_args=["--workers", "2"])
+    try:
+        client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="sk-shared-0001", max_retries=0,
+                                    http_client=openai.DefaultAsyncHttpxClient(
+                                        limits=httpx.Limits(max_connections=100)))
+        body = {"model": "race-model", "max_tokens": 20,
+                "messages": [{"role": "user", "content": "race [[sim:words=12]]"}]}
+        async def one_request() -> int:
+            try:
+                return expected_micros("race-model", (await client.chat.completions.create(**body)).usage)
+            except openai.RateLimitError:
+                return 0
+        costs = await asyncio.gather(*(one_request() for _ in range(150)))
+        await client.close()
+        await asyncio.sleep(0.6)  # the other worker writes its spend within one flush interval
+        assert sum(1 for c in costs if c) >= 1 and 0 in costs
+        spent = spent_cents(gateway, "sk-shared-0001") * 10_000
+        assert spent == pytest.approx(sum(costs), abs=1e-6)
+        assert spent <= 10_000
+    finally:
+        gateway.stop()

@@ -8,7 +8,9 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.errors import invalid_request
-from polyrelay.protocols.passthrough import RequestPeek, SseTap, decode_top, field, rename_first, with_field
+from polyrelay.protocols.passthrough import (
+    RequestPeek, SseTap, decode_top, field, model_field, quoted_lengths, rename_first, with_field,
+)
 
 
 def peek_request(body: bytes) -> RequestPeek:
@@ -61,9 +63,9 @@ def usage_of(body: bytes) -> ir.Usage | None:
     return _merge(None, holder.usage) if holder.usage else None
 
 
-_MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
+_MODEL_FIELD = model_field(b"model")
 _STOP_REASON = re.compile(rb'"stop_reason"\s*:\s*"')
-_TEXT_FIELD = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_TEXT_MARKERS = (b'"text":"', b'"thinking":"', b'"partial_json":"')
 
 
 def rename_model(payload: bytes, model_json: bytes) -> bytes:
@@ -82,8 +84,7 @@ class MessagesStreamTap(SseTap):
         if not data:
             return event
         if b"content_block_delta" in head:
-            for m in _TEXT_FIELD.finditer(data):
-                self.text_bytes += len(m.group(1))
+            self.text_bytes += quoted_lengths(data, _TEXT_MARKERS)
         elif b"message_start" in head:
             try:
                 start = msgspec.json.decode(data, type=_Start)

@@ -7,7 +7,9 @@ import re
 import msgspec
 
 from polyrelay import ir
-from polyrelay.protocols.passthrough import RequestPeek, SseTap, decode_top, rename_first
+from polyrelay.protocols.passthrough import (
+    ModelRenamer, RequestPeek, SseTap, decode_top, model_field, quoted_lengths, rename_first,
+)
 
 
 class _GenerationConfig(msgspec.Struct):
@@ -63,9 +65,9 @@ def usage_of(body: bytes) -> ir.Usage | None:
     return _to_ir(holder.usageMetadata) if holder.usageMetadata else None
 
 
-_MODEL_FIELD = re.compile(rb'"modelVersion"\s*:\s*"(?:[^"\\]|\\.)*"')
+_MODEL_FIELD = model_field(b"modelVersion")
 _FINISH = re.compile(rb'"finishReason"\s*:\s*"')
-_TEXT_FIELD = re.compile(rb'"text"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_TEXT_MARKERS = (b'"text":"',)
 
 
 def rename_model(payload: bytes, model_json: bytes) -> bytes:
@@ -77,7 +79,7 @@ class GeminiStreamTap(SseTap):
 
     def __init__(self, public_model: str, drop_usage_chunk: bool = False) -> None:
         super().__init__()
-        self._model_json = msgspec.json.encode(public_model)
+        self._rename = ModelRenamer(_MODEL_FIELD, b"modelVersion", public_model)
 
     def _event(self, event: bytes) -> bytes:
         if not event.startswith(b"data:"):
@@ -92,6 +94,5 @@ class GeminiStreamTap(SseTap):
                 self.usage = usage
         if _FINISH.search(payload):
             self.finished = True
-        for m in _TEXT_FIELD.finditer(payload):
-            self.text_bytes += len(m.group(1))
-        return b"data: " + rename_model(payload, self._model_json)
+        self.text_bytes += quoted_lengths(payload, _TEXT_MARKERS)
+        return b"data: " + self._rename(payload)

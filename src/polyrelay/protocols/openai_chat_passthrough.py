@@ -13,7 +13,7 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols.passthrough import (
-    RequestPeek, SseTap, decode_top, field, rename_first, with_field,
+    ModelRenamer, RequestPeek, SseTap, decode_top, field, model_field, quoted_lengths, rename_first, with_field,
 )
 
 _INCLUDE_USAGE = {"include_usage": True}
@@ -93,7 +93,7 @@ def usage_of(body: bytes) -> ir.Usage | None:
     return _to_ir(holder.usage) if holder.usage else None
 
 
-_MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
+_MODEL_FIELD = model_field(b"model")
 
 
 def rename_model(payload: bytes, model_json: bytes) -> bytes:
@@ -102,7 +102,8 @@ def rename_model(payload: bytes, model_json: bytes) -> bytes:
 
 
 _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
-_TEXT_FIELD = re.compile(rb'"(?:content|arguments|reasoning_content)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_TEXT_MARKERS = (b'"content":"', b'"arguments":"', b'"reasoning_content":"')
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 
 
@@ -112,7 +113,7 @@ class ChatStreamTap(SseTap):
 
     def __init__(self, public_model: str, drop_usage_chunk: bool) -> None:
         super().__init__()
-        self._model_json = msgspec.json.encode(public_model)
+        self._rename = ModelRenamer(_MODEL_FIELD, b"model", public_model)
         self._drop_usage_chunk = drop_usage_chunk
 
     def _event(self, event: bytes) -> bytes:
@@ -125,7 +126,7 @@ class ChatStreamTap(SseTap):
         if payload.startswith(b'{"error"'):
             self.errored = True
             return event
-        if b'"usage"' in payload:
+        if b'"usage"' in payload and _USAGE_OBJECT.search(payload):
             usage = usage_of(payload)
             if usage is not None:
                 self.usage = usage
@@ -133,6 +134,5 @@ class ChatStreamTap(SseTap):
                     return b""
         if not self.finished and _FINISHED.search(payload):
             self.finished = True
-        for m in _TEXT_FIELD.finditer(payload):
-            self.text_bytes += len(m.group(1))
-        return b"data: " + rename_model(payload, self._model_json)
+        self.text_bytes += quoted_lengths(payload, _TEXT_MARKERS)
+        return b"data: " + self._rename(payload)

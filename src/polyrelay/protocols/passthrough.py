@@ -57,9 +57,56 @@ def with_field(top: Top, name: str, value: object) -> Top:
     return out
 
 
+def model_field(key: bytes) -> re.Pattern[bytes]:
+    """Matches `"<key>": "<any JSON string>"`."""
+    return re.compile(rb'"' + key + rb'"\s*:\s*"(?:[^"\\]|\\.)*"')
+
+
 def rename_first(pattern: re.Pattern[bytes], payload: bytes, key: bytes, model_json: bytes) -> bytes:
     """Replace the first match of `"<key>": "..."` by the public model name (already JSON-encoded)."""
-    return pattern.sub(b'"' + key + b'":' + model_json.replace(b"\\", b"\\\\"), payload, count=1)
+    m = pattern.search(payload)
+    if m is None:
+        return payload
+    return payload[:m.start()] + b'"' + key + b'":' + model_json + payload[m.end():]
+
+
+class ModelRenamer:
+    """Renames the model in each event of one stream. Upstreams repeat the same field in every
+    event, so after the first regex match a plain bytes replace does (or nothing, if equal)."""
+
+    __slots__ = ("_pattern", "_new", "_old")
+
+    def __init__(self, pattern: re.Pattern[bytes], key: bytes, public_model: str) -> None:
+        self._pattern = pattern
+        self._new = b'"' + key + b'":' + msgspec.json.encode(public_model)
+        self._old: bytes | None = None
+
+    def __call__(self, payload: bytes) -> bytes:
+        old = self._old
+        if old is not None and old in payload:
+            return payload if old == self._new else payload.replace(old, self._new, 1)
+        m = self._pattern.search(payload)
+        if m is None:
+            return payload
+        self._old = m.group(0)
+        return payload[:m.start()] + self._new + payload[m.end():]
+
+
+def quoted_lengths(payload: bytes, markers: tuple[bytes, ...]) -> int:
+    """Total length of the JSON strings that follow each marker (e.g. b'"content":"'): an
+    estimate of generated text, without decoding the event."""
+    total = 0
+    for marker in markers:
+        start = payload.find(marker)
+        if start == -1:
+            continue
+        start += len(marker)
+        end = payload.find(b'"', start)
+        while end > 0 and payload[end - 1] == 0x5C:  # an escaped quote: keep looking
+            end = payload.find(b'"', end + 1)
+        if end > start:
+            total += end - start
+    return total
 
 
 class SseTap:
