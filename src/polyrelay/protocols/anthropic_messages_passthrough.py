@@ -9,7 +9,8 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols.passthrough import (
-    RequestPeek, SseTap, decode_top, field, model_field, quoted_lengths, rename_first, with_field,
+    RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths, rename_first,
+    with_field,
 )
 
 
@@ -56,11 +57,8 @@ def _merge(into: ir.Usage | None, u: _Usage) -> ir.Usage:
 
 
 def usage_of(body: bytes) -> ir.Usage | None:
-    try:
-        holder = msgspec.json.decode(body, type=_Holder)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return _merge(None, holder.usage) if holder.usage else None
+    holder = decode_or_none(body, _Holder)
+    return _merge(None, holder.usage) if holder and holder.usage else None
 
 
 _MODEL_FIELD = model_field(b"model")
@@ -86,20 +84,14 @@ class MessagesStreamTap(SseTap):
         if b"content_block_delta" in head:
             self.text_bytes += quoted_lengths(data, _TEXT_MARKERS)
         elif b"message_start" in head:
-            try:
-                start = msgspec.json.decode(data, type=_Start)
-                if start.message.usage:
-                    self.usage = _merge(self.usage, start.message.usage)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                pass
+            start = decode_or_none(data, _Start)
+            if start and start.message.usage:
+                self.usage = _merge(self.usage, start.message.usage)
             return head + b"\ndata: " + rename_model(data.lstrip(), self._model_json)
         elif b"message_delta" in head:
-            try:
-                holder = msgspec.json.decode(data, type=_Holder)
-                if holder.usage:
-                    self.usage = _merge(self.usage, holder.usage)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                pass
+            holder = decode_or_none(data, _Holder)
+            if holder and holder.usage:
+                self.usage = _merge(self.usage, holder.usage)
             if _STOP_REASON.search(data):
                 self.finished = True
         elif b"message_stop" in head:

@@ -8,7 +8,7 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.protocols.passthrough import (
-    ModelRenamer, RequestPeek, SseTap, decode_top, model_field, quoted_lengths, rename_first,
+    ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, model_field, quoted_lengths, rename_first,
 )
 
 
@@ -58,11 +58,8 @@ def _to_ir(u: _UsageMetadata) -> ir.Usage:
 
 
 def usage_of(body: bytes) -> ir.Usage | None:
-    try:
-        holder = msgspec.json.decode(body, type=_Holder)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return _to_ir(holder.usageMetadata) if holder.usageMetadata else None
+    holder = decode_or_none(body, _Holder)
+    return _to_ir(holder.usageMetadata) if holder and holder.usageMetadata else None
 
 
 _MODEL_FIELD = model_field(b"modelVersion")

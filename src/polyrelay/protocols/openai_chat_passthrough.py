@@ -13,7 +13,8 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols.passthrough import (
-    ModelRenamer, RequestPeek, SseTap, decode_top, field, model_field, quoted_lengths, rename_first, with_field,
+    ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
+    rename_first, with_field,
 )
 
 _INCLUDE_USAGE = {"include_usage": True}
@@ -86,11 +87,8 @@ def _to_ir(u: _Usage) -> ir.Usage:
 
 def usage_of(body: bytes) -> ir.Usage | None:
     """The usage of a Chat response or chunk, or None when it has none (or is not JSON)."""
-    try:
-        holder = msgspec.json.decode(body, type=_UsageHolder)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return _to_ir(holder.usage) if holder.usage else None
+    holder = decode_or_none(body, _UsageHolder)
+    return _to_ir(holder.usage) if holder and holder.usage else None
 
 
 _MODEL_FIELD = model_field(b"model")

@@ -8,6 +8,7 @@ these.
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 import msgspec
 
@@ -15,6 +16,7 @@ from polyrelay import ir
 from polyrelay.errors import invalid_request
 
 Top = dict[str, msgspec.Raw]
+T = TypeVar("T")
 
 
 class RequestPeek:
@@ -37,6 +39,14 @@ def decode_top(body: bytes) -> Top:
         return msgspec.json.decode(body, type=Top)
     except (msgspec.DecodeError, msgspec.ValidationError):
         raise invalid_request("the request body must be a JSON object") from None
+
+
+def decode_or_none(body: bytes, typ: type[T]) -> T | None:
+    """`body` decoded as `typ`, or None when it is not (tapping must never fail a response)."""
+    try:
+        return msgspec.json.decode(body, type=typ)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def field(top: Top, name: str, typ: object, default: object = None) -> object:
