@@ -9,6 +9,7 @@ import msgspec
 from polyrelay import ir
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
+from polyrelay.protocols.anthropic_messages_passthrough import THINKING_SUFFIX, thinking_base_model
 from polyrelay.protocols.passthrough import RequestPeek
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
@@ -19,7 +20,6 @@ from polyrelay.relay.upstream import open_upstream, read_all
 
 # upstream protocols that need media as bytes rather than URLs
 _INLINE_MEDIA = {"gemini": {"image", "video", "audio", "file"}}
-_THINKING_SUFFIX = "-thinking"
 
 
 class Converted:
@@ -42,9 +42,8 @@ class Converted:
 
 def _for_channel(req: ir.Request, channel: Channel, public_model: str, upstream_model: str) -> tuple[ir.Request, str]:
     """`claude-...-thinking` on an Anthropic channel: the base model with thinking on."""
-    if channel.protocol == "anthropic_messages" and public_model.endswith(_THINKING_SUFFIX):
-        if upstream_model == public_model:
-            upstream_model = public_model.removesuffix(_THINKING_SUFFIX)
+    if channel.protocol == "anthropic_messages" and public_model.endswith(THINKING_SUFFIX):
+        upstream_model = thinking_base_model(public_model, upstream_model)
         if req.reasoning is None:
             req = msgspec.structs.replace(req, reasoning=ir.Reasoning(effort="medium"))
     return req, upstream_model
@@ -57,6 +56,7 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
     upstream = protocol_module(channel.protocol)
     req, upstream_model = _for_channel(converted.request(), channel, peek.model,
                                        meter.upstream_model or peek.model)
+    meter.upstream_model = upstream_model
     kinds = _INLINE_MEDIA.get(channel.protocol)
     if kinds:
         from polyrelay import media  # only needed when converting for such an upstream

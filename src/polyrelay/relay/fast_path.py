@@ -10,7 +10,8 @@ from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.streaming import estimated_usage, first_chunk, relay_stream
-from polyrelay.relay.surfaces import Surface
+from polyrelay.protocols.anthropic_messages_passthrough import thinking_base_model
+from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, Surface
 from polyrelay.relay.upstream import open_upstream, read_all
 
 
@@ -18,6 +19,8 @@ async def call(gw: Gateway, surface: Surface, channel: Channel, peek: RequestPee
                meter: Meter) -> Reply | StreamReply:
     upstream_model = meter.upstream_model or peek.model
     passthrough = surface.passthrough
+    if surface is ANTHROPIC_MESSAGES:
+        upstream_model = meter.upstream_model = thinking_base_model(peek.model, upstream_model)
     unchanged = upstream_model == peek.model and (not peek.stream or peek.include_usage)
     up_body = body if unchanged else passthrough.upstream_body(peek, upstream_model, channel.config.stream_options)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, peek.stream,
