@@ -1,13 +1,18 @@
-"""OpenAI Chat Completions: the only module that knows Chat's field names (conversion side).
-
-Errors here; request/response/stream conversion to and from the IR is added beside them.
-"""
+"""OpenAI Chat Completions <-> IR: requests, responses and errors. Streams: openai_chat_stream."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import msgspec
 
+from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
+from polyrelay.protocols import signatures
+from polyrelay.protocols.common import (
+    budget_to_effort, data_url, decode_json_object, dropped, expect, split_data_url,
+)
 
 _TYPE_BY_KIND = {
     "invalid_request": "invalid_request_error",
@@ -86,3 +91,390 @@ def parse_error(status: int, body: bytes) -> GatewayError:
 def render_stream_error(err: GatewayError) -> bytes:
     """An in-stream error event: the openai SDK raises APIError on a chunk with an `error` key."""
     return b"data: " + error_body(err) + b"\n\n"
+
+# ---- requests: Chat -> IR --------------------------------------------------------------------
+
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+FINISH_FROM_CHAT: dict[str, ir.FinishReason] = {
+    "stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls",
+    "content_filter": "content_filter"}
+
+
+def _text_parts(content: Any, where: str) -> list[ir.TextPart]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [ir.TextPart(content)] if content else []
+    expect(isinstance(content, list), f"{where}.content must be a string or an array of parts", "messages")
+    parts = []
+    for part in content:
+        expect(isinstance(part, dict), f"{where}.content parts must be objects", "messages")
+        if part.get("type") in ("text", "refusal"):
+            parts.append(ir.TextPart(str(part.get("text") or part.get("refusal") or ""),
+                                     cache_control=part.get("cache_control")))
+    return parts
+
+
+def _media(kind: str, url: str, **extra: Any) -> ir.MediaPart:
+    inline = split_data_url(url)
+    if inline:
+        return ir.MediaPart(kind, data=inline[1], media_type=inline[0], **extra)  # type: ignore[arg-type]
+    return ir.MediaPart(kind, url=url, **extra)  # type: ignore[arg-type]
+
+
+def _user_parts(content: Any, where: str) -> list[ir.Part]:
+    if content is None or isinstance(content, str):
+        return list(_text_parts(content, where))
+    expect(isinstance(content, list), f"{where}.content must be a string or an array of parts", "messages")
+    parts: list[ir.Part] = []
+    for i, part in enumerate(content):
+        expect(isinstance(part, dict), f"{where}.content[{i}] must be an object", "messages")
+        kind, cache = part.get("type"), part.get("cache_control")
+        if kind == "text":
+            parts.append(ir.TextPart(str(part.get("text", "")), cache_control=cache))
+        elif kind in ("image_url", "video_url"):
+            ref = part.get(kind) or {}
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            expect(isinstance(url, str) and bool(url), f"{where}.content[{i}].{kind}.url is required", "messages")
+            detail = ref.get("detail") if isinstance(ref, dict) else None
+            parts.append(_media("image" if kind == "image_url" else "video", url, detail=detail,
+                                cache_control=cache))
+        elif kind == "input_audio":
+            audio = part.get("input_audio") or {}
+            expect(isinstance(audio.get("data"), str), f"{where}.content[{i}].input_audio.data is required")
+            parts.append(ir.MediaPart("audio", data=audio["data"], media_type=f"audio/{audio.get('format', 'wav')}"))
+        elif kind == "file":
+            f = part.get("file") or {}
+            inline = split_data_url(f.get("file_data") or "")
+            parts.append(ir.MediaPart("file", data=inline[1] if inline else None,
+                                      media_type=inline[0] if inline else None,
+                                      filename=f.get("filename"), file_id=f.get("file_id")))
+        else:
+            raise GatewayError(400, "invalid_request", f"{where}.content[{i}]: unsupported part type {kind!r}",
+                               param="messages")
+    return parts
+
+
+def _assistant_parts(m: dict[str, Any], where: str) -> list[ir.Part]:
+    parts: list[ir.Part] = []
+    blocks = m.get("thinking_blocks")
+    if isinstance(blocks, list) and blocks:
+        for b in blocks:
+            if not isinstance(b, dict):
+                continue
+            if b.get("type") == "redacted_thinking":
+                sig, origin = signatures.from_text_client(str(b.get("data", "")))
+                parts.append(ir.ThinkingPart(signature=sig, signature_origin=origin, redacted=True))
+            else:
+                sig = b.get("signature")
+                sig, origin = signatures.from_text_client(sig) if sig else (None, None)
+                parts.append(ir.ThinkingPart(str(b.get("thinking", "")), signature=sig, signature_origin=origin))
+    elif m.get("reasoning_content") or m.get("reasoning"):
+        parts.append(ir.ThinkingPart(str(m.get("reasoning_content") or m.get("reasoning"))))
+    parts.extend(_text_parts(m.get("content"), where))
+    for j, call in enumerate(m.get("tool_calls") or []):
+        fn = call.get("function") if isinstance(call, dict) else None
+        expect(isinstance(fn, dict) and isinstance(fn.get("name"), str),
+               f"{where}.tool_calls[{j}].function.name is required", "messages")
+        google = ((call.get("extra_content") or {}).get("google") or {})
+        sig = google.get("thought_signature")
+        args = fn.get("arguments")
+        parts.append(ir.ToolCallPart(str(call.get("id") or ids.new_id("call_")), fn["name"],
+                                     args if isinstance(args, str) else msgspec.json.encode(args or {}).decode(),
+                                     signature=sig, signature_origin="gemini" if sig else None))
+    return parts
+
+
+def _messages(raw: Any) -> tuple[list[ir.TextPart], list[ir.Message]]:
+    expect(isinstance(raw, list) and len(raw) > 0, "'messages' must be a non-empty array", "messages")
+    system: list[ir.TextPart] = []
+    messages: list[ir.Message] = []
+    for i, m in enumerate(raw):
+        where = f"messages[{i}]"
+        expect(isinstance(m, dict) and m.get("role") in _ROLES, f"{where}.role must be one of "
+               "system, developer, user, assistant, tool", "messages")
+        role = m["role"]
+        if role in ("system", "developer"):
+            system.extend(_text_parts(m.get("content"), where))
+        elif role == "user":
+            messages.append(ir.Message("user", _user_parts(m.get("content"), where)))
+        elif role == "assistant":
+            messages.append(ir.Message("assistant", _assistant_parts(m, where)))
+        else:
+            call_id = m.get("tool_call_id") or m.get("name")
+            expect(isinstance(call_id, str) and bool(call_id), f"{where}.tool_call_id is required", "messages")
+            content: list[ir.TextPart | ir.MediaPart] = list(_text_parts(m.get("content"), where))
+            messages.append(ir.Message("tool", [ir.ToolResultPart(call_id, content, name=m.get("name"))]))
+    return system, messages
+
+
+def _tools(raw: Any) -> list[ir.Tool]:
+    tools = []
+    for i, t in enumerate(raw or []):
+        expect(isinstance(t, dict), f"tools[{i}] must be an object", "tools")
+        if t.get("type", "function") != "function":
+            dropped(f"tools[{i}] of type {t.get('type')!r}", "the gateway's tool model")
+            continue
+        fn = t.get("function") or {}
+        expect(isinstance(fn.get("name"), str) and bool(fn["name"]), f"tools[{i}].function.name is required", "tools")
+        tools.append(ir.Tool(fn["name"], fn.get("description"), fn.get("parameters"), fn.get("strict"),
+                             cache_control=t.get("cache_control")))
+    return tools
+
+
+def _tool_choice(raw: Any, parallel: Any) -> ir.ToolChoice | None:
+    choice: ir.ToolChoice | None = None
+    if isinstance(raw, str):
+        expect(raw in ("auto", "none", "required"), "tool_choice must be auto, none, required or an object",
+               "tool_choice")
+        choice = ir.ToolChoice(raw)  # type: ignore[arg-type]
+    elif isinstance(raw, dict):
+        if raw.get("type") == "allowed_tools":
+            allowed = raw.get("allowed_tools") or {}
+            names = [(t.get("function") or {}).get("name") or t.get("name") for t in allowed.get("tools") or []]
+            choice = ir.ToolChoice("required" if allowed.get("mode") == "required" else "auto",
+                                   allowed=[n for n in names if n])
+        else:
+            name = (raw.get("function") or {}).get("name")
+            expect(isinstance(name, str), "tool_choice.function.name is required", "tool_choice")
+            choice = ir.ToolChoice("tool", name=name)
+    if isinstance(parallel, bool):
+        choice = choice or ir.ToolChoice()
+        choice.parallel = parallel
+    return choice
+
+
+def _response_format(raw: Any) -> ir.ResponseFormat | None:
+    if not isinstance(raw, dict) or raw.get("type") in (None, "text"):
+        return None
+    if raw["type"] == "json_object":
+        return ir.ResponseFormat("json_object")
+    expect(raw["type"] == "json_schema", "response_format.type must be text, json_object or json_schema",
+           "response_format")
+    spec = raw.get("json_schema") or {}
+    return ir.ResponseFormat("json_schema", schema=spec.get("schema"), name=spec.get("name"),
+                             strict=spec.get("strict"), description=spec.get("description"))
+
+
+def _number(body: dict[str, Any], name: str, kind: type = float) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    expect(ok and (kind is float or float(value).is_integer()), f"'{name}' must be a number", name)
+    return kind(value)
+
+
+def parse_request(body: bytes) -> ir.Request:
+    b = decode_json_object(body)
+    model = b.get("model")
+    expect(isinstance(model, str) and bool(model), "'model' is required", "model")
+    system, messages = _messages(b.get("messages"))
+    stop = b.get("stop")
+    options = b.get("stream_options") or {}
+    effort = b.get("reasoning_effort")
+    return ir.Request(
+        model=model, messages=messages, system=system, stream=bool(b.get("stream")),
+        max_tokens=_number(b, "max_completion_tokens", int) or _number(b, "max_tokens", int),
+        temperature=_number(b, "temperature"), top_p=_number(b, "top_p"),
+        stop=[stop] if isinstance(stop, str) else [str(s) for s in stop or []],
+        seed=_number(b, "seed", int), n=_number(b, "n", int),
+        frequency_penalty=_number(b, "frequency_penalty"), presence_penalty=_number(b, "presence_penalty"),
+        tools=_tools(b.get("tools")), tool_choice=_tool_choice(b.get("tool_choice"), b.get("parallel_tool_calls")),
+        response_format=_response_format(b.get("response_format")),
+        reasoning=ir.Reasoning(effort=effort, enabled=effort != "none") if isinstance(effort, str) else None,
+        user=b.get("user") if isinstance(b.get("user"), str) else None,
+        metadata=b.get("metadata") if isinstance(b.get("metadata"), dict) else None,
+        include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+    )
+
+
+# ---- requests: IR -> Chat --------------------------------------------------------------------
+
+
+def _render_user(parts: list[ir.Part]) -> str | list[dict[str, Any]]:
+    if all(isinstance(p, ir.TextPart) and not p.cache_control for p in parts):
+        return "".join(p.text for p in parts)  # type: ignore[union-attr]
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if isinstance(p, ir.TextPart):
+            out.append({"type": "text", "text": p.text})
+        elif isinstance(p, ir.MediaPart):
+            url = p.url or data_url(p.media_type, p.data or "")
+            if p.kind == "image":
+                image: dict[str, Any] = {"url": url}
+                if p.detail:
+                    image["detail"] = p.detail
+                out.append({"type": "image_url", "image_url": image})
+            elif p.kind == "video":
+                out.append({"type": "video_url", "video_url": {"url": url}})
+            elif p.kind == "audio":
+                out.append({"type": "input_audio", "input_audio": {
+                    "data": p.data, "format": (p.media_type or "audio/wav").split("/")[-1].replace("mpeg", "mp3")}})
+            else:
+                f: dict[str, Any] = {"file_id": p.file_id} if p.file_id else {"file_data": url}
+                if p.filename:
+                    f["filename"] = p.filename
+                out.append({"type": "file", "file": f})
+    return out
+
+
+def _render_tool_results(parts: list[ir.Part]) -> list[dict[str, Any]]:
+    out = []
+    for p in parts:
+        if isinstance(p, ir.ToolResultPart):
+            text = "".join(c.text for c in p.content if isinstance(c, ir.TextPart))
+            out.append({"role": "tool", "tool_call_id": p.call_id, "content": text})
+    return out
+
+
+def _render_assistant(parts: list[ir.Part]) -> dict[str, Any]:
+    text = "".join(p.text for p in parts if isinstance(p, ir.TextPart))
+    thinking = "".join(p.text for p in parts if isinstance(p, ir.ThinkingPart))
+    calls = [{"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
+             for p in parts if isinstance(p, ir.ToolCallPart)]
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+    if calls:
+        message["tool_calls"] = calls
+    if thinking:  # OpenAI-compatible reasoning models want their reasoning back (DeepSeek, Kimi)
+        message["reasoning_content"] = thinking
+    return message
+
+
+def render_request(req: ir.Request, upstream_model: str) -> bytes:
+    messages: list[dict[str, Any]] = []
+    if req.system:
+        messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
+    for m in req.messages:
+        if m.role == "assistant":
+            messages.append(_render_assistant(m.parts))
+            continue
+        messages.extend(_render_tool_results(m.parts))
+        rest = [p for p in m.parts if not isinstance(p, ir.ToolResultPart)]
+        if rest or m.role == "user" and not any(isinstance(p, ir.ToolResultPart) for p in m.parts):
+            messages.append({"role": "system" if m.role == "system" else "user", "content": _render_user(rest)})
+    body: dict[str, Any] = {"model": upstream_model, "messages": messages}
+    if req.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    if req.max_tokens is not None:
+        body["max_completion_tokens" if req.reasoning else "max_tokens"] = req.max_tokens
+    for name in ("temperature", "top_p", "seed", "n", "frequency_penalty", "presence_penalty", "user"):
+        value = getattr(req, name)
+        if value is not None:
+            body[name] = value
+    if req.top_k is not None:
+        dropped("top_k", "OpenAI Chat")
+    if req.stop:
+        body["stop"] = req.stop[:4]
+    if req.tools:
+        body["tools"] = [{"type": "function", "function": {
+            k: v for k, v in (("name", t.name), ("description", t.description),
+                              ("parameters", t.parameters or {"type": "object", "properties": {}}),
+                              ("strict", t.strict)) if v is not None}} for t in req.tools]
+    choice = req.tool_choice
+    if choice is not None and (req.tools or choice.mode == "none"):
+        if choice.allowed:
+            body["tool_choice"] = {"type": "allowed_tools", "allowed_tools": {
+                "mode": "required" if choice.mode in ("required", "tool") else "auto",
+                "tools": [{"type": "function", "function": {"name": n}} for n in choice.allowed]}}
+        elif choice.mode == "tool":
+            body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+        else:
+            body["tool_choice"] = choice.mode
+        if choice.parallel is not None and req.tools:
+            body["parallel_tool_calls"] = choice.parallel
+    fmt = req.response_format
+    if fmt is not None and fmt.type != "text":
+        body["response_format"] = {"type": "json_object"} if fmt.type == "json_object" else {
+            "type": "json_schema", "json_schema": {k: v for k, v in (
+                ("name", fmt.name or "response"), ("schema", fmt.schema or {}), ("strict", fmt.strict),
+                ("description", fmt.description)) if v is not None}}
+    r = req.reasoning
+    if r is not None:
+        if not r.enabled:
+            body["reasoning_effort"] = "none"
+        elif r.effort or r.budget_tokens:
+            body["reasoning_effort"] = r.effort or budget_to_effort(r.budget_tokens or 0)
+    return msgspec.json.encode(body)
+
+
+# ---- responses -------------------------------------------------------------------------------
+
+
+def usage_from_chat(u: dict[str, Any] | None) -> ir.Usage:
+    if not isinstance(u, dict):
+        return ir.Usage()
+    p, c = u.get("prompt_tokens_details") or {}, u.get("completion_tokens_details") or {}
+    return ir.Usage(input_tokens=int(u.get("prompt_tokens") or 0), output_tokens=int(u.get("completion_tokens") or 0),
+                    cache_read_tokens=int(p.get("cached_tokens") or 0),
+                    cache_write_tokens=int(p.get("cache_write_tokens") or 0),
+                    reasoning_tokens=int(c.get("reasoning_tokens") or 0))
+
+
+def usage_to_chat(u: ir.Usage) -> dict[str, Any]:
+    prompt_details: dict[str, int] = {"cached_tokens": u.cache_read_tokens}
+    if u.cache_write_tokens:
+        prompt_details["cache_write_tokens"] = u.cache_write_tokens
+    return {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+            "total_tokens": u.input_tokens + u.output_tokens, "prompt_tokens_details": prompt_details,
+            "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens}}
+
+
+def parse_response(body: bytes) -> ir.Response:
+    b = decode_json_object(body, "upstream response")
+    choices = []
+    for c in b.get("choices") or []:
+        m = c.get("message") or {}
+        reason = FINISH_FROM_CHAT.get(c.get("finish_reason") or "stop", "stop")
+        choices.append(ir.Choice(int(c.get("index") or 0), _assistant_parts(m, "choices"), reason))
+    return ir.Response(id=str(b.get("id") or ids.new_id("chatcmpl-")), model=str(b.get("model") or ""),
+                       choices=choices, usage=usage_from_chat(b.get("usage")), created=int(b.get("created") or 0))
+
+
+def thinking_blocks(parts: list[ir.Part]) -> list[dict[str, Any]]:
+    """LiteLLM-style signed thinking blocks, so a Chat client can hand them back next turn."""
+    blocks = []
+    for p in parts:
+        if isinstance(p, ir.ThinkingPart) and p.signature:
+            sig = signatures.to_text_client(p.signature, p.signature_origin)
+            blocks.append({"type": "redacted_thinking", "data": sig} if p.redacted
+                          else {"type": "thinking", "thinking": p.text, "signature": sig})
+    return blocks
+
+
+def tool_call_json(p: ir.ToolCallPart) -> dict[str, Any]:
+    call: dict[str, Any] = {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
+    if p.signature and p.signature_origin == "gemini":  # Google's own OpenAI-compatible shape
+        call["extra_content"] = {"google": {"thought_signature": p.signature}}
+    return call
+
+
+def render_response(resp: ir.Response, model: str) -> bytes:
+    choices = []
+    for c in resp.choices:
+        text = "".join(p.text for p in c.parts if isinstance(p, ir.TextPart))
+        calls = [tool_call_json(p) for p in c.parts if isinstance(p, ir.ToolCallPart)]
+        message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None,
+                                   "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
+        thinking = "".join(p.text for p in c.parts if isinstance(p, ir.ThinkingPart))
+        if thinking:
+            message["reasoning_content"] = thinking
+        blocks = thinking_blocks(c.parts)
+        if blocks:
+            message["thinking_blocks"] = blocks
+        choices.append({"index": c.index, "message": message, "logprobs": None,
+                        "finish_reason": c.finish_reason or "stop"})
+    return msgspec.json.encode({
+        "id": resp.id if resp.id.startswith("chatcmpl") else "chatcmpl-" + resp.id,
+        "object": "chat.completion", "created": resp.created or int(time.time()), "model": model,
+        "choices": choices, "usage": usage_to_chat(resp.usage)})
+
+
+# the stream classes use the helpers above, so they are imported last
+from polyrelay.protocols.openai_chat_stream import StreamDecoder, StreamEncoder  # noqa: E402
+
+__all__ = ["StreamDecoder", "StreamEncoder", "parse_request", "render_request", "parse_response",
+           "render_response", "parse_error", "render_error", "render_stream_error"]

@@ -14,6 +14,7 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.errors import invalid_request
+from polyrelay.protocols.sse import SseSplitter
 
 Top = dict[str, msgspec.Raw]
 T = TypeVar("T")
@@ -129,7 +130,7 @@ class SseTap:
     """
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._splitter = SseSplitter()
         self.usage: ir.Usage | None = None
         self.finished = False
         self.done = False
@@ -137,28 +138,20 @@ class SseTap:
         self.text_bytes = 0
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._buffer + chunk if self._buffer else chunk
-        if b"\r\n" in data:
-            data = data.replace(b"\r\n", b"\n")
-        end = data.rfind(b"\n\n")
-        if end == -1:
-            self._buffer = data
-            return b""
-        self._buffer = data[end + 2:]
-        out = []
-        for event in data[:end].split(b"\n\n"):
-            if event:
-                kept = self._event(event)
-                if kept:
-                    out.append(kept)
-                    out.append(b"\n\n")
-        return b"".join(out)
+        return self._forward(self._splitter.feed(chunk))
 
     def close(self) -> bytes:
         """Forward a trailing event the upstream did not end with a blank line."""
-        rest, self._buffer = self._buffer.strip(), b""
-        kept = self._event(rest) if rest else b""
-        return kept + b"\n\n" if kept else b""
+        return self._forward(self._splitter.close())
+
+    def _forward(self, events: list[bytes]) -> bytes:
+        out = []
+        for event in events:
+            kept = self._event(event)
+            if kept:
+                out.append(kept)
+                out.append(b"\n\n")
+        return b"".join(out)
 
     def _event(self, event: bytes) -> bytes:
         raise NotImplementedError

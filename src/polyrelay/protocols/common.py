@@ -1,0 +1,80 @@
+"""Small facts and helpers every protocol converter shares."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from polyrelay.errors import invalid_request
+
+log = logging.getLogger("polyrelay.convert")
+
+# reasoning effort <-> thinking budget (protocols.md §2.6)
+EFFORT_BUDGET = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
+MIN_THINKING_BUDGET = 1024
+
+
+def effort_to_budget(effort: str | None) -> int | None:
+    return EFFORT_BUDGET.get(effort or "")
+
+
+def budget_to_effort(budget: int) -> str:
+    if budget < 2048:
+        return "low"
+    return "medium" if budget < 8192 else "high"
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a `data:<type>;base64,<data>` URL, else None."""
+    if not url.startswith("data:"):
+        return None
+    head, sep, data = url.partition(",")
+    if not sep or not head.endswith(";base64"):
+        return None
+    return head[5:-7] or "application/octet-stream", data
+
+
+def data_url(media_type: str | None, data: str) -> str:
+    return f"data:{media_type or 'application/octet-stream'};base64,{data}"
+
+
+def parse_arguments(arguments: str) -> dict[str, Any]:
+    """Tool-call arguments as an object; unparseable text becomes {} (logged), never a crash."""
+    if not arguments:
+        return {}
+    try:
+        value = msgspec.json.decode(arguments)
+    except msgspec.DecodeError:
+        log.warning("tool call arguments are not JSON; sending {} instead: %.200s", arguments)
+        return {}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def dump_arguments(value: Any) -> str:
+    return msgspec.json.encode(value if value is not None else {}).decode()
+
+
+def decode_json_object(body: bytes, what: str = "request body") -> dict[str, Any]:
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError as e:
+        raise invalid_request(f"the {what} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise invalid_request(f"the {what} must be a JSON object")
+    return value
+
+
+def expect(ok: bool, message: str, param: str | None = None) -> None:
+    if not ok:
+        raise invalid_request(message, param=param)
+
+
+def dropped(field: str, target: str) -> None:
+    log.warning("%s has no equivalent in %s; dropped", field, target)
+
+
+def text_of_parts(parts: list[Any]) -> str:
+    """Concatenated text of IR text parts (others ignored)."""
+    return "".join(getattr(p, "text", "") for p in parts if type(p).__name__ == "TextPart")
