@@ -1,0 +1,469 @@
+"""Anthropic Messages <-> IR: requests, responses, errors, count_tokens. Streams: anthropic_messages_stream."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from polyrelay import ids, ir
+from polyrelay.errors import GatewayError
+from polyrelay.protocols import signatures
+from polyrelay.protocols.common import (
+    MIN_THINKING_BUDGET, decode_json_object, dropped, dump_arguments, effort_to_budget, expect,
+    log, parse_arguments,
+)
+
+DEFAULT_MAX_TOKENS = 4096
+_IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+FINISH_FROM: dict[str, ir.FinishReason] = {
+    "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
+    "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter"}
+FINISH_TO = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+
+# ---- errors ----------------------------------------------------------------------------------
+
+_TYPE_BY_KIND = {
+    "invalid_request": "invalid_request_error", "authentication": "authentication_error",
+    "permission": "permission_error", "not_found": "not_found_error", "request_too_large": "request_too_large",
+    "rate_limit": "rate_limit_error", "insufficient_quota": "rate_limit_error", "upstream": "api_error",
+    "overloaded": "overloaded_error", "timeout": "api_error", "internal": "api_error"}
+_KIND_BY_TYPE = {v: k for k, v in _TYPE_BY_KIND.items() if k not in ("insufficient_quota", "timeout", "internal")}
+
+
+def _error_payload(err: GatewayError) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": _TYPE_BY_KIND.get(err.kind, "api_error"), "message": err.message}}
+
+
+def render_error(err: GatewayError) -> tuple[int, bytes]:
+    return err.status, msgspec.json.encode(_error_payload(err))
+
+
+def render_stream_error(err: GatewayError) -> bytes:
+    return b"event: error\ndata: " + msgspec.json.encode(_error_payload(err)) + b"\n\n"
+
+
+def parse_error(status: int, body: bytes) -> GatewayError:
+    message, kind = "", None
+    try:
+        payload = msgspec.json.decode(body)
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(error, dict):
+            message = str(error.get("message") or "")
+            kind = _KIND_BY_TYPE.get(str(error.get("type")))
+    except msgspec.DecodeError:
+        pass
+    kind = kind or {400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found",
+                    413: "request_too_large", 429: "rate_limit", 529: "overloaded"}.get(
+        status, "upstream" if status >= 500 else "invalid_request")
+    message = message or body[:300].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
+    out_status = 503 if status == 529 else status
+    return GatewayError(out_status, kind, message, retryable=status in (408, 429) or status >= 500)  # type: ignore[arg-type]
+
+
+# ---- requests: Anthropic -> IR ---------------------------------------------------------------
+
+
+def _text_blocks(value: Any, where: str) -> list[ir.TextPart]:
+    if isinstance(value, str):
+        return [ir.TextPart(value)] if value else []
+    expect(isinstance(value, list), f"{where}: must be a string or an array of blocks")
+    out = []
+    for b in value:
+        expect(isinstance(b, dict) and b.get("type") == "text", f"{where}: only text blocks are allowed here")
+        out.append(ir.TextPart(str(b.get("text", "")), cache_control=b.get("cache_control")))
+    return out
+
+
+def _media(block: dict[str, Any], where: str) -> ir.MediaPart:
+    source = block.get("source") or {}
+    kind = "image" if block["type"] == "image" else "file"
+    cache = block.get("cache_control")
+    stype = source.get("type")
+    if stype == "base64":
+        expect(isinstance(source.get("data"), str), f"{where}.source.data is required")
+        return ir.MediaPart(kind, data=source["data"], media_type=source.get("media_type"), cache_control=cache)  # type: ignore[arg-type]
+    if stype == "url":
+        return ir.MediaPart(kind, url=str(source.get("url")), cache_control=cache)  # type: ignore[arg-type]
+    if stype == "file":
+        return ir.MediaPart(kind, file_id=str(source.get("file_id")), cache_control=cache)  # type: ignore[arg-type]
+    if stype == "text":
+        import base64
+        return ir.MediaPart("file", data=base64.b64encode(str(source.get("data", "")).encode()).decode(),
+                            media_type="text/plain", cache_control=cache)
+    raise GatewayError(400, "invalid_request", f"{where}.source.type {stype!r} is not supported")
+
+
+def _blocks(content: Any, role: str, where: str) -> list[ir.Part]:
+    if isinstance(content, str):
+        return [ir.TextPart(content)] if content else []
+    expect(isinstance(content, list), f"{where}.content must be a string or an array of blocks")
+    parts: list[ir.Part] = []
+    pending_signature: tuple[str, str] | None = None
+    for j, b in enumerate(content):
+        at = f"{where}.content[{j}]"
+        expect(isinstance(b, dict) and isinstance(b.get("type"), str), f"{at}: must be a block with a type")
+        t = b["type"]
+        if t == "text":
+            parts.append(ir.TextPart(str(b.get("text", "")), cache_control=b.get("cache_control")))
+        elif t in ("image", "document"):
+            parts.append(_media(b, at))
+        elif t == "tool_use":
+            expect(isinstance(b.get("name"), str) and isinstance(b.get("id"), str), f"{at}: tool_use needs id and name")
+            sig, origin = pending_signature or (None, None)
+            pending_signature = None
+            parts.append(ir.ToolCallPart(b["id"], b["name"], dump_arguments(b.get("input")),
+                                         signature=sig, signature_origin=origin))
+        elif t == "tool_result":
+            expect(isinstance(b.get("tool_use_id"), str), f"{at}.tool_use_id is required")
+            raw = b.get("content")
+            inner: list[ir.TextPart | ir.MediaPart] = []
+            if isinstance(raw, str):
+                inner = [ir.TextPart(raw)]
+            elif isinstance(raw, list):
+                for k, c in enumerate(raw):
+                    if isinstance(c, dict) and c.get("type") == "text":
+                        inner.append(ir.TextPart(str(c.get("text", ""))))
+                    elif isinstance(c, dict) and c.get("type") in ("image", "document"):
+                        inner.append(_media(c, f"{at}.content[{k}]"))
+            parts.append(ir.ToolResultPart(b["tool_use_id"], inner, is_error=bool(b.get("is_error"))))
+        elif t in ("thinking", "redacted_thinking"):
+            raw_sig = b.get("signature") if t == "thinking" else b.get("data")
+            sig, origin = signatures.from_text_client(str(raw_sig)) if raw_sig else (None, None)
+            if origin == "gemini" and not b.get("thinking"):
+                pending_signature = (sig, origin)  # a Gemini thought signature for the next tool_use
+                continue
+            parts.append(ir.ThinkingPart(str(b.get("thinking", "")), signature=sig, signature_origin=origin,
+                                         redacted=t == "redacted_thinking"))
+        else:
+            dropped(f"content block of type {t!r}", "the gateway's content model")
+    return parts
+
+
+def _messages(raw: Any) -> tuple[list[ir.TextPart], list[ir.Message]]:
+    expect(isinstance(raw, list) and len(raw) > 0, "messages: at least one message is required", "messages")
+    system: list[ir.TextPart] = []
+    out: list[ir.Message] = []
+    for i, m in enumerate(raw):
+        where = f"messages.{i}"
+        expect(isinstance(m, dict) and m.get("role") in ("user", "assistant", "system"),
+               f"{where}.role: must be 'user' or 'assistant'", "messages")
+        if m["role"] == "system":  # Claude Code puts system messages inside messages
+            system.extend(_text_blocks(m.get("content"), where))
+            continue
+        parts = _blocks(m.get("content"), m["role"], where)
+        results = [p for p in parts if isinstance(p, ir.ToolResultPart)]
+        rest = [p for p in parts if not isinstance(p, ir.ToolResultPart)]
+        if results:
+            out.append(ir.Message("tool", list(results)))
+        if rest or not results:
+            out.append(ir.Message(m["role"], rest))
+    return system, out
+
+
+def _reasoning(b: dict[str, Any]) -> ir.Reasoning | None:
+    thinking = b.get("thinking")
+    effort = (b.get("output_config") or {}).get("effort")
+    if isinstance(thinking, dict):
+        t = thinking.get("type")
+        if t == "disabled":
+            return ir.Reasoning(enabled=False)
+        if t == "enabled":
+            budget = thinking.get("budget_tokens")
+            expect(isinstance(budget, int), "thinking.budget_tokens: an integer is required", "thinking")
+            return ir.Reasoning(effort=effort, budget_tokens=budget)
+        if t == "adaptive":
+            return ir.Reasoning(effort=effort or "medium")
+    return ir.Reasoning(effort=effort) if effort else None
+
+
+def _tool_choice(raw: Any) -> ir.ToolChoice | None:
+    if not isinstance(raw, dict):
+        return None
+    mode = {"auto": "auto", "any": "required", "tool": "tool", "none": "none"}.get(str(raw.get("type")))
+    expect(mode is not None, "tool_choice.type must be auto, any, tool or none", "tool_choice")
+    parallel = False if raw.get("disable_parallel_tool_use") else None
+    return ir.ToolChoice(mode, name=raw.get("name"), parallel=parallel)  # type: ignore[arg-type]
+
+
+def _parse(b: dict[str, Any], need_max_tokens: bool) -> ir.Request:
+    model = b.get("model")
+    expect(isinstance(model, str) and bool(model), "model: Field required", "model")
+    max_tokens = b.get("max_tokens")
+    if need_max_tokens:
+        expect(isinstance(max_tokens, int) and max_tokens >= 1, "max_tokens: a positive integer is required",
+               "max_tokens")
+    system = _text_blocks(b.get("system"), "system") if b.get("system") is not None else []
+    lifted, messages = _messages(b.get("messages"))
+    tools = []
+    for i, t in enumerate(b.get("tools") or []):
+        expect(isinstance(t, dict), f"tools.{i}: must be an object", "tools")
+        if "input_schema" not in t:
+            dropped(f"server tool {t.get('type') or t.get('name')!r}", "other providers")
+            continue
+        tools.append(ir.Tool(str(t.get("name")), t.get("description"), t.get("input_schema"), t.get("strict"),
+                             cache_control=t.get("cache_control")))
+    fmt = (b.get("output_config") or {}).get("format") or b.get("output_format")
+    stop = b.get("stop_sequences")
+    user = (b.get("metadata") or {}).get("user_id")
+    return ir.Request(
+        model=model, messages=messages, system=system + lifted, stream=bool(b.get("stream")),
+        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        temperature=b.get("temperature"), top_p=b.get("top_p"), top_k=b.get("top_k"),
+        stop=[stop] if isinstance(stop, str) else list(stop or []), tools=tools,
+        tool_choice=_tool_choice(b.get("tool_choice")),
+        response_format=ir.ResponseFormat("json_schema", schema=fmt.get("schema"))
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None,
+        reasoning=_reasoning(b), user=user if isinstance(user, str) else None, include_usage=True)
+
+
+def parse_request(body: bytes) -> ir.Request:
+    return _parse(decode_json_object(body), need_max_tokens=True)
+
+
+def parse_count_tokens_request(body: bytes) -> ir.Request:
+    return _parse(decode_json_object(body), need_max_tokens=False)
+
+
+# ---- requests: IR -> Anthropic ---------------------------------------------------------------
+
+_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def safe_id(value: str) -> str:
+    """Tool ids Anthropic accepts (^[a-zA-Z0-9_-]+$); the same input always gives the same id."""
+    return _ID_UNSAFE.sub("_", value) or "toolu_empty"
+
+
+def _media_block(p: ir.MediaPart) -> dict[str, Any]:
+    if p.kind in ("video", "audio"):
+        raise GatewayError(400, "invalid_request", f"{p.kind} input is not supported by Anthropic models",
+                           param="messages")
+    if p.file_id:
+        raise GatewayError(400, "invalid_request", "file ids belong to one provider and cannot be sent to Anthropic",
+                           param="messages")
+    block_type = "image" if p.kind == "image" else "document"
+    if p.url:
+        source: dict[str, Any] = {"type": "url", "url": p.url}
+    elif p.kind == "image" and p.media_type not in _IMAGE_TYPES:
+        raise GatewayError(400, "invalid_request", f"image type {p.media_type!r} is not supported by Anthropic "
+                           "(jpeg, png, gif, webp only)", param="messages")
+    else:
+        source = {"type": "base64", "media_type": p.media_type or "application/pdf", "data": p.data}
+    block: dict[str, Any] = {"type": block_type, "source": source}
+    if p.cache_control:
+        block["cache_control"] = p.cache_control
+    return block
+
+
+def _text_block(p: ir.TextPart) -> dict[str, Any] | None:
+    if not p.text.strip():
+        return None  # "text content blocks must be non-empty"
+    block: dict[str, Any] = {"type": "text", "text": p.text}
+    if p.cache_control:
+        block["cache_control"] = p.cache_control
+    return block
+
+
+def _render_parts(m: ir.Message) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for p in m.parts:
+        if isinstance(p, ir.TextPart):
+            block = _text_block(p)
+            if block:
+                blocks.append(block)
+        elif isinstance(p, ir.MediaPart):
+            blocks.append(_media_block(p))
+        elif isinstance(p, ir.ThinkingPart) and m.role == "assistant":
+            if p.signature and p.signature_origin == "anthropic":  # only signatures Anthropic can verify
+                blocks.append({"type": "redacted_thinking", "data": p.signature} if p.redacted else
+                              {"type": "thinking", "thinking": p.text, "signature": p.signature})
+        elif isinstance(p, ir.ToolCallPart):
+            blocks.append({"type": "tool_use", "id": safe_id(p.id), "name": p.name,
+                           "input": parse_arguments(p.arguments)})
+        elif isinstance(p, ir.ToolResultPart):
+            content: list[dict[str, Any]] = []
+            for c in p.content:
+                block = _text_block(c) if isinstance(c, ir.TextPart) else _media_block(c)
+                if block:
+                    content.append(block)
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": safe_id(p.call_id),
+                                      "content": content or [{"type": "text", "text": "(empty)"}]}
+            if p.is_error:
+                result["is_error"] = True
+            blocks.append(result)
+    return blocks
+
+
+def _render_messages(messages: list[ir.Message]) -> list[dict[str, Any]]:
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        role = "assistant" if m.role == "assistant" else "user"
+        blocks = _render_parts(m)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:  # tool results must open their user turn
+        if turn["role"] == "user":
+            turn["content"].sort(key=lambda b: b["type"] != "tool_result")
+    if not turns or turns[0]["role"] != "user":
+        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": "..."}]})
+    return turns
+
+
+def _thinking(req: ir.Request, max_tokens: int) -> tuple[dict[str, Any] | None, int]:
+    r = req.reasoning
+    if r is None or not r.enabled or r.effort == "none":
+        return None, max_tokens
+    budget = r.budget_tokens or effort_to_budget(r.effort) or 2048
+    budget = max(MIN_THINKING_BUDGET, budget)
+    if budget >= max_tokens:
+        if req.max_tokens is None:
+            max_tokens = budget + DEFAULT_MAX_TOKENS
+        elif max_tokens <= MIN_THINKING_BUDGET:
+            log.warning("max_tokens %d leaves no room for thinking; thinking off", max_tokens)
+            return None, max_tokens
+        else:
+            budget = max_tokens - 1
+    return {"type": "enabled", "budget_tokens": budget}, max_tokens
+
+
+def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = False) -> bytes:
+    if (req.n or 1) > 1:
+        raise GatewayError(400, "invalid_request", "n > 1 is not supported by Anthropic models", param="n")
+    body: dict[str, Any] = {"model": upstream_model, "messages": _render_messages(req.messages)}
+    system = [b for b in (_text_block(p) for p in req.system) if b]
+    fmt = req.response_format
+    if fmt is not None and fmt.type == "json_object":
+        system.append({"type": "text", "text": "Respond only with a valid JSON object."})
+    if system:
+        body["system"] = system
+    if req.tools:
+        body["tools"] = [{k: v for k, v in (
+            ("name", t.name), ("description", t.description),
+            ("input_schema", {"type": "object", **(t.parameters or {"properties": {}})}),
+            ("cache_control", t.cache_control)) if v is not None} for t in req.tools
+            if req.tool_choice is None or not req.tool_choice.allowed or t.name in req.tool_choice.allowed]
+    thinking, max_tokens = _thinking(req, req.max_tokens or DEFAULT_MAX_TOKENS)
+    if thinking:
+        body["thinking"] = thinking
+    choice = req.tool_choice
+    if choice is not None and req.tools:
+        mode = choice.mode
+        if thinking and mode in ("required", "tool"):
+            log.warning("forced tool_choice is not allowed with thinking; using auto")
+            mode = "auto"
+        tc: dict[str, Any] = {"type": {"auto": "auto", "required": "any", "tool": "tool", "none": "none"}[mode]}
+        if mode == "tool":
+            tc["name"] = choice.name
+        if choice.parallel is False and mode != "none":
+            tc["disable_parallel_tool_use"] = True
+        body["tool_choice"] = tc
+    if count_only:
+        return msgspec.json.encode(body)
+    body["max_tokens"] = max_tokens
+    if req.stream:
+        body["stream"] = True
+    if req.stop:
+        body["stop_sequences"] = list(req.stop)
+    if not thinking:
+        if req.temperature is not None:
+            body["temperature"] = min(1.0, req.temperature)
+        if req.top_k is not None:
+            body["top_k"] = req.top_k
+        if req.top_p is not None:
+            body["top_p"] = req.top_p
+    elif req.top_p is not None:
+        body["top_p"] = max(0.95, min(1.0, req.top_p))
+    if fmt is not None and fmt.type == "json_schema":
+        body["output_config"] = {"format": {"type": "json_schema", "schema": fmt.schema or {}}}
+    if req.user:
+        body["metadata"] = {"user_id": req.user}
+    for name in ("seed", "frequency_penalty", "presence_penalty"):
+        if getattr(req, name) is not None:
+            dropped(name, "Anthropic Messages")
+    return msgspec.json.encode(body)
+
+
+def render_count_tokens_request(req: ir.Request, upstream_model: str) -> bytes:
+    return render_request(req, upstream_model, count_only=True)
+
+
+def render_count_tokens_response(n: int) -> bytes:
+    return msgspec.json.encode({"input_tokens": n})
+
+
+# ---- responses -------------------------------------------------------------------------------
+
+
+def usage_from(u: dict[str, Any] | None) -> ir.Usage:
+    u = u or {}
+    read, write = int(u.get("cache_read_input_tokens") or 0), int(u.get("cache_creation_input_tokens") or 0)
+    return ir.Usage(input_tokens=int(u.get("input_tokens") or 0) + read + write,
+                    output_tokens=int(u.get("output_tokens") or 0), cache_read_tokens=read, cache_write_tokens=write)
+
+
+def usage_to(u: ir.Usage) -> dict[str, int]:
+    return {"input_tokens": max(0, u.input_tokens - u.cache_read_tokens - u.cache_write_tokens),
+            "output_tokens": u.output_tokens, "cache_creation_input_tokens": u.cache_write_tokens,
+            "cache_read_input_tokens": u.cache_read_tokens}
+
+
+def parse_response(body: bytes) -> ir.Response:
+    b = decode_json_object(body, "upstream response")
+    parts: list[ir.Part] = []
+    for block in b.get("content") or []:
+        t = block.get("type")
+        if t == "text":
+            parts.append(ir.TextPart(str(block.get("text", ""))))
+        elif t == "thinking":
+            parts.append(ir.ThinkingPart(str(block.get("thinking", "")), signature=block.get("signature") or None,
+                                         signature_origin="anthropic"))
+        elif t == "redacted_thinking":
+            parts.append(ir.ThinkingPart(signature=block.get("data"), signature_origin="anthropic", redacted=True))
+        elif t == "tool_use":
+            parts.append(ir.ToolCallPart(str(block.get("id")), str(block.get("name")),
+                                         dump_arguments(block.get("input"))))
+    reason = FINISH_FROM.get(str(b.get("stop_reason") or "end_turn"), "stop")
+    choice = ir.Choice(0, parts, reason, stop_sequence=b.get("stop_sequence"))
+    return ir.Response(id=str(b.get("id") or ids.new_id("msg_")), model=str(b.get("model") or ""),
+                       choices=[choice], usage=usage_from(b.get("usage")))
+
+
+def content_blocks(parts: list[ir.Part]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for p in parts:
+        if isinstance(p, ir.TextPart):
+            blocks.append({"type": "text", "text": p.text})
+        elif isinstance(p, ir.ThinkingPart):
+            sig = signatures.to_text_client(p.signature, p.signature_origin) if p.signature else ""
+            blocks.append({"type": "redacted_thinking", "data": sig} if p.redacted else
+                          {"type": "thinking", "thinking": p.text, "signature": sig})
+        elif isinstance(p, ir.ToolCallPart):
+            if p.signature and p.signature_origin == "gemini":  # no slot on tool_use: an empty signed block
+                blocks.append({"type": "thinking", "thinking": "",
+                               "signature": signatures.to_text_client(p.signature, "gemini")})
+            blocks.append({"type": "tool_use", "id": p.id, "name": p.name, "input": parse_arguments(p.arguments)})
+    return blocks
+
+
+def render_response(resp: ir.Response, model: str) -> bytes:
+    choice = resp.choices[0] if resp.choices else ir.Choice()
+    stop = FINISH_TO.get(choice.finish_reason or "stop", "end_turn")
+    if choice.stop_sequence and stop == "end_turn":
+        stop = "stop_sequence"
+    return msgspec.json.encode({
+        "id": resp.id if resp.id.startswith("msg_") else "msg_" + resp.id, "type": "message",
+        "role": "assistant", "model": model, "content": content_blocks(choice.parts), "stop_reason": stop,
+        "stop_sequence": choice.stop_sequence, "usage": usage_to(resp.usage)})
+
+
+# the stream classes use the helpers above, so they are imported last
+from polyrelay.protocols.anthropic_messages_stream import StreamDecoder, StreamEncoder  # noqa: E402
+
+__all__ = ["StreamDecoder", "StreamEncoder", "parse_request", "render_request", "parse_response",
+           "render_response", "parse_error", "render_error", "render_stream_error"]
