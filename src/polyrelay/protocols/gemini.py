@@ -1,0 +1,425 @@
+"""Gemini generateContent <-> IR: requests, responses, errors, countTokens. Streams: gemini_stream.
+
+google-genai sends camelCase and snake_case mixed at every level, so reading accepts both; it reads
+responses only in camelCase, so writing is camelCase only (protocols.md §0).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict, deque
+from typing import Any
+
+import msgspec
+
+from polyrelay import ids, ir
+from polyrelay.errors import GatewayError
+from polyrelay.protocols import signatures
+from polyrelay.protocols.common import (
+    decode_json_object, dropped, dump_arguments, effort_to_budget, expect, parse_arguments,
+)
+
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+FINISH_FROM: dict[str, ir.FinishReason] = {"STOP": "stop", "MAX_TOKENS": "length", "CONTINUATION": "length"}
+FINISH_TO = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
+_FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE", "IMAGE_SAFETY",
+             "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE"}
+_LEVEL_EFFORT = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def get(d: Any, camel: str, default: Any = None) -> Any:
+    """`d[camel]` or `d[snake_case(camel)]`: google-genai mixes both."""
+    if not isinstance(d, dict):
+        return default
+    value = d.get(camel)
+    if value is None:
+        value = d.get(_SNAKE.sub("_", camel).lower())
+    return default if value is None else value
+
+
+def finish_from(reason: str | None, saw_calls: bool) -> ir.FinishReason:
+    if reason in _FILTERED:
+        return "content_filter"
+    mapped = FINISH_FROM.get(reason or "STOP", "stop")
+    return "tool_calls" if mapped == "stop" and saw_calls else mapped
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+_STATUS_BY_KIND = {
+    "invalid_request": "INVALID_ARGUMENT", "authentication": "UNAUTHENTICATED", "permission": "PERMISSION_DENIED",
+    "not_found": "NOT_FOUND", "request_too_large": "INVALID_ARGUMENT", "rate_limit": "RESOURCE_EXHAUSTED",
+    "insufficient_quota": "RESOURCE_EXHAUSTED", "upstream": "UNAVAILABLE", "overloaded": "UNAVAILABLE",
+    "timeout": "DEADLINE_EXCEEDED", "internal": "INTERNAL"}
+
+
+def _error_payload(err: GatewayError) -> dict[str, Any]:
+    return {"error": {"code": err.status, "message": err.message,
+                      "status": _STATUS_BY_KIND.get(err.kind, "INTERNAL")}}
+
+
+def render_error(err: GatewayError) -> tuple[int, bytes]:
+    return err.status, msgspec.json.encode(_error_payload(err))
+
+
+def render_stream_error(err: GatewayError) -> bytes:
+    return b"data: " + msgspec.json.encode(_error_payload(err)) + b"\n\n"
+
+
+def parse_error(status: int, body: bytes) -> GatewayError:
+    message, reasons = "", ""
+    try:
+        payload = msgspec.json.decode(body)
+        if isinstance(payload, list) and payload:
+            payload = payload[0]
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(error, dict):
+            message = str(error.get("message") or "")
+            reasons = str(error.get("details") or "")
+    except msgspec.DecodeError:
+        pass
+    kind = {400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found",
+            429: "rate_limit"}.get(status, "upstream" if status >= 500 else "invalid_request")
+    if "API_KEY_INVALID" in reasons:  # Gemini answers a bad key with 400: the channel's fault
+        kind = "authentication"
+    message = message or body[:300].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
+    return GatewayError(status, kind, message, retryable=status in (408, 429) or status >= 500)  # type: ignore[arg-type]
+
+
+# ---- requests: Gemini -> IR ------------------------------------------------------------------
+
+
+def _media_kind(mime: str) -> str:
+    head = mime.split("/", 1)[0]
+    return head if head in ("image", "video", "audio") else "file"
+
+
+def _text_parts(value: Any) -> list[ir.TextPart]:
+    if isinstance(value, str):
+        return [ir.TextPart(value)]
+    parts = get(value, "parts", []) if isinstance(value, dict) else value or []
+    return [ir.TextPart(str(p["text"])) for p in parts if isinstance(p, dict) and p.get("text")]
+
+
+class _CallIds:
+    """Gemini calls often have no id: mint one, and pair each functionResponse with its call by name."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, deque[str]] = defaultdict(deque)
+
+    def call(self, name: str, given: str | None) -> str:
+        call_id = given or ids.new_id("call_")
+        self._pending[name].append(call_id)
+        return call_id
+
+    def response(self, name: str, given: str | None) -> str:
+        queue = self._pending[name]
+        if given:
+            if given in queue:
+                queue.remove(given)
+            return given
+        return queue.popleft() if queue else ids.new_id("call_")
+
+
+def _parts(raw: Any, role: str, where: str, calls: _CallIds) -> list[ir.Part]:
+    expect(isinstance(raw, list), f"{where}.parts must be an array", "contents")
+    out: list[ir.Part] = []
+    for j, p in enumerate(raw):
+        expect(isinstance(p, dict), f"{where}.parts[{j}] must be an object", "contents")
+        sig_raw = get(p, "thoughtSignature")
+        sig, origin = signatures.from_gemini_client(sig_raw) if sig_raw else (None, None)
+        inline, file, fcall, fresp = (get(p, "inlineData"), get(p, "fileData"), get(p, "functionCall"),
+                                      get(p, "functionResponse"))
+        if p.get("thought") and "text" in p:
+            out.append(ir.ThinkingPart(str(p["text"]), signature=sig, signature_origin=origin))
+        elif "text" in p:
+            if p["text"]:
+                out.append(ir.TextPart(str(p["text"])))
+        elif inline is not None:
+            mime, data = get(inline, "mimeType"), inline.get("data")
+            expect(isinstance(mime, str) and isinstance(data, str), f"{where}.parts[{j}].inlineData needs mimeType "
+                   "and data", "contents")
+            out.append(ir.MediaPart(_media_kind(mime), data=data, media_type=mime))  # type: ignore[arg-type]
+        elif file is not None:
+            uri, mime = get(file, "fileUri"), get(file, "mimeType") or "application/octet-stream"
+            expect(isinstance(uri, str), f"{where}.parts[{j}].fileData.fileUri is required", "contents")
+            out.append(ir.MediaPart(_media_kind(mime), url=uri, media_type=mime))  # type: ignore[arg-type]
+        elif fcall is not None:
+            name = fcall.get("name")
+            expect(isinstance(name, str), f"{where}.parts[{j}].functionCall.name is required", "contents")
+            out.append(ir.ToolCallPart(calls.call(name, fcall.get("id")), name, dump_arguments(fcall.get("args")),
+                                       signature=sig, signature_origin=origin))
+        elif fresp is not None:
+            name = fresp.get("name")
+            expect(isinstance(name, str), f"{where}.parts[{j}].functionResponse.name is required", "contents")
+            response = fresp.get("response")
+            text = response.get("output") if isinstance(response, dict) and isinstance(
+                response.get("output"), str) and len(response) == 1 else dump_arguments(response)
+            out.append(ir.ToolResultPart(calls.response(name, fresp.get("id")), [ir.TextPart(text)], name=name,
+                                         is_error=isinstance(response, dict) and "error" in response))
+        else:
+            dropped(f"{where}.parts[{j}] ({', '.join(p)})", "the gateway's content model")
+    return out
+
+
+def _reasoning(cfg: dict[str, Any]) -> ir.Reasoning | None:
+    thinking = get(cfg, "thinkingConfig")
+    if not isinstance(thinking, dict):
+        return None
+    budget = get(thinking, "thinkingBudget")
+    level = get(thinking, "thinkingLevel")
+    include = bool(get(thinking, "includeThoughts", False))
+    if budget == 0:
+        return ir.Reasoning(enabled=False, include_thoughts=include)
+    if isinstance(budget, int) and budget > 0:
+        return ir.Reasoning(budget_tokens=budget, include_thoughts=include)
+    return ir.Reasoning(effort=_LEVEL_EFFORT.get(str(level).upper(), "medium"), include_thoughts=include)
+
+
+def _tool_choice(tool_config: Any) -> ir.ToolChoice | None:
+    fc = get(tool_config, "functionCallingConfig")
+    if not isinstance(fc, dict):
+        return None
+    mode = str(get(fc, "mode", "AUTO")).upper()
+    allowed = get(fc, "allowedFunctionNames")
+    if mode == "NONE":
+        return ir.ToolChoice("none")
+    if mode in ("ANY", "VALIDATED") and isinstance(allowed, list) and len(allowed) == 1:
+        return ir.ToolChoice("tool", name=allowed[0])
+    return ir.ToolChoice("required" if mode == "ANY" else "auto", allowed=allowed or None)
+
+
+def parse_request(body: bytes) -> ir.Request:
+    """The model lives in the URL: the relay sets `model` and `stream`."""
+    return _parse(decode_json_object(body))
+
+
+def _parse(b: dict[str, Any]) -> ir.Request:
+    contents = b.get("contents")
+    expect(isinstance(contents, list) and len(contents) > 0, "contents must be a non-empty array", "contents")
+    calls = _CallIds()
+    messages: list[ir.Message] = []
+    for i, c in enumerate(contents):
+        expect(isinstance(c, dict), f"contents[{i}] must be an object", "contents")
+        role = c.get("role") or "user"
+        expect(role in ("user", "model"), f"contents[{i}].role must be 'user' or 'model'", "contents")
+        parts = _parts(c.get("parts") or [], role, f"contents[{i}]", calls)
+        results = [p for p in parts if isinstance(p, ir.ToolResultPart)]
+        rest = [p for p in parts if not isinstance(p, ir.ToolResultPart)]
+        if results:
+            messages.append(ir.Message("tool", list(results)))
+        if rest or not results:
+            messages.append(ir.Message("assistant" if role == "model" else "user", rest))
+    tools = []
+    for t in b.get("tools") or []:
+        declarations = get(t, "functionDeclarations")
+        if not declarations:
+            dropped(f"tool {', '.join(t) if isinstance(t, dict) else t}", "other providers")
+            continue
+        for d in declarations:
+            tools.append(ir.Tool(str(d.get("name")), d.get("description"),
+                                 get(d, "parametersJsonSchema") or d.get("parameters")))
+    cfg = get(b, "generationConfig", {})
+    schema = get(cfg, "responseJsonSchema") or get(cfg, "responseSchema")
+    fmt = None
+    if get(cfg, "responseMimeType") == "application/json":
+        fmt = ir.ResponseFormat("json_schema", schema=schema) if schema else ir.ResponseFormat("json_object")
+    if get(cfg, "responseModalities") or get(cfg, "imageConfig"):
+        dropped("generationConfig.responseModalities/imageConfig", "non-Gemini channels")
+    stop = get(cfg, "stopSequences")
+    return ir.Request(
+        model="", messages=messages, system=_text_parts(get(b, "systemInstruction")), tools=tools,
+        tool_choice=_tool_choice(get(b, "toolConfig")), response_format=fmt, reasoning=_reasoning(cfg),
+        max_tokens=get(cfg, "maxOutputTokens"), temperature=get(cfg, "temperature"), top_p=get(cfg, "topP"),
+        top_k=get(cfg, "topK"), stop=list(stop or []), seed=get(cfg, "seed"), n=get(cfg, "candidateCount"),
+        presence_penalty=get(cfg, "presencePenalty"), frequency_penalty=get(cfg, "frequencyPenalty"),
+        include_usage=True)
+
+
+def parse_count_tokens_request(body: bytes) -> ir.Request:
+    b = decode_json_object(body)
+    inner = get(b, "generateContentRequest")
+    return _parse(inner if isinstance(inner, dict) else b)
+
+
+def render_count_tokens_response(n: int) -> bytes:
+    return msgspec.json.encode({"totalTokens": n})
+
+
+# ---- requests: IR -> Gemini ------------------------------------------------------------------
+
+
+def _media_part(p: ir.MediaPart) -> dict[str, Any]:
+    if p.data is not None:
+        return {"inlineData": {"mimeType": p.media_type or "application/octet-stream", "data": p.data}}
+    uri = p.url or p.file_id or ""
+    if uri.startswith(("gs://", "files/", "https://generativelanguage.googleapis.com/")):
+        return {"fileData": {"mimeType": p.media_type or "application/octet-stream", "fileUri": uri}}
+    raise GatewayError(400, "invalid_request", f"Gemini needs the bytes of {uri.split('?')[0]!r}; "
+                       "it could not be fetched", param="messages")
+
+
+def _render_content(m: ir.Message, names: dict[str, str]) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    signed_first_call = False
+    for p in m.parts:
+        if isinstance(p, ir.TextPart):
+            if p.text:
+                parts.append({"text": p.text})
+        elif isinstance(p, ir.MediaPart):
+            parts.append(_media_part(p))
+        elif isinstance(p, ir.ThinkingPart):
+            if p.signature_origin == "gemini" and p.signature:
+                parts.append({"text": p.text, "thought": True, "thoughtSignature": p.signature})
+        elif isinstance(p, ir.ToolCallPart):
+            names[p.id] = p.name
+            part: dict[str, Any] = {"functionCall": {"name": p.name, "args": parse_arguments(p.arguments)}}
+            if p.signature and p.signature_origin == "gemini":
+                part["thoughtSignature"] = p.signature
+            elif not signed_first_call:  # history from another provider: Gemini 3 wants a signature
+                part["thoughtSignature"] = SKIP_SIGNATURE
+            signed_first_call = True
+            parts.append(part)
+        elif isinstance(p, ir.ToolResultPart):
+            text = "".join(c.text for c in p.content if isinstance(c, ir.TextPart))
+            parts.append({"functionResponse": {"name": p.name or names.get(p.call_id, "function"),
+                                               "response": {"error" if p.is_error else "output": text}}})
+    return {"role": "model" if m.role == "assistant" else "user", "parts": parts}
+
+
+def render_request(req: ir.Request, upstream_model: str) -> bytes:
+    names: dict[str, str] = {}
+    contents: list[dict[str, Any]] = []
+    for m in req.messages:
+        content = _render_content(m, names)
+        if not content["parts"]:
+            continue
+        if contents and contents[-1]["role"] == content["role"]:
+            contents[-1]["parts"].extend(content["parts"])
+        else:
+            contents.append(content)
+    body: dict[str, Any] = {"contents": contents}
+    if req.system:
+        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(p.text for p in req.system)}]}
+    if req.tools:
+        body["tools"] = [{"functionDeclarations": [{k: v for k, v in (
+            ("name", t.name), ("description", t.description), ("parametersJsonSchema", t.parameters))
+            if v is not None} for t in req.tools]}]
+        choice = req.tool_choice
+        if choice is not None:
+            mode = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}[choice.mode]
+            fc: dict[str, Any] = {"mode": mode}
+            allowed = [choice.name] if choice.mode == "tool" and choice.name else choice.allowed
+            if allowed and mode != "NONE":
+                fc["allowedFunctionNames"] = allowed
+            body["toolConfig"] = {"functionCallingConfig": fc}
+    cfg: dict[str, Any] = {}
+    for name, key in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
+                      ("max_tokens", "maxOutputTokens"), ("seed", "seed"), ("n", "candidateCount"),
+                      ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty")):
+        value = getattr(req, name)
+        if value is not None:
+            cfg[key] = value
+    if req.stop:
+        cfg["stopSequences"] = req.stop[:5]
+    fmt = req.response_format
+    if fmt is not None and fmt.type != "text":
+        cfg["responseMimeType"] = "application/json"
+        if fmt.schema:
+            cfg["responseJsonSchema"] = fmt.schema
+    r = req.reasoning
+    if r is not None:
+        if not r.enabled or r.effort == "none":
+            cfg["thinkingConfig"] = {"thinkingBudget": 0}
+        else:
+            cfg["thinkingConfig"] = {"thinkingBudget": r.budget_tokens or effort_to_budget(r.effort) or -1,
+                                     "includeThoughts": r.include_thoughts}
+    if cfg:
+        body["generationConfig"] = cfg
+    return msgspec.json.encode(body)
+
+
+# ---- responses -------------------------------------------------------------------------------
+
+
+def usage_from(u: Any) -> ir.Usage:
+    if not isinstance(u, dict):
+        return ir.Usage()
+    thoughts = int(get(u, "thoughtsTokenCount", 0))
+    return ir.Usage(input_tokens=int(get(u, "promptTokenCount", 0)) + int(get(u, "toolUsePromptTokenCount", 0)),
+                    output_tokens=int(get(u, "candidatesTokenCount", 0)) + thoughts,
+                    cache_read_tokens=int(get(u, "cachedContentTokenCount", 0)), reasoning_tokens=thoughts)
+
+
+def usage_to(u: ir.Usage) -> dict[str, int]:
+    out = {"promptTokenCount": u.input_tokens, "candidatesTokenCount": u.output_tokens - u.reasoning_tokens,
+           "totalTokenCount": u.input_tokens + u.output_tokens}
+    if u.reasoning_tokens:
+        out["thoughtsTokenCount"] = u.reasoning_tokens
+    if u.cache_read_tokens:
+        out["cachedContentTokenCount"] = u.cache_read_tokens
+    return out
+
+
+def response_parts(raw: list[Any]) -> list[ir.Part]:
+    """IR parts of one upstream candidate's parts (signatures minted by Gemini itself)."""
+    out: list[ir.Part] = []
+    for p in raw:
+        sig = get(p, "thoughtSignature")
+        fcall = get(p, "functionCall")
+        if fcall is not None:
+            out.append(ir.ToolCallPart(str(fcall.get("id") or ids.new_id("call_")), str(fcall.get("name")),
+                                       dump_arguments(fcall.get("args")), signature=sig,
+                                       signature_origin="gemini" if sig else None))
+        elif p.get("thought"):
+            out.append(ir.ThinkingPart(str(p.get("text", "")), signature=sig, signature_origin="gemini" if sig else None))
+        elif p.get("text"):
+            out.append(ir.TextPart(str(p["text"])))
+    return out
+
+
+def parse_response(body: bytes) -> ir.Response:
+    b = decode_json_object(body, "upstream response")
+    choices = []
+    for i, cand in enumerate(b.get("candidates") or []):
+        parts = response_parts(get(get(cand, "content", {}), "parts", []))
+        saw_calls = any(isinstance(p, ir.ToolCallPart) for p in parts)
+        choices.append(ir.Choice(int(cand.get("index") or i), parts, finish_from(get(cand, "finishReason"), saw_calls)))
+    if not choices and get(get(b, "promptFeedback", {}), "blockReason"):
+        choices.append(ir.Choice(0, [], "content_filter"))
+    return ir.Response(id=str(get(b, "responseId") or ids.new_id("resp_")), model=str(get(b, "modelVersion") or ""),
+                       choices=choices, usage=usage_from(get(b, "usageMetadata")))
+
+
+def render_parts(parts: list[ir.Part]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if isinstance(p, ir.TextPart):
+            out.append({"text": p.text})
+        elif isinstance(p, ir.ThinkingPart):
+            part: dict[str, Any] = {"text": p.text, "thought": True}
+            if p.signature:
+                part["thoughtSignature"] = signatures.to_gemini_client(p.signature, p.signature_origin)
+            out.append(part)
+        elif isinstance(p, ir.ToolCallPart):
+            part = {"functionCall": {"id": p.id, "name": p.name, "args": parse_arguments(p.arguments)}}
+            if p.signature:
+                part["thoughtSignature"] = signatures.to_gemini_client(p.signature, p.signature_origin)
+            out.append(part)
+    return out
+
+
+def render_response(resp: ir.Response, model: str) -> bytes:
+    return msgspec.json.encode({
+        "candidates": [{"content": {"role": "model", "parts": render_parts(c.parts)},
+                        "finishReason": FINISH_TO.get(c.finish_reason or "stop", "STOP"), "index": c.index}
+                       for c in resp.choices],
+        "usageMetadata": usage_to(resp.usage), "modelVersion": model, "responseId": resp.id})
+
+
+# the stream classes use the helpers above, so they are imported last
+from polyrelay.protocols.gemini_stream import StreamDecoder, StreamEncoder  # noqa: E402
+
+__all__ = ["StreamDecoder", "StreamEncoder", "parse_request", "render_request", "parse_response",
+           "render_response", "parse_error", "render_error", "render_stream_error"]

@@ -1,0 +1,164 @@
+"""Gemini streams <-> IR stream events. Gemini sends whole function calls; Chat and Anthropic stream
+their arguments, so the encoder holds only the current call's arguments until it is complete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from polyrelay import ids, ir
+from polyrelay.protocols import gemini as g
+from polyrelay.protocols import signatures
+from polyrelay.protocols.common import parse_arguments
+from polyrelay.protocols.sse import SseSplitter
+
+_CUT = "upstream stream ended before it was complete"
+
+
+class StreamDecoder:
+    """`data: <GenerateContentResponse>` events -> IR events."""
+
+    def __init__(self) -> None:
+        self._sse = SseSplitter()
+        self._started = False
+        self._finished = False
+        self._failed = False
+        self._tools: dict[int, int] = {}          # candidate -> calls so far
+        self.usage = ir.Usage()
+
+    def feed(self, chunk: bytes) -> list[ir.StreamEvent]:
+        return [e for raw in self._sse.feed(chunk) for e in self._event(raw)]
+
+    def close(self) -> list[ir.StreamEvent]:
+        events = [e for raw in self._sse.close() for e in self._event(raw)]
+        if not (self._finished or self._failed):
+            self._failed = True
+            events.append(ir.StreamError(502, "upstream", _CUT))
+        return events
+
+    def _event(self, raw: bytes) -> list[ir.StreamEvent]:
+        if not raw.startswith(b"data:"):
+            return []
+        try:
+            chunk = msgspec.json.decode(raw[5:].strip())
+        except msgspec.DecodeError:
+            return []
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk:
+            self._failed = True
+            error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+            return [ir.StreamError(502, "upstream", str(error.get("message") or "upstream error"))]
+        events: list[ir.StreamEvent] = []
+        if not self._started:
+            self._started = True
+            events.append(ir.StreamStart(str(g.get(chunk, "responseId") or ids.new_id("resp_")),
+                                         str(g.get(chunk, "modelVersion") or "")))
+        for i, cand in enumerate(chunk.get("candidates") or []):
+            n = int(cand.get("index") or i)
+            for part in g.response_parts(g.get(g.get(cand, "content", {}), "parts", [])):
+                if isinstance(part, ir.TextPart):
+                    events.append(ir.TextDelta(part.text, choice=n))
+                elif isinstance(part, ir.ThinkingPart):
+                    events.append(ir.ThinkingDelta(part.text, signature=part.signature,
+                                                   signature_origin=part.signature_origin, choice=n))
+                elif isinstance(part, ir.ToolCallPart):
+                    index = self._tools.get(n, 0)
+                    self._tools[n] = index + 1
+                    events.append(ir.ToolCallStart(index, part.id, part.name, signature=part.signature,
+                                                   signature_origin=part.signature_origin, choice=n))
+                    events.append(ir.ToolCallDelta(index, part.arguments, choice=n))
+            reason = g.get(cand, "finishReason")
+            if reason:
+                self._finished = True
+                events.append(ir.Finish(g.finish_from(reason, self._tools.get(n, 0) > 0), choice=n))
+        usage = g.get(chunk, "usageMetadata")
+        if usage:
+            self.usage = g.usage_from(usage)
+            events.append(ir.UsageEvent(self.usage))
+        if not chunk.get("candidates") and g.get(g.get(chunk, "promptFeedback", {}), "blockReason"):
+            self._finished = True
+            events.append(ir.Finish("content_filter"))
+        return events
+
+
+class StreamEncoder:
+    """IR events -> Gemini chunks, as SSE (`?alt=sse`) or as one JSON array (no `alt`)."""
+
+    def __init__(self, model: str, request: ir.Request, sse: bool = True) -> None:
+        self._model = model
+        self._id = ids.new_id("resp_")
+        self._sse = sse
+        self._sent_any = False
+        self._call: dict[str, Any] | None = None   # the call being assembled
+        self._call_choice = 0
+        self._finish: dict[int, str] = {}
+        self._usage: ir.Usage | None = None
+        self._failed = False
+
+    def _write(self, payload: dict[str, Any]) -> bytes:
+        body = msgspec.json.encode(payload)
+        if self._sse:
+            return b"data: " + body + b"\n\n"
+        prefix = b"," if self._sent_any else b"["
+        self._sent_any = True
+        return prefix + body
+
+    def _parts(self, parts: list[dict[str, Any]], choice: int = 0) -> bytes:
+        return self._write({"candidates": [{"content": {"role": "model", "parts": parts}, "index": choice}],
+                            "modelVersion": self._model, "responseId": self._id})
+
+    def _flush_call(self) -> bytes:
+        call, self._call = self._call, None
+        if call is None:
+            return b""
+        part: dict[str, Any] = {"functionCall": {"id": call["id"], "name": call["name"],
+                                                 "args": parse_arguments("".join(call["args"]))}}
+        if call["signature"]:
+            part["thoughtSignature"] = call["signature"]
+        return self._parts([part], self._call_choice)
+
+    def encode(self, event: ir.StreamEvent) -> bytes:
+        if isinstance(event, ir.ToolCallDelta):
+            if self._call is not None:
+                self._call["args"].append(event.arguments)
+            return b""
+        out = self._flush_call()
+        if isinstance(event, ir.TextDelta):
+            return out + self._parts([{"text": event.text}], event.choice)
+        if isinstance(event, ir.ThinkingDelta):
+            part: dict[str, Any] = {"text": event.text, "thought": True}
+            if event.signature:
+                part["thoughtSignature"] = signatures.to_gemini_client(event.signature, event.signature_origin)
+            return out + self._parts([part], event.choice)
+        if isinstance(event, ir.ToolCallStart):
+            sig = signatures.to_gemini_client(event.signature, event.signature_origin) if event.signature else None
+            self._call = {"id": event.id, "name": event.name, "args": [], "signature": sig}
+            self._call_choice = event.choice
+            return out
+        if isinstance(event, ir.Finish):
+            self._finish[event.choice] = g.FINISH_TO.get(event.reason, "STOP")
+            return out
+        if isinstance(event, ir.UsageEvent):
+            self._usage = event.usage
+            return out
+        if isinstance(event, ir.StreamError):
+            self._failed = True
+            return out + self._write({"error": {"code": event.status, "message": event.message,
+                                                "status": "UNAVAILABLE"}})
+        return out
+
+    def close(self) -> bytes:
+        out = self._flush_call()
+        if not self._failed:
+            final: dict[str, Any] = {
+                "candidates": [{"content": {"role": "model", "parts": []}, "finishReason": reason, "index": n}
+                               for n, reason in sorted(self._finish.items())] or [
+                    {"content": {"role": "model", "parts": []}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": g.usage_to(self._usage or ir.Usage()),
+                "modelVersion": self._model, "responseId": self._id}
+            out += self._write(final)
+        if not self._sse:
+            out += b"]" if self._sent_any else b"[]"
+        return out
