@@ -55,6 +55,16 @@ channels:
     api_keys: [sim-status-401-sk-secret-upstream-key]
     models: [failover-model, leaky-model]
     priority: 7
+  - name: claude
+    type: anthropic
+    base_url: {sim_url}
+    api_keys: [sk-ant-upstream]
+    models: [claude-sim-sonnet, claude-sim-sonnet-thinking]
+  - name: gemini
+    type: gemini
+    base_url: {sim_url}
+    api_keys: [gemini-upstream-key]
+    models: [gemini-2.5-flash, gemini-3-pro-preview]
 keys:
   - name: alice
     key: sk-alice-0001
@@ -70,6 +80,10 @@ prices:
   failover-model: {{input: 1.0, output: 2.0}}
   doomed-model: {{input: 1.0, output: 2.0}}
   race-model: {{input: 3.0, output: 15.0, max_output: 64}}
+  claude-sim-sonnet: {{input: 3.0, output: 15.0}}
+  claude-sim-sonnet-thinking: {{input: 3.0, output: 15.0}}
+  gemini-2.5-flash: {{input: 0.30, output: 2.50}}
+  gemini-3-pro-preview: {{input: 2.0, output: 12.0}}
 """
 
 

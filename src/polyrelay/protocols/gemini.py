@@ -132,7 +132,12 @@ def _parts(raw: Any, role: str, where: str, calls: _CallIds) -> list[ir.Part]:
         inline, file, fcall, fresp = (get(p, "inlineData"), get(p, "fileData"), get(p, "functionCall"),
                                       get(p, "functionResponse"))
         if p.get("thought") and "text" in p:
-            out.append(ir.ThinkingPart(str(p["text"]), signature=sig, signature_origin=origin))
+            previous = out[-1] if out else None
+            if isinstance(previous, ir.ThinkingPart) and previous.signature is None and not previous.redacted:
+                # a streamed thought arrives in pieces, its signature on the last: one thought again
+                out[-1] = ir.ThinkingPart(previous.text + str(p["text"]), signature=sig, signature_origin=origin)
+            else:
+                out.append(ir.ThinkingPart(str(p["text"]), signature=sig, signature_origin=origin))
         elif "text" in p:
             if p["text"]:
                 out.append(ir.TextPart(str(p["text"])))

@@ -1,4 +1,4 @@
-"""The upstream simulator as an ASGI app: OpenAI Chat (and further protocols as they are added).
+"""The upstream simulator as an ASGI app: OpenAI Chat, Anthropic Messages and Gemini.
 
 Also `GET /sim/requests` (the last requests it received, for tests to inspect), `GET /sim/stats`
 and `POST /sim/reset`.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from urllib.parse import parse_qs
 from typing import Any
 
 import msgspec
 
-from polyrelay.sim import openai_chat
+from polyrelay.sim import anthropic_messages, gemini, openai_chat
 from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import read_script
 
@@ -71,6 +72,15 @@ class SimApp:
             await asyncio.sleep(script.hang_ms / 1000)
         if method == "POST" and path.endswith("/chat/completions"):
             return openai_chat.handle(body, script)
+        if method == "POST" and path == "/v1/messages":
+            return anthropic_messages.handle(body, headers, script)
+        if method == "POST" and path == "/v1/messages/count_tokens":
+            return anthropic_messages.count_tokens(body)
+        if method == "POST" and "/models/" in path and ":" in path:
+            model, _, gemini_method = path.split("/models/", 1)[1].rpartition(":")
+            query = parse_qs(scope.get("query_string", b"").decode())
+            key = headers.get("x-goog-api-key") or (query.get("key") or [None])[0]
+            return gemini.handle(body, model, gemini_method, query.get("alt") == ["sse"], key, script)
         return SimReply(404, b'{"error":{"message":"simulator: unknown route","type":"invalid_request_error"}}')
 
     async def _stream(self, reply: SimStream, receive: Any, send: Any) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 
-from polyrelay.sim.fake_json import value_for
+from polyrelay.sim.plan import plan
 from polyrelay.sim.replies import SimReply, SimStream
-from polyrelay.sim.script import Script, reply_words, split_words
+from polyrelay.sim.script import Script, split_words
 from polyrelay.tokens import estimate_text_tokens
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
@@ -66,28 +66,22 @@ def _usage(req: dict[str, Any], completion: int, script: Script) -> dict[str, An
 
 def _plan(req: dict[str, Any], script: Script) -> tuple[str | None, list[dict[str, Any]]]:
     """The reply: text, or tool calls to make."""
-    tools = req.get("tools") or []
+    tools = [(t["function"]["name"], t["function"].get("parameters")) for t in req.get("tools") or []]
     choice = req.get("tool_choice", "auto")
+    if isinstance(choice, dict):
+        choice = (choice.get("function") or {}).get("name", "auto")
+    elif choice == "required":
+        choice = "any"
     last = req["messages"][-1]
-    if tools and choice != "none" and last.get("role") != "tool" and not script.notool:
-        if isinstance(choice, dict) and choice.get("function"):
-            chosen = [t for t in tools if t["function"]["name"] == choice["function"]["name"]] or tools[:1]
-        else:
-            chosen = tools[:2] if req.get("parallel_tool_calls", True) and "both" in _text_of(last.get("content")) \
-                else tools[:1]
-        calls = [{"id": f"call_sim{i}{int(time.time() * 1000) % 100000}", "type": "function",
-                  "function": {"name": t["function"]["name"],
-                               "arguments": msgspec.json.encode(value_for(t["function"].get("parameters"))).decode()}}
-                 for i, t in enumerate(chosen)]
-        return None, calls
     fmt = req.get("response_format") or {}
-    if fmt.get("type") == "json_schema":
-        return msgspec.json.encode(value_for((fmt.get("json_schema") or {}).get("schema"))).decode(), []
-    if fmt.get("type") == "json_object":
-        return '{"answer": "sample"}', []
-    if last.get("role") == "tool":
-        return "The tool said: " + _text_of(last.get("content"))[:200], []
-    return "".join(reply_words(script.chunks or script.words)), []
+    answer = plan(script, tools, str(choice), last.get("role") == "tool", _text_of(last.get("content")),
+                  _text_of(last.get("content")),
+                  schema=(fmt.get("json_schema") or {}).get("schema", {}) if fmt.get("type") == "json_schema" else None,
+                  json_mode=fmt.get("type") == "json_object")
+    calls = [{"id": f"call_sim{i}{int(time.time() * 1000) % 100000}", "type": "function",
+              "function": {"name": name, "arguments": msgspec.json.encode(args).decode()}}
+             for i, (name, args) in enumerate(answer.calls)]
+    return answer.text, calls
 
 
 def handle(body: bytes, script: Script) -> SimReply | SimStream:

@@ -1,0 +1,198 @@
+"""Simulated Gemini upstream (generateContent, streamGenerateContent, countTokens). It accepts camelCase
+and snake_case like the real API, answers in camelCase only, and checks what converters get wrong:
+part shapes, base64, functionResponse pairing, and Gemini 3 thought signatures on function calls."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import struct
+import time
+import zlib
+from typing import Any
+
+import msgspec
+
+from polyrelay.sim.plan import THINKING_TEXT, plan, sign, verify
+from polyrelay.sim.replies import SimReply, SimStream
+from polyrelay.sim.script import Script, split_words
+from polyrelay.tokens import estimate_text_tokens
+
+_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+_PART_KINDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def get(d: Any, camel: str, default: Any = None) -> Any:
+    """The real API accepts camelCase and snake_case field names alike."""
+    if not isinstance(d, dict):
+        return default
+    value = d.get(camel)
+    if value is None:
+        value = d.get(re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower())
+    return default if value is None else value
+
+
+class Invalid(Exception):
+    pass
+
+
+def error_reply(status: int, message: str, reason: str | None = None) -> SimReply:
+    error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS.get(status, "INTERNAL")}
+    if reason:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason}]
+    return SimReply(status, msgspec.json.encode({"error": error}))
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise Invalid(message)
+
+
+def _validate(req: Any, model: str) -> dict[str, Any]:
+    _check(isinstance(req, dict), "Invalid JSON payload")
+    contents = req.get("contents")
+    _check(isinstance(contents, list) and len(contents) > 0, "contents is not specified")
+    previous_calls: list[str] = []
+    for i, c in enumerate(contents):
+        _check(isinstance(c, dict) and (c.get("role") or "user") in ("user", "model"),
+               f"contents[{i}].role: Please use a valid role: user, model.")
+        parts = c.get("parts")
+        _check(isinstance(parts, list) and len(parts) > 0, f"contents[{i}].parts must not be empty")
+        calls, responses = [], []
+        for j, p in enumerate(parts):
+            kinds = [k for k in _PART_KINDS if get(p, k) is not None]
+            _check(len(kinds) == 1, f"contents[{i}].parts[{j}]: exactly one data field is required, got {kinds}")
+            inline = get(p, "inlineData")
+            if inline is not None:
+                _check(isinstance(get(inline, "mimeType"), str), f"contents[{i}].parts[{j}].inlineData.mimeType required")
+                try:
+                    base64.b64decode(inline.get("data", ""), validate=True)
+                except (binascii.Error, ValueError):
+                    raise Invalid(f"contents[{i}].parts[{j}].inlineData.data: invalid base64") from None
+            if get(p, "fileData") is not None:
+                _check(isinstance(get(get(p, "fileData"), "fileUri"), str), f"contents[{i}].parts[{j}].fileData.fileUri required")
+            if get(p, "functionCall") is not None:
+                calls.append((get(p, "functionCall").get("name"), get(p, "thoughtSignature")))
+            if get(p, "functionResponse") is not None:
+                responses.append(get(p, "functionResponse").get("name"))
+        if calls and "gemini-3" in model:
+            name, signature = calls[0]
+            _check(signature == SKIP_SIGNATURE or verify(f"call:{name}", _b64text(signature)),
+                   f"Function call is missing a thought_signature in functionCall parts (contents[{i}])")
+        if responses:
+            _check(sorted(responses) == sorted(previous_calls),
+                   f"contents[{i}]: the number and names of function response parts must match the function call "
+                   "parts of the previous turn")
+        previous_calls = [n for n, _ in calls]
+    cfg = get(req, "generationConfig", {})
+    temperature = get(cfg, "temperature")
+    _check(temperature is None or 0 <= temperature <= 2, "generationConfig.temperature must be in [0, 2]")
+    return req
+
+
+def _b64text(value: Any) -> str | None:
+    try:
+        return base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def _text(content: dict[str, Any]) -> str:
+    out = []
+    for p in content.get("parts") or []:
+        if "text" in p:
+            out.append(str(p["text"]))
+        elif get(p, "functionResponse") is not None:
+            out.append(msgspec.json.encode(get(p, "functionResponse").get("response")).decode())
+    return " ".join(out)
+
+
+def _png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x80\x40\xc0" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    cfg = get(req, "generationConfig", {})
+    last = req["contents"][-1]
+    last_is_result = any(get(p, "functionResponse") is not None for p in last.get("parts") or [])
+    declarations = [d for t in req.get("tools") or [] for d in get(t, "functionDeclarations", [])]
+    fc = get(get(req, "toolConfig", {}), "functionCallingConfig", {})
+    mode = str(get(fc, "mode", "AUTO")).upper()
+    allowed = get(fc, "allowedFunctionNames") or []
+    choice = allowed[0] if mode == "ANY" and len(allowed) == 1 else {"NONE": "none", "ANY": "any"}.get(mode, "auto")
+    json_mode = get(cfg, "responseMimeType") == "application/json"
+    schema = get(cfg, "responseJsonSchema") or get(cfg, "responseSchema")
+    answer = plan(script, [(d.get("name"), get(d, "parametersJsonSchema") or d.get("parameters")) for d in declarations],
+                  choice, last_is_result, _text(last), _text(last), schema=schema if json_mode else None,
+                  json_mode=json_mode)
+    parts: list[dict[str, Any]] = []
+    thinking = get(cfg, "thinkingConfig", {})
+    if get(thinking, "includeThoughts") and get(thinking, "thinkingBudget") != 0:
+        parts.append({"text": THINKING_TEXT, "thought": True})
+    if "image" in model and "IMAGE" in [str(m).upper() for m in get(cfg, "responseModalities", [])]:
+        ratio = str(get(get(cfg, "imageConfig", {}), "aspectRatio", "1:1"))
+        w, h = (int(x) for x in ratio.split(":")) if ":" in ratio else (1, 1)
+        parts.append({"inlineData": {"mimeType": "image/png", "data": base64.b64encode(_png(8 * w, 8 * h)).decode()}})
+    elif answer.text is not None:
+        parts.append({"text": answer.text})
+    for k, (name, args) in enumerate(answer.calls):
+        part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
+        if k == 0:
+            part["thoughtSignature"] = base64.b64encode(sign(f"call:{name}").encode()).decode()
+        parts.append(part)
+    prompt = sum(estimate_text_tokens(_text(c)) + 3 for c in req["contents"])
+    thoughts = estimate_text_tokens(THINKING_TEXT) if parts and parts[0].get("thought") else 0
+    candidates = sum(estimate_text_tokens(p.get("text", "")) for p in parts if not p.get("thought")) + 5 * len(answer.calls)
+    usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates + script.reasoning,
+             "totalTokenCount": prompt + candidates + thoughts + script.reasoning}
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    if script.cached:
+        usage["cachedContentTokenCount"] = min(script.cached, prompt)
+    return parts, usage
+
+
+def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None, script: Script) -> SimReply | SimStream:
+    if not api_key:
+        return error_reply(403, "Method doesn't allow unregistered callers. Please pass a valid API key.")
+    if api_key == "sim-bad-key":
+        return error_reply(400, "API key not valid. Please pass a valid API key.", reason="API_KEY_INVALID")
+    try:
+        req = msgspec.json.decode(body)
+        if method == "countTokens":
+            inner = get(req, "generateContentRequest") if isinstance(req, dict) else None
+            req = _validate(inner or req, model)
+            return SimReply(200, msgspec.json.encode({"totalTokens": sum(
+                estimate_text_tokens(_text(c)) + 3 for c in req["contents"])}))
+        req = _validate(req, model)
+    except msgspec.DecodeError:
+        return error_reply(400, "Invalid JSON payload received.")
+    except Invalid as e:
+        return error_reply(400, str(e))
+    if script.status >= 400:
+        return error_reply(script.status, f"simulated error {script.status}")
+    parts, usage = _answer(req, model, script)
+    rid = f"sim{time.time_ns() % 10**12}"
+    if method == "generateContent":
+        return SimReply(200, msgspec.json.encode({
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": usage, "modelVersion": model, "responseId": rid}))
+    chunks = []
+    for part in parts:
+        pieces = split_words(part["text"]) if "text" in part and not part.get("thought") else [None]
+        for piece in pieces:
+            chunks.append({"candidates": [{"content": {"role": "model", "parts": [
+                part if piece is None else {"text": piece}]}, "index": 0}], "modelVersion": model, "responseId": rid})
+    chunks[-1]["candidates"][0]["finishReason"] = "STOP"
+    chunks[-1]["usageMetadata"] = usage
+    encoded = [msgspec.json.encode(c) for c in chunks]
+    if sse:
+        return SimStream([b"data: " + c + b"\r\n\r\n" for c in encoded], script.delay_ms / 1000, script.cut)
+    return SimReply(200, b"[" + b",\r\n".join(encoded) + b"]")
