@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import os
 import socket
 from urllib.parse import urlsplit
 
@@ -13,7 +14,9 @@ import aiohttp
 from polyrelay import ir
 from polyrelay.errors import GatewayError
 
-MAX_MEDIA_BYTES = 20 * 1024 * 1024
+MAX_MEDIA_BYTES = int(os.environ.get("POLYRELAY_MEDIA_MAX_MB", "20")) * 1024 * 1024
+# Fetching from loopback/private addresses is refused (SSRF); tests and closed networks may allow it.
+ALLOW_PRIVATE = os.environ.get("POLYRELAY_MEDIA_ALLOW_PRIVATE") == "1"
 _TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 
 

@@ -61,7 +61,7 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
     if kinds:
         from polyrelay import media  # only needed when converting for such an upstream
 
-        await media.inline_remote_media(req, kinds, gw.http)
+        await media.inline_remote_media(req, kinds, gw.http, allow_private=media.ALLOW_PRIVATE)
     resp = await open_upstream(gw.http, channel, upstream_model, upstream.render_request(req, upstream_model),
                                req.stream, upstream.parse_error)
     if not req.stream:
