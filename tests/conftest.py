@@ -80,9 +80,9 @@ prices:
   failover-model: {{input: 1.0, output: 2.0}}
   doomed-model: {{input: 1.0, output: 2.0}}
   race-model: {{input: 3.0, output: 15.0, max_output: 64}}
-  claude-sim-sonnet: {{input: 3.0, output: 15.0}}
+  claude-sim-sonnet: {{input: 3.0, output: 15.0, cached_input: 0.30}}
   claude-sim-sonnet-thinking: {{input: 3.0, output: 15.0}}
-  gemini-2.5-flash: {{input: 0.30, output: 2.50}}
+  gemini-2.5-flash: {{input: 0.30, output: 2.50, cached_input: 0.03}}
   gemini-3-pro-preview: {{input: 2.0, output: 12.0}}
 """
 

@@ -29,8 +29,9 @@ class Answer:
     thinking: str = ""
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (name, args)
     finish: str = ""          # normalised: stop | length | tool_calls
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: int = 0     # all prompt tokens, cached ones included
+    output_tokens: int = 0    # all output tokens, reasoning included
+    cached_tokens: int = 0
 
 
 class OpenAIClient:
@@ -58,7 +59,9 @@ class OpenAIClient:
                       tool_calls=[(c.function.name, json.loads(c.function.arguments))
                                   for c in message.tool_calls or []],
                       finish=choice.finish_reason, input_tokens=completion.usage.prompt_tokens,
-                      output_tokens=completion.usage.completion_tokens)
+                      output_tokens=completion.usage.completion_tokens,
+                      cached_tokens=(completion.usage.prompt_tokens_details.cached_tokens or 0)
+                      if completion.usage.prompt_tokens_details else 0)
 
     def tool_round_trip(self, model: str, stream: bool, **extra: Any) -> tuple[Answer, Answer]:
         tools = [{"type": "function", "function": {"name": "get_weather", "description": "weather of a city",
@@ -107,7 +110,8 @@ class AnthropicClient:
             thinking="".join(b.thinking for b in message.content if b.type == "thinking"),
             tool_calls=[(b.name, b.input) for b in message.content if b.type == "tool_use"], finish=finish,
             input_tokens=usage.input_tokens + (usage.cache_read_input_tokens or 0)
-            + (usage.cache_creation_input_tokens or 0), output_tokens=usage.output_tokens)
+            + (usage.cache_creation_input_tokens or 0), output_tokens=usage.output_tokens,
+            cached_tokens=usage.cache_read_input_tokens or 0)
 
     def ask(self, model: str, prompt: str, stream: bool, **extra: Any) -> Answer:
         return self._answer(self._create(stream, model=model, messages=[{"role": "user", "content": prompt}], **extra))
@@ -166,6 +170,7 @@ class GeminiClient:
                 answer.input_tokens = r.usage_metadata.prompt_token_count or 0
                 answer.output_tokens = (r.usage_metadata.candidates_token_count or 0) + (
                     r.usage_metadata.thoughts_token_count or 0)
+                answer.cached_tokens = r.usage_metadata.cached_content_token_count or 0
         if answer.tool_calls and answer.finish == "stop":
             answer.finish = "tool_calls"
         answer.raw = responses  # type: ignore[attr-defined]

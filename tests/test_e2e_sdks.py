@@ -17,15 +17,16 @@ from servers import Server
 from test_chat_relay import spent_cents
 
 UPSTREAMS = {"openai": "gpt-4o-mini", "anthropic": "claude-sim-sonnet", "gemini": "gemini-2.5-flash"}
-PRICES = {"gpt-4o-mini": ("0.15", "0.60"), "claude-sim-sonnet": ("3.0", "15.0"), "gemini-2.5-flash": ("0.30", "2.50"),
-          "claude-sim-sonnet-thinking": ("3.0", "15.0"), "gemini-3-pro-preview": ("2.0", "12.0")}
+PRICES = {"gpt-4o-mini": ("0.15", "0.60", "0.075"), "claude-sim-sonnet": ("3.0", "15.0", "0.30"),
+          "gemini-2.5-flash": ("0.30", "2.50", "0.03")}  # input, output, cached input: as in conftest
 PAIRS = list(itertools.product(CLIENTS, UPSTREAMS))
 THINKING_MODELS = ["claude-sim-sonnet-thinking", "gemini-3-pro-preview"]
 
 
-def micros(model: str, input_tokens: int, output_tokens: int) -> int:
-    inp, out = (Decimal(p) for p in PRICES[model])
-    return int((input_tokens * inp + output_tokens * out).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+def micros(model: str, input_tokens: int, output_tokens: int, cached: int) -> int:
+    inp, out, cached_price = (Decimal(p) for p in PRICES[model])
+    cost = (input_tokens - cached) * inp + cached * cached_price + output_tokens * out
+    return int(cost.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
@@ -34,12 +35,13 @@ def test_plain_reply_is_carried_and_billed_exactly(gateway: Server, fresh_key, c
     _, key = fresh_key()
     client = CLIENTS[client_name](gateway.url, key)
     model = UPSTREAMS[upstream]
-    answer = client.ask(model, "Say something [[sim:words=6]]", stream)
+    answer = client.ask(model, "Say something [[sim:words=6,cached=3]]", stream)
     assert answer.text == "the quick brown fox jumps over"
     assert answer.finish == "stop" and not answer.tool_calls
     assert answer.input_tokens > 0 and answer.output_tokens > 0
+    assert answer.cached_tokens == 3, "cached prompt tokens must survive the conversion"
     assert spent_cents(gateway, key) * 10_000 == pytest.approx(
-        micros(model, answer.input_tokens, answer.output_tokens), abs=1e-6)
+        micros(model, answer.input_tokens, answer.output_tokens, answer.cached_tokens), abs=1e-6)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
