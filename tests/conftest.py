@@ -55,6 +55,11 @@ channels:
     api_keys: [sim-status-401-sk-secret-upstream-key]
     models: [failover-model, leaky-model]
     priority: 7
+  - name: slowpoke
+    base_url: {sim_url}/v1
+    api_keys: [sk-up-slow]
+    models: [slow-model]
+    first_byte_timeout: 0.3
   - name: claude
     type: anthropic
     base_url: {sim_url}

@@ -229,3 +229,13 @@ def test_billing_endpoints_report_quota_and_spend(gateway, fresh_key) -> None:
 def test_unknown_route_is_404_in_openai_shape(gateway) -> None:
     r = httpx.get(gateway.url + "/v1/nothing-here", headers={"Authorization": "Bearer sk-alice-0001"})
     assert r.status_code == 404 and "error" in r.json()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_upstream_timeout_is_504_and_not_billed(gateway, fresh_key, stream) -> None:
+    _, key = fresh_key()
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk(gateway, key).chat.completions.create(model="slow-model", stream=stream,
+                                                  messages=[{"role": "user", "content": "x [[sim:hang_ms=1500]]"}])
+    assert caught.value.status_code == 504
+    assert spent_cents(gateway, key) == 0
