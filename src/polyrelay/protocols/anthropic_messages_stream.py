@@ -10,33 +10,19 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import anthropic_messages as am
 from polyrelay.protocols import signatures
-from polyrelay.protocols.sse import SseSplitter, event_fields, named_event
+from polyrelay.protocols.stream_base import EventDecoder
+from polyrelay.protocols.sse import event_fields, named_event
 
-_CUT = "upstream stream ended before it was complete"
 
-
-class StreamDecoder:
+class StreamDecoder(EventDecoder):
     """Anthropic SSE from an upstream -> IR events. Usage in message_delta is cumulative: overwrite."""
 
     def __init__(self) -> None:
-        self._sse = SseSplitter()
+        super().__init__()
         self._blocks: dict[int, tuple[str, int]] = {}   # block index -> (kind, tool index)
         self._tool_has_input: dict[int, bool] = {}
         self._tools = 0
-        self._finished = False
-        self._failed = False
-        self.usage = ir.Usage()
         self._raw_usage: dict[str, Any] = {}
-
-    def feed(self, chunk: bytes) -> list[ir.StreamEvent]:
-        return [e for raw in self._sse.feed(chunk) for e in self._event(raw)]
-
-    def close(self) -> list[ir.StreamEvent]:
-        events = [e for raw in self._sse.close() for e in self._event(raw)]
-        if not (self._finished or self._failed):
-            self._failed = True
-            events.append(ir.StreamError(502, "upstream", _CUT))
-        return events
 
     def _merge_usage(self, u: dict[str, Any] | None) -> ir.Usage:
         self._raw_usage.update({k: v for k, v in (u or {}).items() if v is not None})

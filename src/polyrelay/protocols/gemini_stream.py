@@ -10,32 +10,17 @@ import msgspec
 from polyrelay import ids, ir
 from polyrelay.protocols import gemini as g
 from polyrelay.protocols import signatures
+from polyrelay.protocols.stream_base import EventDecoder
 from polyrelay.protocols.common import parse_arguments
-from polyrelay.protocols.sse import SseSplitter
-
-_CUT = "upstream stream ended before it was complete"
 
 
-class StreamDecoder:
+class StreamDecoder(EventDecoder):
     """`data: <GenerateContentResponse>` events -> IR events."""
 
     def __init__(self) -> None:
-        self._sse = SseSplitter()
+        super().__init__()
         self._started = False
-        self._finished = False
-        self._failed = False
         self._tools: dict[int, int] = {}          # candidate -> calls so far
-        self.usage = ir.Usage()
-
-    def feed(self, chunk: bytes) -> list[ir.StreamEvent]:
-        return [e for raw in self._sse.feed(chunk) for e in self._event(raw)]
-
-    def close(self) -> list[ir.StreamEvent]:
-        events = [e for raw in self._sse.close() for e in self._event(raw)]
-        if not (self._finished or self._failed):
-            self._failed = True
-            events.append(ir.StreamError(502, "upstream", _CUT))
-        return events
 
     def _event(self, raw: bytes) -> list[ir.StreamEvent]:
         if not raw.startswith(b"data:"):

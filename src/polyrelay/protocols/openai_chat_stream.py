@@ -10,31 +10,17 @@ import msgspec
 from polyrelay import ids, ir
 from polyrelay.protocols import openai_chat as chat
 from polyrelay.protocols import signatures
-from polyrelay.protocols.sse import SseSplitter, data_event
+from polyrelay.protocols.stream_base import EventDecoder
+from polyrelay.protocols.sse import data_event
 
-_CUT = "upstream stream ended before it was complete"
 
-
-class StreamDecoder:
+class StreamDecoder(EventDecoder):
     """Chat SSE from an upstream -> IR events."""
 
     def __init__(self) -> None:
-        self._sse = SseSplitter()
+        super().__init__()
         self._started = False
-        self._finished = False
-        self._failed = False
         self._open_calls: set[tuple[int, int]] = set()
-        self.usage = ir.Usage()
-
-    def feed(self, chunk: bytes) -> list[ir.StreamEvent]:
-        return [e for raw in self._sse.feed(chunk) for e in self._event(raw)]
-
-    def close(self) -> list[ir.StreamEvent]:
-        events = [e for raw in self._sse.close() for e in self._event(raw)]
-        if not (self._finished or self._failed):
-            self._failed = True
-            events.append(ir.StreamError(502, "upstream", _CUT))
-        return events
 
     def _event(self, raw: bytes) -> list[ir.StreamEvent]:
         if not raw.startswith(b"data:"):
