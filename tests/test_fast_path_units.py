@@ -116,3 +116,14 @@ async def test_expired_lease_of_a_crashed_process_is_refunded(engine) -> None:
     assert await survivor.sweep_expired_leases() == 1
     again = await survivor.reserve(key, 900)
     assert again.amount == 900
+
+
+def test_head_revision_constant_matches_the_migration_scripts() -> None:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from polyrelay.store import db
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(db._MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == db.HEAD_REVISION

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -43,6 +44,19 @@ async def _prepare_database(config: Config) -> None:
         await engine.dispose()
 
 
+def _prepare_database_apart(config: Path) -> None:
+    """Migrate and upsert keys in a child process, so the serving process never loads Alembic."""
+    done = subprocess.run([sys.executable, "-m", "polyrelay.cli", "migrate", "--config", str(config)])
+    if done.returncode != 0:
+        raise typer.Exit(done.returncode)
+
+
+@app.command()
+def migrate(config: Path = typer.Option(..., "--config", "-c", help="YAML config file")) -> None:
+    """Bring the database schema up to date and upsert the config's keys (serve does this too)."""
+    asyncio.run(_prepare_database(_load(config)))
+
+
 @app.command()
 def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config file"),
           host: str = typer.Option("127.0.0.1", help="address to listen on"),
@@ -50,7 +64,7 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
           workers: int = typer.Option(1, help="worker processes (share quota through the database)")) -> None:
     """Run the gateway with the channels, keys and prices of CONFIG."""
     cfg = _load(config)
-    asyncio.run(_prepare_database(cfg))
+    _prepare_database_apart(config)
     typer.echo(f"polyrelay listening on http://{host}:{port} ({len(cfg.channels)} channels, "
                f"{len(cfg.keys)} keys from config)", err=True)
     if workers > 1:

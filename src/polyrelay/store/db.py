@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -49,7 +47,21 @@ def create_engine(url: str | None = None) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10)
 
 
+HEAD_REVISION = "0001"  # the newest file in store/migrations/versions
+
+
+def _current_revision(sync_conn: Connection) -> str | None:
+    if not inspect(sync_conn).has_table("alembic_version"):
+        return None  # a new database
+    return sync_conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _upgrade(sync_conn: Connection) -> None:
+    if _current_revision(sync_conn) == HEAD_REVISION:
+        return  # up to date: spare the serving process Alembic's import and memory
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = sync_conn
