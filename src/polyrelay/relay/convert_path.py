@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
 
 from polyrelay import ir
 from polyrelay.channels import Channel
-from polyrelay.errors import GatewayError
+from polyrelay.errors import ErrorKind, GatewayError
 from polyrelay.protocols.anthropic_messages_passthrough import THINKING_SUFFIX, thinking_base_model
 from polyrelay.protocols.passthrough import RequestPeek
 from polyrelay.relay.gateway import Gateway
@@ -17,6 +20,8 @@ from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.streaming import first_chunk, relay_stream
 from polyrelay.relay.surfaces import GEMINI, Surface, protocol_module
 from polyrelay.relay.upstream import open_upstream, read_all
+
+log = logging.getLogger("polyrelay.convert")
 
 # upstream protocols that need media as bytes rather than URLs
 _INLINE_MEDIA = {"gemini": {"image", "video", "audio", "file"}}
@@ -33,7 +38,8 @@ class Converted:
 
     def request(self) -> ir.Request:
         if self._request is None:
-            req = self.surface.protocol.parse_request(self.body)
+            with _blame("the request is malformed", 400, "invalid_request"):
+                req = self.surface.protocol.parse_request(self.body)
             if self.surface is GEMINI:  # the model and the stream flag live in the URL
                 req.model, req.stream = self.peek.model, self.peek.stream
             self._request = req
@@ -62,12 +68,14 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
         from polyrelay import media  # only needed when converting for such an upstream
 
         await media.inline_remote_media(req, kinds, gw.http, allow_private=media.ALLOW_PRIVATE)
-    resp = await open_upstream(gw.http, channel, upstream_model, upstream.render_request(req, upstream_model),
-                               req.stream, upstream.parse_error)
+    with _blame("the request cannot be converted", 400, "invalid_request"):
+        up_body = upstream.render_request(req, upstream_model)
+    resp = await open_upstream(gw.http, channel, upstream_model, up_body, req.stream, upstream.parse_error)
     if not req.stream:
         data = await read_all(resp, channel)
         meter.first_byte()
-        answer = upstream.parse_response(data)
+        with _blame(f"upstream channel '{channel.name}' sent an answer that cannot be read", 502, "upstream"):
+            answer = upstream.parse_response(data)
         await meter.succeed(answer.usage)
         return Reply(200, client.render_response(answer, peek.model))
     first = await first_chunk(resp, channel)
@@ -76,6 +84,17 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
     tap = ConvertingTap(upstream.StreamDecoder(), client.StreamEncoder(peek.model, req, **extra))
     chunks = relay_stream(resp, first, tap, converted.body, meter, channel, client.render_stream_error)
     return StreamReply(chunks, content_type="text/event-stream" if client_sse else "application/json")
+
+
+@contextmanager
+def _blame(what: str, status: int, kind: ErrorKind) -> Iterator[None]:
+    """Converters validate what they know; a value of an unexpected type that slips past them is
+    still the sender's fault (the client's, or the upstream's), never a 500."""
+    try:
+        yield
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+        log.info("%s: %r", what, exc)
+        raise GatewayError(status, kind, f"{what}: {type(exc).__name__}: {exc}") from None
 
 
 class ConvertingTap:
@@ -91,10 +110,19 @@ class ConvertingTap:
         self.text_bytes = 0
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._encode(self._decoder.feed(chunk))
+        return self._encode(self._decode(self._decoder.feed, chunk))
 
     def close(self) -> bytes:
-        return self._encode(self._decoder.close()) + self._encoder.close()
+        return self._encode(self._decode(self._decoder.close)) + self._encoder.close()
+
+    def _decode(self, step: Any, *args: bytes) -> list[ir.StreamEvent]:
+        if self.errored:
+            return []
+        try:
+            return step(*args)
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+            log.info("unreadable upstream stream event: %r", exc)
+            return [ir.StreamError(502, "upstream", "upstream sent a stream event that cannot be read")]
 
     def _encode(self, events: list[ir.StreamEvent]) -> bytes:
         out = []
@@ -115,4 +143,4 @@ class ConvertingTap:
         return b"".join(out)
 
 
-__all__ = ["Converted", "ConvertingTap", "call", "GatewayError"]
+__all__ = ["Converted", "ConvertingTap", "call"]
