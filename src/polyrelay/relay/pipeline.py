@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from polyrelay.billing.estimate import estimate_prompt_tokens
@@ -32,6 +33,9 @@ async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek
         return await _try_candidates(gw, surface, peek, body, meter, client_sse)
     except GatewayError as err:
         meter.fail(err.status, err.message)
+        raise
+    except asyncio.CancelledError:
+        meter.fail(499, "client disconnected")
         raise
     except BaseException as exc:
         meter.fail(500, f"internal error: {type(exc).__name__}")
