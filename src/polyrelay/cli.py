@@ -99,6 +99,16 @@ channels:
     api_keys: [sk-sim-upstream]
     models: [gpt-4o-mini, gpt-4o]
     model_map: {{gpt-4o: gpt-4o-2024-11-20}}
+  - name: simulated-anthropic
+    type: anthropic
+    base_url: {sim_url}
+    api_keys: [sk-ant-sim-upstream]
+    models: [claude-sonnet-4-6, claude-sonnet-4-6-thinking]
+  - name: simulated-gemini
+    type: gemini
+    base_url: {sim_url}
+    api_keys: [gemini-sim-upstream]
+    models: [gemini-2.5-flash]
 keys:
   - name: demo
     key: {DEMO_KEY}
@@ -106,6 +116,8 @@ keys:
 prices:
   gpt-4o-mini: {{input: 0.15, output: 0.60, cached_input: 0.075}}
   gpt-4o: {{input: 2.50, output: 10.00, cached_input: 1.25}}
+  claude-sonnet-4-6: {{input: 3.00, output: 15.00, cached_input: 0.30}}
+  gemini-2.5-flash: {{input: 0.30, output: 2.50, cached_input: 0.03}}
 """
 
 
@@ -128,6 +140,13 @@ Try it:
 
   python -c "from openai import OpenAI; c = OpenAI(base_url='{base}', api_key='{DEMO_KEY}'); \\
 print(c.chat.completions.create(model='gpt-4o-mini', messages=[{{'role': 'user', 'content': 'Hello!'}}]).choices[0].message.content)"
+
+Any SDK reaches any model (the gateway converts between protocols):
+  python -c "import anthropic; c = anthropic.Anthropic(base_url='http://127.0.0.1:{port}', api_key='{DEMO_KEY}'); \
+print(c.messages.create(model='gpt-4o-mini', max_tokens=100, messages=[{{'role': 'user', 'content': 'Hi'}}]).content[0].text)"
+  python -c "from google import genai; from google.genai import types; \
+c = genai.Client(api_key='{DEMO_KEY}', http_options=types.HttpOptions(base_url='http://127.0.0.1:{port}')); \
+print(c.models.generate_content(model='claude-sonnet-4-6', contents='Hi').text)"
 
 Balance: curl {base}/dashboard/billing/subscription -H 'Authorization: Bearer {DEMO_KEY}'
 Ctrl-C stops both.""")
