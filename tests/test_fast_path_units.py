@@ -16,6 +16,7 @@ from polyrelay.billing.prices import Price, cost_micros
 from polyrelay.config import KeyConfig
 from polyrelay.errors import GatewayError
 from polyrelay.protocols.openai_chat_passthrough import ChatStreamTap, peek_request, upstream_body
+from polyrelay.protocols.passthrough import SseTap
 from polyrelay.store.db import create_engine, migrate
 from polyrelay.store.keys import find_by_hash, hash_key, upsert_config_keys
 from polyrelay.store.tables import api_keys, leases
@@ -29,14 +30,22 @@ def _chunk(delta: dict, finish: str | None = None, usage: dict | None = None, ch
 
 
 STREAM = (_chunk({"role": "assistant", "content": ""}) + _chunk({"content": "Hél"}) + _chunk({"content": "lo \"x\""})
+          + b": keep-alive comment\n\n" + _chunk({"content": " more"}) + _chunk({"content": " text"})
           + _chunk({}, "stop")
           + _chunk({}, usage={"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10,
                               "prompt_tokens_details": {"cached_tokens": 2}}, choices=False)
           + b"data: [DONE]\n\n")
 
 
-def _run_tap(pieces: list[bytes], drop_usage: bool) -> tuple[bytes, ChatStreamTap]:
-    tap = ChatStreamTap("public-name", drop_usage_chunk=drop_usage)
+class EventByEventTap(ChatStreamTap):
+    """The reference: no block shortcut, every event looked at on its own."""
+
+    def _block(self, block: bytes) -> bytes:
+        return SseTap._block(self, block)
+
+
+def _run_tap(pieces: list[bytes], drop_usage: bool, tap_type: type = ChatStreamTap) -> tuple[bytes, ChatStreamTap]:
+    tap = tap_type("public-name", drop_usage_chunk=drop_usage)
     out = b"".join(tap.feed(p) for p in pieces) + tap.close()
     return out, tap
 
@@ -46,9 +55,10 @@ def _run_tap(pieces: list[bytes], drop_usage: bool) -> tuple[bytes, ChatStreamTa
 def test_tap_output_does_not_depend_on_where_the_upstream_bytes_are_split(cuts: list[int], drop: bool) -> None:
     points = sorted(set(cuts))
     pieces = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)])]
-    whole, whole_tap = _run_tap([STREAM], drop)
+    whole, whole_tap = _run_tap([STREAM], drop, EventByEventTap)
     split, split_tap = _run_tap(pieces, drop)
     assert split == whole
+    assert split_tap.text_bytes == whole_tap.text_bytes
     assert split_tap.usage == whole_tap.usage == ir.Usage(input_tokens=7, output_tokens=3, cache_read_tokens=2)
     assert split_tap.done and split_tap.finished
 
@@ -56,11 +66,11 @@ def test_tap_output_does_not_depend_on_where_the_upstream_bytes_are_split(cuts: 
 def test_tap_renames_the_model_and_drops_only_the_usage_chunk_it_was_told_to() -> None:
     out, tap = _run_tap([STREAM], drop_usage=True)
     events = [e for e in out.split(b"\n\n") if e]
-    assert len(events) == 5 and events[-1] == b"data: [DONE]"
-    assert all(b'"model":"public-name"' in e for e in events[:-1])
+    assert len(events) == 8 and events[-1] == b"data: [DONE]"
+    assert all(b'"model":"public-name"' in e for e in events[:-1] if e.startswith(b"data:"))
     assert tap.text_bytes > 0
     kept, _ = _run_tap([STREAM], drop_usage=False)
-    assert len([e for e in kept.split(b"\n\n") if e]) == 6
+    assert len([e for e in kept.split(b"\n\n") if e]) == 9
 
 
 def test_upstream_body_only_renames_the_model_and_asks_for_usage() -> None:

@@ -14,6 +14,7 @@ from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols.passthrough import (
     ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
+    quoted_lengths_all,
     rename_first, with_field,
 )
 
@@ -103,6 +104,9 @@ _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 _TEXT_MARKERS = (b'"content":"', b'"arguments":"', b'"reasoning_content":"')
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+# events that need a closer look than a block scan
+_MARKERS_AFTER_FINISH = (b'"usage":{', b'"usage": {', b"[DONE]", b'{"error"')
+_MARKERS = _MARKERS_AFTER_FINISH + (b'"finish_reason":"', b'"finish_reason": "')
 
 
 class ChatStreamTap(SseTap):
@@ -114,6 +118,28 @@ class ChatStreamTap(SseTap):
         self._rename = ModelRenamer(_MODEL_FIELD, b"model", public_model)
         self._drop_usage_chunk = drop_usage_chunk
 
+    def _block(self, block: bytes) -> bytes:
+        """Content deltas (nearly every event) need no event-by-event look: the block up to the first
+        event that may carry usage, a finish, an error or [DONE] is scanned once as a whole."""
+        if not self._rename.known:  # learn the upstream's model field from the first event
+            first_end = block.find(b"\n\n") + 2
+            head = super()._block(block[:first_end])
+            rest = block[first_end:]
+            return head + (self._block(rest) if self._rename.known and rest else super()._block(rest))
+        markers = _MARKERS if not self.finished else _MARKERS_AFTER_FINISH
+        cut = min((i for i in (block.find(m) for m in markers) if i != -1), default=-1)
+        if cut == -1:
+            return self._plain(block)
+        previous_end = block.rfind(b"\n\n", 0, cut)
+        boundary = previous_end + 2 if previous_end != -1 else 0
+        return self._plain(block[:boundary]) + super()._block(block[boundary:])
+
+    def _plain(self, block: bytes) -> bytes:
+        if not block:
+            return b""
+        self.text_bytes += quoted_lengths_all(block, b'"content":"') + quoted_lengths_all(block, b'"arguments":"')
+        return self._rename.everywhere(block)
+
     def _event(self, event: bytes) -> bytes:
         if not event.startswith(b"data:"):
             return event  # comments, event:/id:/retry: lines pass as they are
@@ -124,13 +150,13 @@ class ChatStreamTap(SseTap):
         if payload.startswith(b'{"error"'):
             self.errored = True
             return event
-        if b'"usage"' in payload and _USAGE_OBJECT.search(payload):
+        if b'"usage":{' in payload or (b'"usage":null' not in payload and _USAGE_OBJECT.search(payload)):
             usage = usage_of(payload)
             if usage is not None:
                 self.usage = usage
                 if self._drop_usage_chunk and _EMPTY_CHOICES.search(payload):
                     return b""
-        if not self.finished and _FINISHED.search(payload):
+        if not self.finished and b'"finish_reason":' in payload and _FINISHED.search(payload):
             self.finished = True
         self.text_bytes += quoted_lengths(payload, _TEXT_MARKERS)
-        return b"data: " + self._rename(payload)
+        return event if self._rename.same else b"data: " + self._rename(payload)

@@ -14,7 +14,6 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.errors import invalid_request
-from polyrelay.protocols.sse import SseSplitter
 
 Top = dict[str, msgspec.Raw]
 T = TypeVar("T")
@@ -85,28 +84,53 @@ class ModelRenamer:
     """Renames the model in each event of one stream. Upstreams repeat the same field in every
     event, so after the first regex match a plain bytes replace does (or nothing, if equal)."""
 
-    __slots__ = ("_pattern", "_new", "_old")
+    __slots__ = ("_pattern", "_new", "_old", "same")
+    # `same`: the upstream already says the public name, nothing to do; `known`: the field was seen
 
     def __init__(self, pattern: re.Pattern[bytes], key: bytes, public_model: str) -> None:
         self._pattern = pattern
         self._new = b'"' + key + b'":' + msgspec.json.encode(public_model)
         self._old: bytes | None = None
+        self.same = False  # the upstream already says the public name: nothing to do from now on
 
     def __call__(self, payload: bytes) -> bytes:
         old = self._old
         if old is not None and old in payload:
-            return payload if old == self._new else payload.replace(old, self._new, 1)
+            return payload.replace(old, self._new, 1)
         m = self._pattern.search(payload)
         if m is None:
             return payload
         self._old = m.group(0)
+        self.same = self._old == self._new
         return payload[:m.start()] + self._new + payload[m.end():]
+
+    @property
+    def known(self) -> bool:
+        return self._old is not None
+
+    def everywhere(self, block: bytes) -> bytes:
+        """Rename in a block of whole events (after `known`): one field per event, never in strings."""
+        return block if self.same else block.replace(self._old, self._new)  # type: ignore[arg-type]
+
+
+def quoted_lengths_all(block: bytes, marker: bytes) -> int:
+    """Total length of the JSON strings after every `marker` in a block of events."""
+    total, start = 0, block.find(marker)
+    while start != -1:
+        start += len(marker)
+        end = block.find(b'"', start)
+        while end > 0 and block[end - 1] == 0x5C:
+            end = block.find(b'"', end + 1)
+        if end == -1:
+            break
+        total += end - start
+        start = block.find(marker, end)
+    return total
 
 
 def quoted_lengths(payload: bytes, markers: tuple[bytes, ...]) -> int:
-    """Total length of the JSON strings that follow each marker (e.g. b'"content":"'): an
-    estimate of generated text, without decoding the event."""
-    total = 0
+    """Length of the JSON string after the first marker found (e.g. b'"content":"'): an estimate
+    of generated text, without decoding the event. Markers are tried in order of likelihood."""
     for marker in markers:
         start = payload.find(marker)
         if start == -1:
@@ -115,42 +139,51 @@ def quoted_lengths(payload: bytes, markers: tuple[bytes, ...]) -> int:
         end = payload.find(b'"', start)
         while end > 0 and payload[end - 1] == 0x5C:  # an escaped quote: keep looking
             end = payload.find(b'"', end + 1)
-        if end > start:
-            total += end - start
-    return total
+        return max(0, end - start)
+    return 0
 
 
 class SseTap:
     """Splits an SSE body into whole events, whatever the chunking, holding only one partial event.
 
-    Subclasses implement `_event(event) -> bytes` (what to forward; b"" to drop) and set `usage`,
-    `finished` (the answer's end was seen), `done` (the stream's terminator was seen), `errored`
-    (an upstream error event was passed on) and
-    `text_bytes` (generated text seen, for an estimate when usage never comes).
+    Each read's complete events go to `_block` as one block; by default every event is passed to
+    `_event(event) -> bytes` (what to forward; b"" drops it). Subclasses set `usage`, `finished` (the
+    answer's end was seen), `done` (the stream's terminator was seen), `errored` (an upstream error
+    event was passed on) and `text_bytes` (generated text seen, for an estimate if usage never comes).
     """
 
     def __init__(self) -> None:
-        self._splitter = SseSplitter()
+        self._rest = b""
         self.usage: ir.Usage | None = None
         self.finished = False
         self.done = False
-        self.errored = False  # an error event was passed to the client
+        self.errored = False
         self.text_bytes = 0
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._forward(self._splitter.feed(chunk))
+        data = self._rest + chunk if self._rest else chunk
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        end = data.rfind(b"\n\n")
+        if end == -1:
+            self._rest = data
+            return b""
+        self._rest = data[end + 2:]
+        return self._block(data[:end + 2])
 
     def close(self) -> bytes:
         """Forward a trailing event the upstream did not end with a blank line."""
-        return self._forward(self._splitter.close())
+        rest, self._rest = self._rest.strip(), b""
+        return self._block(rest + b"\n\n") if rest else b""
 
-    def _forward(self, events: list[bytes]) -> bytes:
+    def _block(self, block: bytes) -> bytes:
         out = []
-        for event in events:
-            kept = self._event(event)
-            if kept:
-                out.append(kept)
-                out.append(b"\n\n")
+        for event in block.split(b"\n\n"):
+            if event:
+                kept = self._event(event)
+                if kept:
+                    out.append(kept)
+                    out.append(b"\n\n")
         return b"".join(out)
 
     def _event(self, event: bytes) -> bytes:

@@ -14,6 +14,8 @@ class SseSplitter:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if not self._buffer and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            return [e for e in chunk[:-2].split(b"\n\n") if e]  # the common case: whole events
         data = self._buffer + chunk if self._buffer else chunk
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n")
