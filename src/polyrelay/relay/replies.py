@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
+
+Write = Callable[[bytes], Awaitable[None]]
+Producer = Callable[[Write], Awaitable[None]]
 
 
 class Reply:
@@ -17,15 +20,14 @@ class Reply:
 
 
 class StreamReply:
-    """`chunks` is an async generator: the server iterates it and calls `aclose()` when the client
-    goes away, which cancels the upstream request and settles billing for what was streamed."""
+    """`produce(write)` writes the body chunk by chunk. The server cancels it when the client goes
+    away; the producer then cancels the upstream request and settles billing for what was streamed."""
 
-    __slots__ = ("status", "chunks", "content_type", "headers")
+    __slots__ = ("status", "produce", "content_type", "headers")
 
-    def __init__(self, chunks: AsyncIterator[bytes], status: int = 200,
-                 content_type: str = "text/event-stream",
+    def __init__(self, produce: Producer, status: int = 200, content_type: str = "text/event-stream",
                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.status = status
-        self.chunks = chunks
+        self.produce = produce
         self.content_type = content_type
         self.headers = headers or []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 import aiohttp
@@ -12,6 +12,7 @@ from polyrelay import ir
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
 from polyrelay.relay.meter import Meter
+from polyrelay.relay.replies import Producer, Write
 from polyrelay.relay.upstream import transport_error
 
 
@@ -42,30 +43,37 @@ async def first_chunk(resp: aiohttp.ClientResponse, channel: Channel) -> bytes:
     return first
 
 
-async def relay_stream(resp: aiohttp.ClientResponse, first: bytes, tap: Tap, body: bytes, meter: Meter,
-                       channel: Channel, stream_error: Callable[[GatewayError], bytes]) -> AsyncIterator[bytes]:
+def relay_stream(resp: aiohttp.ClientResponse, first: bytes, tap: Tap, body: bytes, meter: Meter,
+                 channel: Channel, stream_error: Callable[[GatewayError], bytes]) -> Producer:
+    """The producer of a StreamReply: upstream bytes through `tap` to the client's `write`."""
+    return lambda write: _relay(resp, first, tap, body, meter, channel, stream_error, write)
+
+
+async def _relay(resp: aiohttp.ClientResponse, first: bytes, tap: Tap, body: bytes, meter: Meter,
+                 channel: Channel, stream_error: Callable[[GatewayError], bytes], write: Write) -> None:
     status, error = 200, None
     try:
         out = tap.feed(first)
         if out:
-            yield out
+            await write(out)
+        read = resp.content.readany
         while not tap.done:  # clients may hang up right after the terminator: stop there
-            chunk = await resp.content.readany()
+            chunk = await read()
             if not chunk:
                 break
             out = tap.feed(chunk)
             if out:
-                yield out
+                await write(out)
         out = tap.close()
         if out:
-            yield out
+            await write(out)
         if tap.errored:
             status, error = 502, "upstream sent an error event mid-stream"
         elif not (tap.done or tap.finished):
             status, error = 502, "upstream stream ended before it was complete"
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         status, error = 502, transport_error(exc, channel.name).message
-    except (asyncio.CancelledError, GeneratorExit):
+    except asyncio.CancelledError:  # the client went away (the server cancels the producer)
         if tap.finished:
             await _drain_usage(resp, tap)  # the answer was complete; only its usage may be missing
         else:
@@ -77,7 +85,7 @@ async def relay_stream(resp: aiohttp.ClientResponse, first: bytes, tap: Tap, bod
         await meter.succeed(usage, status, error)
     if error and not tap.errored:
         # The client must not mistake a cut stream for a complete one: end with an error event.
-        yield stream_error(GatewayError(502, "upstream", error))
+        await write(stream_error(GatewayError(502, "upstream", error)))
 
 
 async def _drain_usage(resp: aiohttp.ClientResponse, tap: Tap, timeout: float = 2.0) -> None:

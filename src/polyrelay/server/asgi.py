@@ -53,14 +53,10 @@ async def send_stream(send: Send, receive: Receive, reply: StreamReply) -> None:
                (b"x-accel-buffering", b"no"), *reply.headers]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
 
-    async def pump() -> None:
-        try:
-            async for chunk in reply.chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        finally:
-            await reply.chunks.aclose()  # type: ignore[attr-defined]
+    async def write(chunk: bytes) -> None:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    pump_task = asyncio.ensure_future(pump())
+    pump_task = asyncio.ensure_future(reply.produce(write))
     watch_task = asyncio.ensure_future(_wait_disconnect(receive))
     done, _ = await asyncio.wait((pump_task, watch_task), return_when=asyncio.FIRST_COMPLETED)
     if pump_task in done:
