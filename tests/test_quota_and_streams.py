@@ -133,3 +133,28 @@ prices:
         assert spent <= 10_000
     finally:
         gateway.stop()
+
+
+@pytest.mark.parametrize("model", ["claude-sim-sonnet", "gemini-2.5-flash"])
+def test_converted_stream_cut_upstream_ends_with_an_error_and_is_billed_as_estimated(
+        gateway: Server, admin: Admin, fresh_key, model: str) -> None:
+    name, key = fresh_key()
+    stream = sdk(gateway, key).chat.completions.create(
+        model=model, stream=True, messages=[{"role": "user", "content": "x [[sim:words=30,cut=6]]"}])
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk)
+    assert all(c.choices[0].finish_reason is None for c in received if c.choices)
+    row = next(r for r in admin.logs() if r["status"] == 502 and r["model"] == model)
+    assert row["usage_estimated"] and row["charged_micros"] > 0
+
+
+def test_anthropic_client_sees_an_error_event_when_the_upstream_stream_is_cut(gateway: Server) -> None:
+    import anthropic
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-alice-0001", max_retries=0)
+    with pytest.raises(anthropic.APIError):
+        with client.messages.stream(model="gpt-4o-mini", max_tokens=100,
+                                    messages=[{"role": "user", "content": "x [[sim:words=30,cut=6]]"}]) as s:
+            for _ in s:
+                pass

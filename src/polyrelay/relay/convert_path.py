@@ -17,7 +17,7 @@ from polyrelay.protocols.passthrough import RequestPeek
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
-from polyrelay.relay.streaming import first_chunk, relay_stream
+from polyrelay.relay.streaming import estimated_usage, first_chunk, relay_stream
 from polyrelay.relay.surfaces import GEMINI, Surface, protocol_module
 from polyrelay.relay.upstream import open_upstream, read_all
 
@@ -76,7 +76,8 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
         meter.first_byte()
         with _blame(f"upstream channel '{channel.name}' sent an answer that cannot be read", 502, "upstream"):
             answer = upstream.parse_response(data)
-        await meter.succeed(answer.usage)
+        reported = answer.usage.input_tokens or answer.usage.output_tokens
+        await meter.succeed(answer.usage if reported else estimated_usage(converted.body, len(data) // 2))
         return Reply(200, client.render_response(answer, peek.model))
     first = await first_chunk(resp, channel)
     meter.first_byte()
@@ -94,7 +95,8 @@ def _blame(what: str, status: int, kind: ErrorKind) -> Iterator[None]:
         yield
     except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
         log.info("%s: %r", what, exc)
-        raise GatewayError(status, kind, f"{what}: {type(exc).__name__}: {exc}") from None
+        raise GatewayError(status, kind, f"{what}: {type(exc).__name__}: {exc}",
+                           retryable=status >= 500) from None
 
 
 class ConvertingTap:
@@ -131,9 +133,7 @@ class ConvertingTap:
                 self.text_bytes += len(event.text)
             elif isinstance(event, ir.ToolCallDelta):
                 self.text_bytes += len(event.arguments)
-            elif isinstance(event, ir.UsageEvent):
-                self.usage = event.usage
-            elif isinstance(event, ir.StreamStart) and event.usage is not None and self.usage is None:
+            elif isinstance(event, ir.UsageEvent):  # a start event's early usage is not final: ignored
                 self.usage = event.usage
             elif isinstance(event, ir.Finish):
                 self.finished = True
