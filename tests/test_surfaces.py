@@ -82,3 +82,11 @@ def test_count_tokens_on_both_surfaces(gateway: Server, model: str) -> None:
     client = gemini(gateway)
     g = client.models.count_tokens(model=model, contents="hello world " * 20)
     assert g.total_tokens > 10
+
+
+def test_each_sdk_gets_one_model_in_its_own_shape(gateway: Server) -> None:
+    assert claude(gateway).models.retrieve("gemini-2.5-flash").id == "gemini-2.5-flash"
+    client = gemini(gateway)
+    assert client.models.get(model="claude-sim-sonnet").name == "models/claude-sim-sonnet"
+    with pytest.raises(anthropic.NotFoundError):
+        claude(gateway, "sk-restricted-0001").models.retrieve("gemini-2.5-flash")
