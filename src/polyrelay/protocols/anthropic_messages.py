@@ -16,6 +16,8 @@ from polyrelay.protocols.common import (
 )
 
 DEFAULT_MAX_TOKENS = 4096
+# Claude 4.7 and later refuse temperature/top_p/top_k ("`temperature` is deprecated for this model")
+_NO_SAMPLING = re.compile(r"claude-(?:opus|sonnet|haiku)-(?:4-[7-9]|[5-9])")
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 FINISH_FROM: dict[str, ir.FinishReason] = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
@@ -370,7 +372,10 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
         body["stream"] = True
     if req.stop:
         body["stop_sequences"] = list(req.stop)
-    if not thinking:
+    if _NO_SAMPLING.search(upstream_model):
+        if req.temperature is not None or req.top_p is not None or req.top_k is not None:
+            dropped("temperature/top_p/top_k", f"{upstream_model} (it refuses sampling parameters)")
+    elif not thinking:
         if req.temperature is not None:
             body["temperature"] = min(1.0, req.temperature)
         if req.top_k is not None:
