@@ -77,3 +77,18 @@ def test_image_input(gateway: Server, client_name, upstream) -> None:
 def test_structured_output_is_valid_json_for_the_schema(gateway: Server, client_name, upstream) -> None:
     answer = CLIENTS[client_name](gateway.url, "sk-alice-0001").structured(UPSTREAMS[upstream])
     assert isinstance(json.loads(answer.text)["city"], str)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("upstream", ["openai", "anthropic"])
+def test_gemini_tool_names_with_dots_survive_stricter_upstreams(gateway: Server, upstream: str, stream: bool) -> None:
+    from google.genai import types
+
+    client = CLIENTS["gemini"](gateway.url, "sk-alice-0001")
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
+            name="weather.get:v1", description="weather", parameters_json_schema={"type": "object", "properties": {
+                "city": {"type": "string"}}})])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    answer = client._create(UPSTREAMS[upstream], "Weather in Paris?", stream, config)
+    assert [name for name, _ in answer.tool_calls] == ["weather.get:v1"]

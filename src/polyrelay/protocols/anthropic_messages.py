@@ -12,7 +12,7 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols import signatures
 from polyrelay.protocols.common import (
     MIN_THINKING_BUDGET, decode_json_object, dropped, dump_arguments, effort_to_budget, expect,
-    log, parse_arguments,
+    log, parse_arguments, safe_tool_name,
 )
 
 DEFAULT_MAX_TOKENS = 4096
@@ -233,6 +233,11 @@ def parse_count_tokens_request(body: bytes) -> ir.Request:
 _ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
 
+def tool_name(name: str) -> str:
+    """Function names as Anthropic accepts them (`^[a-zA-Z0-9_-]{1,128}$`)."""
+    return safe_tool_name(name, 128)
+
+
 def safe_id(value: str) -> str:
     """Tool ids Anthropic accepts (^[a-zA-Z0-9_-]+$); the same input always gives the same id."""
     return _ID_UNSAFE.sub("_", value) or "toolu_empty"
@@ -282,7 +287,7 @@ def _render_parts(m: ir.Message) -> list[dict[str, Any]]:
                 blocks.append({"type": "redacted_thinking", "data": p.signature} if p.redacted else
                               {"type": "thinking", "thinking": p.text, "signature": p.signature})
         elif isinstance(p, ir.ToolCallPart):
-            blocks.append({"type": "tool_use", "id": safe_id(p.id), "name": p.name,
+            blocks.append({"type": "tool_use", "id": safe_id(p.id), "name": tool_name(p.name),
                            "input": parse_arguments(p.arguments)})
         elif isinstance(p, ir.ToolResultPart):
             content: list[dict[str, Any]] = []
@@ -346,7 +351,7 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
         body["system"] = system
     if req.tools:
         body["tools"] = [{k: v for k, v in (
-            ("name", t.name), ("description", t.description),
+            ("name", tool_name(t.name)), ("description", t.description),
             ("input_schema", {"type": "object", **(t.parameters or {"properties": {}})}),
             ("cache_control", t.cache_control)) if v is not None} for t in req.tools
             if req.tool_choice is None or not req.tool_choice.allowed or t.name in req.tool_choice.allowed]
@@ -361,7 +366,7 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
             mode = "auto"
         tc: dict[str, Any] = {"type": {"auto": "auto", "required": "any", "tool": "tool", "none": "none"}[mode]}
         if mode == "tool":
-            tc["name"] = choice.name
+            tc["name"] = tool_name(choice.name or "")
         if choice.parallel is False and mode != "none":
             tc["disable_parallel_tool_use"] = True
         body["tool_choice"] = tc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -24,6 +25,15 @@ def budget_to_effort(budget: int) -> str:
     if budget < 2048:
         return "low"
     return "medium" if budget < 8192 else "high"
+
+
+_UNSAFE_NAME = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def safe_tool_name(name: str, limit: int) -> str:
+    """A function name OpenAI (64) or Anthropic (128) accepts: ^[a-zA-Z0-9_-]{1,limit}$. Gemini allows
+    `.` and `:` too; the relay maps the names back in the answer (`tool_names_to_restore`)."""
+    return _UNSAFE_NAME.sub("_", name)[:limit] or "tool"
 
 
 def split_data_url(url: str) -> tuple[str, str] | None:

@@ -11,7 +11,7 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import signatures
 from polyrelay.protocols.common import (
-    budget_to_effort, data_url, decode_json_object, dropped, expect, split_data_url,
+    budget_to_effort, data_url, decode_json_object, dropped, expect, safe_tool_name, split_data_url,
 )
 
 _TYPE_BY_KIND = {
@@ -331,7 +331,7 @@ def _render_tool_results(parts: list[ir.Part]) -> list[dict[str, Any]]:
 def _render_assistant(parts: list[ir.Part]) -> dict[str, Any]:
     text = "".join(p.text for p in parts if isinstance(p, ir.TextPart))
     thinking = "".join(p.text for p in parts if isinstance(p, ir.ThinkingPart))
-    calls = [{"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
+    calls = [{"id": p.id, "type": "function", "function": {"name": tool_name(p.name), "arguments": p.arguments}}
              for p in parts if isinstance(p, ir.ToolCallPart)]
     message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
     if calls:
@@ -339,6 +339,11 @@ def _render_assistant(parts: list[ir.Part]) -> dict[str, Any]:
     if thinking:  # OpenAI-compatible reasoning models want their reasoning back (DeepSeek, Kimi)
         message["reasoning_content"] = thinking
     return message
+
+
+def tool_name(name: str) -> str:
+    """Function names as OpenAI accepts them (`^[a-zA-Z0-9_-]{1,64}$`)."""
+    return safe_tool_name(name, 64)
 
 
 def render_request(req: ir.Request, upstream_model: str) -> bytes:
@@ -369,7 +374,7 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
         body["stop"] = req.stop[:4]
     if req.tools:
         body["tools"] = [{"type": "function", "function": {
-            k: v for k, v in (("name", t.name), ("description", t.description),
+            k: v for k, v in (("name", tool_name(t.name)), ("description", t.description),
                               ("parameters", t.parameters or {"type": "object", "properties": {}}),
                               ("strict", t.strict)) if v is not None}} for t in req.tools]
     choice = req.tool_choice
@@ -377,9 +382,9 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
         if choice.allowed:
             body["tool_choice"] = {"type": "allowed_tools", "allowed_tools": {
                 "mode": "required" if choice.mode in ("required", "tool") else "auto",
-                "tools": [{"type": "function", "function": {"name": n}} for n in choice.allowed]}}
+                "tools": [{"type": "function", "function": {"name": tool_name(n)}} for n in choice.allowed]}}
         elif choice.mode == "tool":
-            body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+            body["tool_choice"] = {"type": "function", "function": {"name": tool_name(choice.name or "")}}
         else:
             body["tool_choice"] = choice.mode
         if choice.parallel is not None and req.tools:

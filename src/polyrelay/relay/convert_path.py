@@ -70,21 +70,34 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
         await media.inline_remote_media(req, kinds, gw.http, allow_private=media.ALLOW_PRIVATE)
     with _blame("the request cannot be converted", 400, "invalid_request"):
         up_body = upstream.render_request(req, upstream_model)
+    names = tool_names_to_restore(req, upstream)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, req.stream, upstream.parse_error)
     if not req.stream:
         data = await read_all(resp, channel)
         meter.first_byte()
         with _blame(f"upstream channel '{channel.name}' sent an answer that cannot be read", 502, "upstream"):
             answer = upstream.parse_response(data)
+        for choice in answer.choices:
+            for part in choice.parts:
+                if isinstance(part, ir.ToolCallPart):
+                    part.name = names.get(part.name, part.name)
         reported = answer.usage.input_tokens or answer.usage.output_tokens
         await meter.succeed(answer.usage if reported else estimated_usage(converted.body, len(data) // 2))
         return Reply(200, client.render_response(answer, peek.model))
     first = await first_chunk(resp, channel)
     meter.first_byte()
     extra: dict[str, Any] = {} if converted.surface is not GEMINI else {"sse": client_sse}
-    tap = ConvertingTap(upstream.StreamDecoder(), client.StreamEncoder(peek.model, req, **extra))
+    tap = ConvertingTap(upstream.StreamDecoder(), client.StreamEncoder(peek.model, req, **extra), names)
     chunks = relay_stream(resp, first, tap, converted.body, meter, channel, client.render_stream_error)
     return StreamReply(chunks, content_type="text/event-stream" if client_sse else "application/json")
+
+
+def tool_names_to_restore(req: ir.Request, upstream: Any) -> dict[str, str]:
+    """{name as the upstream knows it: the client's name} for names the upstream's rules changed."""
+    rename = getattr(upstream, "tool_name", None)
+    if rename is None:
+        return {}
+    return {rename(t.name): t.name for t in req.tools if rename(t.name) != t.name}
 
 
 @contextmanager
@@ -102,9 +115,10 @@ def _blame(what: str, status: int, kind: ErrorKind) -> Iterator[None]:
 class ConvertingTap:
     """Upstream stream bytes -> IR events -> client stream bytes, noting usage and the finish."""
 
-    def __init__(self, decoder: Any, encoder: Any) -> None:
+    def __init__(self, decoder: Any, encoder: Any, names: dict[str, str] | None = None) -> None:
         self._decoder = decoder
         self._encoder = encoder
+        self._names = names or {}  # tool names to give back as the client wrote them
         self.usage: ir.Usage | None = None
         self.finished = False
         self.done = False
@@ -135,6 +149,8 @@ class ConvertingTap:
                 self.text_bytes += len(event.arguments)
             elif isinstance(event, ir.UsageEvent):  # a start event's early usage is not final: ignored
                 self.usage = event.usage
+            elif isinstance(event, ir.ToolCallStart) and event.name in self._names:
+                event.name = self._names[event.name]
             elif isinstance(event, ir.Finish):
                 self.finished = True
             elif isinstance(event, ir.StreamError):
