@@ -10,9 +10,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from polyrelay.store.tables import request_logs
 
 
+_LOG_COLUMNS = [c.name for c in request_logs.columns if c.name != "id"]
+
+
+def _placeholders(paramstyle: str) -> str:
+    if paramstyle == "qmark":
+        return ", ".join("?" for _ in _LOG_COLUMNS)
+    if paramstyle == "numeric_dollar":
+        return ", ".join(f"${i + 1}" for i in range(len(_LOG_COLUMNS)))
+    return ", ".join("%s" for _ in _LOG_COLUMNS)
+
+
 async def insert_logs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """One driver-level executemany: SQLAlchemy's per-row parameter processing was a visible share of
+    the gateway's CPU in the profile, and these rows need none of it."""
     if rows:
-        await conn.execute(request_logs.insert(), rows)
+        sql = (f"INSERT INTO request_logs ({', '.join(_LOG_COLUMNS)}) "
+               f"VALUES ({_placeholders(conn.dialect.paramstyle)})")
+        await conn.exec_driver_sql(sql, [tuple(row.get(c) for c in _LOG_COLUMNS) for row in rows])
 
 
 async def charged_between(engine: AsyncEngine, key_id: int, start_ms: int, end_ms: int) -> int:
