@@ -14,6 +14,7 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.errors import invalid_request
+from polyrelay.protocols.sse import SseSplitter
 
 Top = dict[str, msgspec.Raw]
 T = TypeVar("T")
@@ -143,38 +144,36 @@ def quoted_lengths(payload: bytes, markers: tuple[bytes, ...]) -> int:
     return 0
 
 
-class SseTap:
+class TapState:
+    """What a stream tap knows about the stream it passes on (see relay.streaming.Tap)."""
+
+    def __init__(self) -> None:
+        self.usage: ir.Usage | None = None
+        self.finished = False   # the answer's end (a finish/stop reason) was seen
+        self.done = False       # the stream's terminator was seen: stop reading
+        self.errored = False    # an upstream error event was passed to the client
+        self.text_bytes = 0     # generated text seen, for an estimate if usage never comes
+
+
+class SseTap(TapState):
     """Splits an SSE body into whole events, whatever the chunking, holding only one partial event.
 
     Each read's complete events go to `_block` as one block; by default every event is passed to
-    `_event(event) -> bytes` (what to forward; b"" drops it). Subclasses set `usage`, `finished` (the
-    answer's end was seen), `done` (the stream's terminator was seen), `errored` (an upstream error
-    event was passed on) and `text_bytes` (generated text seen, for an estimate if usage never comes).
+    `_event(event) -> bytes` (what to forward; b"" drops it), which keeps the TapState up to date.
     """
 
     def __init__(self) -> None:
-        self._rest = b""
-        self.usage: ir.Usage | None = None
-        self.finished = False
-        self.done = False
-        self.errored = False
-        self.text_bytes = 0
+        super().__init__()
+        self._sse = SseSplitter()
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._rest + chunk if self._rest else chunk
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
-        end = data.rfind(b"\n\n")
-        if end == -1:
-            self._rest = data
-            return b""
-        self._rest = data[end + 2:]
-        return self._block(data[:end + 2])
+        block = self._sse.take(chunk)
+        return self._block(block) if block else b""
 
     def close(self) -> bytes:
         """Forward a trailing event the upstream did not end with a blank line."""
-        rest, self._rest = self._rest.strip(), b""
-        return self._block(rest + b"\n\n") if rest else b""
+        block = self._sse.rest()
+        return self._block(block) if block else b""
 
     def _block(self, block: bytes) -> bytes:
         out = []

@@ -13,22 +13,30 @@ class SseSplitter:
     def __init__(self) -> None:
         self._buffer = b""
 
-    def feed(self, chunk: bytes) -> list[bytes]:
+    def take(self, chunk: bytes) -> bytes:
+        """The complete events so far as one block (ending in a blank line), or b""."""
         if not self._buffer and chunk.endswith(b"\n\n") and b"\r" not in chunk:
-            return [e for e in chunk[:-2].split(b"\n\n") if e]  # the common case: whole events
+            return chunk  # the common case: whole events
         data = self._buffer + chunk if self._buffer else chunk
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n")
         end = data.rfind(b"\n\n")
         if end == -1:
             self._buffer = data
-            return []
+            return b""
         self._buffer = data[end + 2:]
-        return [e for e in data[:end].split(b"\n\n") if e]
+        return data[:end + 2]
+
+    def rest(self) -> bytes:
+        """What is left when the body ends, as a block (an event without its blank line)."""
+        rest, self._buffer = self._buffer.strip(), b""
+        return rest + b"\n\n" if rest else b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        return [e for e in self.take(chunk).split(b"\n\n") if e]
 
     def close(self) -> list[bytes]:
-        rest, self._buffer = self._buffer.strip(), b""
-        return [rest] if rest else []
+        return [e for e in self.rest().split(b"\n\n") if e]
 
 
 def event_fields(event: bytes) -> tuple[bytes, bytes]:

@@ -13,7 +13,7 @@ from polyrelay import ir
 from polyrelay.channels import Channel
 from polyrelay.errors import ErrorKind, GatewayError
 from polyrelay.protocols.anthropic_messages_passthrough import THINKING_SUFFIX, thinking_base_model
-from polyrelay.protocols.passthrough import RequestPeek
+from polyrelay.protocols.passthrough import RequestPeek, TapState
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
@@ -112,18 +112,14 @@ def _blame(what: str, status: int, kind: ErrorKind) -> Iterator[None]:
                            retryable=status >= 500) from None
 
 
-class ConvertingTap:
+class ConvertingTap(TapState):
     """Upstream stream bytes -> IR events -> client stream bytes, noting usage and the finish."""
 
     def __init__(self, decoder: Any, encoder: Any, names: dict[str, str] | None = None) -> None:
+        super().__init__()
         self._decoder = decoder
         self._encoder = encoder
         self._names = names or {}  # tool names to give back as the client wrote them
-        self.usage: ir.Usage | None = None
-        self.finished = False
-        self.done = False
-        self.errored = False
-        self.text_bytes = 0
 
     def feed(self, chunk: bytes) -> bytes:
         return self._encode(self._decode(self._decoder.feed, chunk))
