@@ -7,9 +7,11 @@ import base64
 import ipaddress
 import os
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 
 from polyrelay import ir
 from polyrelay.errors import GatewayError
@@ -25,30 +27,45 @@ def _public_name(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-async def _check_host(host: str) -> None:
-    """Refuse hosts that resolve to loopback, private, link-local or reserved addresses."""
+async def _check_host(host: str) -> str:
+    """The address to connect to; refuse hosts that resolve to loopback, private, link-local or
+    reserved addresses. The caller connects to this very address: a second lookup could be answered
+    differently (DNS rebinding)."""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
+    except (OSError, UnicodeError):
         raise GatewayError(400, "invalid_request", f"cannot resolve media host {host!r}") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global:
             raise GatewayError(400, "invalid_request", f"media host {host!r} is not a public address")
+    if not infos:
+        raise GatewayError(400, "invalid_request", f"cannot resolve media host {host!r}")
+    return str(infos[0][4][0])
 
 
 async def fetch(session: aiohttp.ClientSession, url: str, max_bytes: int = MAX_MEDIA_BYTES,
                 allow_private: bool = False) -> tuple[str, bytes]:
     """(media type, bytes) of an http(s) URL, or a 400 GatewayError naming the URL (no query)."""
-    name = _public_name(url)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise GatewayError(400, "invalid_request", f"media URL {name!r} must be http(s)")
-    if not allow_private:
-        await _check_host(parts.hostname)
     try:
-        async with session.get(url, timeout=_TIMEOUT, allow_redirects=False) as resp:
+        name = _public_name(url)
+        parts = urlsplit(url)
+        target, host, port = yarl.URL(url), parts.hostname, parts.port
+    except ValueError:
+        raise GatewayError(400, "invalid_request", f"media URL {url.split('?')[0][:200]!r} is malformed") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise GatewayError(400, "invalid_request", f"media URL {name!r} must be http(s)")
+    pinned: dict[str, Any] = {}
+    if not allow_private:
+        address = await _check_host(host)
+        if address != host:  # connect to the checked address, name the host for HTTP and TLS
+            pinned["headers"] = {"Host": target.raw_host + (f":{port}" if port else "")}
+            if parts.scheme == "https":
+                pinned["server_hostname"] = host
+            target = target.with_host(address)
+    try:
+        async with session.get(target, timeout=_TIMEOUT, allow_redirects=False, **pinned) as resp:
             if resp.status != 200:
                 raise GatewayError(400, "invalid_request", f"fetching {name!r} gave HTTP {resp.status}")
             chunks, size = [], 0
@@ -60,7 +77,7 @@ async def fetch(session: aiohttp.ClientSession, url: str, max_bytes: int = MAX_M
                 chunks.append(chunk)
             media_type = resp.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
             return media_type, b"".join(chunks)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         raise GatewayError(400, "invalid_request", f"could not fetch {name!r}: {type(exc).__name__}") from None
 
 

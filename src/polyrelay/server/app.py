@@ -138,8 +138,12 @@ class App:
 
 
 def release_startup_memory() -> None:
-    """Hand the heap that start-up used (imports, migrations) back to the OS: idle RSS is a target."""
+    """Hand the heap that start-up used (imports, migrations) back to the OS: idle RSS is a target.
+    Then freeze what is left (modules, config) out of the collector's sight and collect less often:
+    full collections over the import-time heap were 60-100 ms pauses under load."""
     gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
