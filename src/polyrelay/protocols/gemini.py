@@ -6,6 +6,8 @@ responses only in camelCase, so writing is camelCase only (protocols.md §0).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections import defaultdict, deque
 from typing import Any
@@ -13,10 +15,10 @@ from typing import Any
 import msgspec
 
 from polyrelay import ids, ir
-from polyrelay.errors import GatewayError
+from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import signatures
 from polyrelay.protocols.common import (
-    decode_json_object, dropped, dump_arguments, effort_to_budget, expect, parse_arguments,
+    decode_json_object, dropped, dump_arguments, effort_to_budget, expect, log, parse_arguments,
 )
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
@@ -24,7 +26,7 @@ FINISH_FROM: dict[str, ir.FinishReason] = {"STOP": "stop", "MAX_TOKENS": "length
 FINISH_TO = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE", "IMAGE_SAFETY",
              "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE"}
-_LEVEL_EFFORT = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
+_LEVEL_EFFORT = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high", "XHIGH": "xhigh"}
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -41,8 +43,33 @@ def get(d: Any, camel: str, default: Any = None) -> Any:
 def finish_from(reason: str | None, saw_calls: bool) -> ir.FinishReason:
     if reason in _FILTERED:
         return "content_filter"
+    if reason and reason not in FINISH_FROM:
+        log.warning("Gemini finishReason %s has no equivalent; reported as stop", reason)
     mapped = FINISH_FROM.get(reason or "STOP", "stop")
     return "tool_calls" if mapped == "stop" and saw_calls else mapped
+
+
+# Anthropic redacted_thinking has no Gemini form: a Gemini client gets it as a thought part whose
+# signature says so, and the flag comes back with it (else it would return as a plain thinking block).
+_REDACTED = b"anthropic-redacted:"
+
+
+def client_signature(signature: str, origin: str | None, redacted: bool = False) -> str:
+    """A signature as a Gemini client gets it: always standard base64."""
+    if redacted and origin == "anthropic":
+        return base64.b64encode(_REDACTED + signature.encode()).decode()
+    return signatures.to_gemini_client(signature, origin)
+
+
+def _signature_from_client(value: str) -> tuple[str, str, bool]:
+    """(signature, origin, redacted) of a thoughtSignature a Gemini client sent back."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if raw.startswith(_REDACTED):
+        return raw[len(_REDACTED):].decode("utf-8", "replace"), "anthropic", True
+    return (*signatures.from_gemini_client(value), False)
 
 
 # ---- errors ----------------------------------------------------------------------------------
@@ -128,16 +155,16 @@ def _parts(raw: Any, role: str, where: str, calls: _CallIds) -> list[ir.Part]:
     for j, p in enumerate(raw):
         expect(isinstance(p, dict), f"{where}.parts[{j}] must be an object", "contents")
         sig_raw = get(p, "thoughtSignature")
-        sig, origin = signatures.from_gemini_client(sig_raw) if sig_raw else (None, None)
+        sig, origin, redacted = _signature_from_client(sig_raw) if sig_raw else (None, None, False)
         inline, file, fcall, fresp = (get(p, "inlineData"), get(p, "fileData"), get(p, "functionCall"),
                                       get(p, "functionResponse"))
         if p.get("thought") and "text" in p:
             previous = out[-1] if out else None
-            if isinstance(previous, ir.ThinkingPart) and previous.signature is None and not previous.redacted:
+            if isinstance(previous, ir.ThinkingPart) and previous.signature is None and not redacted:
                 # a streamed thought arrives in pieces, its signature on the last: one thought again
                 out[-1] = ir.ThinkingPart(previous.text + str(p["text"]), signature=sig, signature_origin=origin)
             else:
-                out.append(ir.ThinkingPart(str(p["text"]), signature=sig, signature_origin=origin))
+                out.append(ir.ThinkingPart(str(p["text"]), signature=sig, signature_origin=origin, redacted=redacted))
         elif "text" in p:
             if p["text"]:
                 out.append(ir.TextPart(str(p["text"])))
@@ -165,6 +192,44 @@ def _parts(raw: Any, role: str, where: str, calls: _CallIds) -> list[ir.Part]:
                                          is_error=isinstance(response, dict) and "error" in response))
         else:
             dropped(f"{where}.parts[{j}] ({', '.join(p)})", "the gateway's content model")
+    return out
+
+
+_SCHEMA_KEYS = {"any_of": "anyOf", "min_items": "minItems", "max_items": "maxItems", "min_length": "minLength",
+                "max_length": "maxLength", "min_properties": "minProperties", "max_properties": "maxProperties"}
+_SCHEMA_COUNTS = {"minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"}
+_SCHEMA_DROP = {"nullable", "propertyOrdering", "property_ordering", "example"}
+
+
+def json_schema(s: Any) -> Any:
+    """Gemini's OpenAPI-subset Schema (`parameters`, `responseSchema`) as JSON Schema, which is what
+    the IR carries: google-genai sends upper-case types ("OBJECT"), `nullable`, `property_ordering`
+    and snake_case keys, which OpenAI and Anthropic refuse."""
+    if isinstance(s, list):
+        return [json_schema(x) for x in s]
+    if not isinstance(s, dict):
+        return s
+    out: dict[str, Any] = {}
+    for key, value in s.items():
+        key = _SCHEMA_KEYS.get(key, key)
+        if key in _SCHEMA_DROP or (key == "type" and value == "TYPE_UNSPECIFIED"):
+            continue
+        if key == "type" and isinstance(value, str):
+            value = value.lower()
+        elif key == "properties" and isinstance(value, dict):
+            value = {name: json_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "anyOf"):
+            value = json_schema(value)
+        elif key in _SCHEMA_COUNTS and isinstance(value, str) and value.isdigit():
+            value = int(value)  # int64 fields in proto JSON are strings
+        out[key] = value
+    if s.get("nullable") is True:
+        if isinstance(out.get("type"), str):
+            out["type"] = [out["type"], "null"]
+        elif isinstance(out.get("anyOf"), list):
+            out["anyOf"] = [*out["anyOf"], {"type": "null"}]
+        if isinstance(out.get("enum"), list) and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
     return out
 
 
@@ -201,6 +266,14 @@ def parse_request(body: bytes) -> ir.Request:
 
 
 def _parse(b: dict[str, Any]) -> ir.Request:
+    try:
+        return _parse_fields(b)
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+        # a value of an unexpected type (`tools: 3`, `functionCall: "x"`) is the client's mistake
+        raise invalid_request(f"the request has a value of an unexpected type: {type(exc).__name__}: {exc}") from None
+
+
+def _parse_fields(b: dict[str, Any]) -> ir.Request:
     contents = b.get("contents")
     expect(isinstance(contents, list) and len(contents) > 0, "contents must be a non-empty array", "contents")
     calls = _CallIds()
@@ -224,9 +297,9 @@ def _parse(b: dict[str, Any]) -> ir.Request:
             continue
         for d in declarations:
             tools.append(ir.Tool(str(d.get("name")), d.get("description"),
-                                 get(d, "parametersJsonSchema") or d.get("parameters")))
+                                 get(d, "parametersJsonSchema") or json_schema(d.get("parameters"))))
     cfg = get(b, "generationConfig", {})
-    schema = get(cfg, "responseJsonSchema") or get(cfg, "responseSchema")
+    schema = get(cfg, "responseJsonSchema") or json_schema(get(cfg, "responseSchema"))
     fmt = None
     if get(cfg, "responseMimeType") == "application/json":
         fmt = ir.ResponseFormat("json_schema", schema=schema) if schema else ir.ResponseFormat("json_object")
@@ -335,8 +408,8 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
             cfg["responseJsonSchema"] = fmt.schema
     r = req.reasoning
     if r is not None:
-        if not r.enabled or r.effort == "none":
-            cfg["thinkingConfig"] = {"thinkingBudget": 0}
+        if not r.enabled or r.effort == "none":  # 2.5 Pro cannot think less than 128 tokens
+            cfg["thinkingConfig"] = {"thinkingBudget": 128 if "2.5-pro" in upstream_model else 0}
         else:
             cfg["thinkingConfig"] = {"thinkingBudget": r.budget_tokens or effort_to_budget(r.effort) or -1,
                                      "includeThoughts": r.include_thoughts}
@@ -405,7 +478,7 @@ def render_parts(parts: list[ir.Part]) -> list[dict[str, Any]]:
         elif isinstance(p, ir.ThinkingPart):
             part: dict[str, Any] = {"text": p.text, "thought": True}
             if p.signature:
-                part["thoughtSignature"] = signatures.to_gemini_client(p.signature, p.signature_origin)
+                part["thoughtSignature"] = client_signature(p.signature, p.signature_origin, p.redacted)
             out.append(part)
         elif isinstance(p, ir.ToolCallPart):
             part = {"functionCall": {"id": p.id, "name": p.name, "args": parse_arguments(p.arguments)}}

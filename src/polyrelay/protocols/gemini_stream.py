@@ -115,7 +115,7 @@ class StreamEncoder:
         if isinstance(event, ir.ThinkingDelta):
             part: dict[str, Any] = {"text": event.text, "thought": True}
             if event.signature:
-                part["thoughtSignature"] = signatures.to_gemini_client(event.signature, event.signature_origin)
+                part["thoughtSignature"] = g.client_signature(event.signature, event.signature_origin, event.redacted)
             return out + self._parts([part], event.choice)
         if isinstance(event, ir.ToolCallStart):
             sig = signatures.to_gemini_client(event.signature, event.signature_origin) if event.signature else None
