@@ -52,7 +52,7 @@ class _Lease:
 
 
 class Ledger:
-    def __init__(self, engine: AsyncEngine, flush_interval: float = 0.25) -> None:
+    def __init__(self, engine: AsyncEngine, flush_interval: float = 0.1) -> None:
         self._engine = engine
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         self._flush_interval = flush_interval
