@@ -82,6 +82,8 @@ def test_sigterm_finishes_in_flight_requests_and_restart_keeps_keys_spend_and_lo
     ("channels: [{name: a, base_url: 'http://x', models: [m], api_keys: ['${POLYRELAY_TEST_UNSET}']}]",
      "POLYRELAY_TEST_UNSET"),
     ("channels: [oops", "YAML"),
+    ('channels: [{name: a, base_url: "http://x", models: [m], api_keys: ["sk-1\\r\\nX-Evil: 1"]}]',
+     "channels[0].api_keys[0]"),
 ])
 def test_bad_config_is_refused_naming_file_and_field_with_exit_2(tmp_path: Path, text: str, field: str) -> None:
     path = tmp_path / "bad.yaml"

@@ -116,6 +116,8 @@ def _check_semantics(config: Config, file: str) -> None:
         names.add(ch.name)
         if not re.match(r"^https?://", ch.base_url):
             fail(f"{where}.base_url", f"must start with http:// or https:// (got {ch.base_url!r})")
+        if any(c.isspace() or not c.isprintable() for c in ch.base_url):
+            fail(f"{where}.base_url", "contains whitespace or control characters")
         if not ch.models:
             fail(f"{where}.models", "must list at least one model")
         if ch.weight < 1:
@@ -126,6 +128,8 @@ def _check_semantics(config: Config, file: str) -> None:
         for j, key in enumerate(ch.api_keys):
             if not key:
                 fail(f"{where}.api_keys[{j}]", "is empty")
+            if any(c.isspace() or not c.isprintable() for c in key):
+                fail(f"{where}.api_keys[{j}]", "contains whitespace or control characters (a stray newline?)")
         for field in ("timeout", "connect_timeout", "first_byte_timeout"):
             if getattr(ch, field) <= 0:
                 fail(f"{where}.{field}", "must be positive")

@@ -6,6 +6,7 @@ import itertools
 from typing import Protocol
 
 from polyrelay.config import ChannelConfig
+from polyrelay.http_client import Timeouts
 
 
 class ChannelKind(Protocol):
@@ -28,6 +29,8 @@ class Channel:
         self._keys = itertools.cycle(config.api_keys or [""])
         self.key_count = max(1, len(config.api_keys))
         self.secrets = tuple(k for k in config.api_keys if k)
+        self.timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, config.timeout)
+        self.stream_timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, None)
 
     def upstream_model(self, public_model: str) -> str:
         return self.config.model_map.get(public_model, public_model)

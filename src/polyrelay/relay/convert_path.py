@@ -67,7 +67,7 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
     if kinds:
         from polyrelay import media  # only needed when converting for such an upstream
 
-        await media.inline_remote_media(req, kinds, gw.http, allow_private=media.ALLOW_PRIVATE)
+        await media.inline_remote_media(req, kinds, gw.media_http, allow_private=media.ALLOW_PRIVATE)
     with _blame("the request cannot be converted", 400, "invalid_request"):
         up_body = upstream.render_request(req, upstream_model)
     names = tool_names_to_restore(req, upstream)

@@ -1,8 +1,9 @@
-"""Process-wide state of a running gateway: config, routing, prices, ledger, key cache, HTTP session."""
+"""Process-wide state of a running gateway: config, routing, prices, ledger, key cache, HTTP clients."""
 
 from __future__ import annotations
 
-import aiohttp
+from typing import TYPE_CHECKING
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyrelay.billing.ledger import Ledger
@@ -10,10 +11,13 @@ from polyrelay.billing.prices import Price, price_table
 from polyrelay.channels import build_channel
 from polyrelay.config import Config
 from polyrelay.errors import GatewayError
+from polyrelay.http_client import UpstreamClient
 from polyrelay.relay.auth import KeyCache
-from polyrelay.relay.upstream import create_session
 from polyrelay.routing.router import Router
 from polyrelay.store.keys import KeyRecord
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 class Gateway:
@@ -25,22 +29,27 @@ class Gateway:
         self.prices: dict[str, Price] = price_table(config.prices)
         self.ledger = Ledger(engine)
         self.keys = KeyCache(engine)
-        self._session: aiohttp.ClientSession | None = None
+        self.http = UpstreamClient()
+        self._media_session: aiohttp.ClientSession | None = None
 
     @property
-    def http(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created lazily: it must belong to the running event loop
-            self._session = create_session()
-        return self._session
+    def media_http(self) -> aiohttp.ClientSession:
+        """The client that fetches media URLs for upstreams that need bytes (redirects, any origin)."""
+        if self._media_session is None:  # created lazily: it must belong to the running event loop
+            import aiohttp  # only gateways that inline media load it
+
+            self._media_session = aiohttp.ClientSession(skip_auto_headers=("User-Agent",))
+        return self._media_session
 
     async def start(self) -> None:
         await self.ledger.start()
 
     async def stop(self) -> None:
         await self.ledger.stop()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.http.close()
+        if self._media_session is not None:
+            await self._media_session.close()
+            self._media_session = None
 
     def models_for(self, key: KeyRecord) -> list[str]:
         """The public models `key` may use and some channel serves."""

@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-import aiohttp
-
 from polyrelay import ir
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Producer, Write
+from polyrelay.http_client import TRANSPORT_ERRORS, UpstreamResponse
 from polyrelay.relay.upstream import transport_error
 
 
@@ -29,11 +28,11 @@ class Tap(Protocol):
     def close(self) -> bytes: ...
 
 
-async def first_chunk(resp: aiohttp.ClientResponse, channel: Channel) -> bytes:
+async def first_chunk(resp: UpstreamResponse, channel: Channel) -> bytes:
     """The upstream's first bytes; until they come the gateway can still fail over."""
     try:
-        first = await resp.content.readany()
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        first = await resp.readany()
+    except TRANSPORT_ERRORS as exc:
         resp.close()
         raise transport_error(exc, channel.name) from None
     if not first:
@@ -43,20 +42,20 @@ async def first_chunk(resp: aiohttp.ClientResponse, channel: Channel) -> bytes:
     return first
 
 
-def relay_stream(resp: aiohttp.ClientResponse, first: bytes, tap: Tap, body: bytes, meter: Meter,
+def relay_stream(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, meter: Meter,
                  channel: Channel, stream_error: Callable[[GatewayError], bytes]) -> Producer:
     """The producer of a StreamReply: upstream bytes through `tap` to the client's `write`."""
     return lambda write: _relay(resp, first, tap, body, meter, channel, stream_error, write)
 
 
-async def _relay(resp: aiohttp.ClientResponse, first: bytes, tap: Tap, body: bytes, meter: Meter,
+async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, meter: Meter,
                  channel: Channel, stream_error: Callable[[GatewayError], bytes], write: Write) -> None:
     status, error = 200, None
     try:
         out = tap.feed(first)
         if out:
             await write(out)
-        read = resp.content.readany
+        read = resp.readany
         while not tap.done:  # clients may hang up right after the terminator: stop there
             chunk = await read()
             if not chunk:
@@ -71,7 +70,7 @@ async def _relay(resp: aiohttp.ClientResponse, first: bytes, tap: Tap, body: byt
             status, error = 502, "upstream sent an error event mid-stream"
         elif not (tap.done or tap.finished):
             status, error = 502, "upstream stream ended before it was complete"
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         status, error = 502, transport_error(exc, channel.name).message
     except asyncio.CancelledError:  # the client went away (the server cancels the producer)
         if tap.finished:
@@ -88,16 +87,16 @@ async def _relay(resp: aiohttp.ClientResponse, first: bytes, tap: Tap, body: byt
         await write(stream_error(GatewayError(502, "upstream", error)))
 
 
-async def _drain_usage(resp: aiohttp.ClientResponse, tap: Tap, timeout: float = 2.0) -> None:
+async def _drain_usage(resp: UpstreamResponse, tap: Tap, timeout: float = 2.0) -> None:
     """Read what is left of a finished stream (without forwarding it) to learn its usage."""
     try:
         async with asyncio.timeout(timeout):
             while tap.usage is None and not tap.done:
-                chunk = await resp.content.readany()
+                chunk = await resp.readany()
                 if not chunk:
                     return
                 tap.feed(chunk)
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+    except TRANSPORT_ERRORS:
         pass
 
 

@@ -1,34 +1,26 @@
-"""The one pooled HTTP client session used to reach upstreams, and how its failures map to errors."""
+"""Calling an upstream channel with the pooled client, and how its failures map to errors."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-import aiohttp
-
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
-
-
-def create_session() -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60,
-                                     enable_cleanup_closed=True)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=True,
-                                 skip_auto_headers=("User-Agent",))
+from polyrelay.http_client import TRANSPORT_ERRORS, Timeouts, UpstreamClient, UpstreamResponse
 
 
 def transport_error(exc: BaseException, channel_name: str) -> GatewayError:
     """A connect error or timeout talking to a channel, as a retryable 502/504 (no secrets)."""
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+    if isinstance(exc, asyncio.TimeoutError):
         return GatewayError(504, "timeout", f"upstream channel '{channel_name}' timed out", retryable=True)
     return GatewayError(502, "upstream", f"could not reach upstream channel '{channel_name}'",
                         retryable=True)
 
 
-async def open_upstream(session: aiohttp.ClientSession, channel: Channel, upstream_model: str,
+async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model: str,
                         body: bytes, stream: bool, parse_error: Callable[[int, bytes], GatewayError],
-                        url: str | None = None) -> aiohttp.ClientResponse:
+                        url: str | None = None) -> UpstreamResponse:
     """POST `body` to `channel`; return the response once it is 2xx, else raise a GatewayError.
 
     Failures another candidate might not have (connect errors, timeouts, 429, 5xx, and the
@@ -36,21 +28,21 @@ async def open_upstream(session: aiohttp.ClientSession, channel: Channel, upstre
     client's and are passed on, scrubbed of the channel's secrets.
     """
     cfg = channel.config
-    timeout = aiohttp.ClientTimeout(total=None if stream else cfg.timeout,
-                                    sock_connect=cfg.connect_timeout, sock_read=cfg.first_byte_timeout)
+    timeouts = channel.stream_timeouts if stream else channel.timeouts
     try:
-        resp = await session.post(url or channel.url(upstream_model, stream), data=body,
-                                  headers=channel.headers(channel.next_key()), timeout=timeout)
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        resp = await client.post(url or channel.url(upstream_model, stream),
+                                 channel.headers(channel.next_key()), body, timeouts)
+    except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, channel.name) from None
-    if resp.status < 400:
+    if resp.status < 300:
         return resp
     try:
         error_body = await resp.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, channel.name) from None
-    finally:
-        resp.release()
+    if resp.status < 400:   # a redirect: relays do not follow them, the channel's base_url is wrong
+        raise GatewayError(502, "upstream", f"upstream channel '{channel.name}' answered with a redirect "
+                           f"(HTTP {resp.status}); check its base_url", retryable=True)
     err = parse_error(resp.status, error_body)
     err.message = channel.scrub(err.message)
     if resp.status in (401, 403) or err.kind == "authentication":
@@ -62,11 +54,9 @@ async def open_upstream(session: aiohttp.ClientSession, channel: Channel, upstre
     raise err
 
 
-async def read_all(resp: aiohttp.ClientResponse, channel: Channel) -> bytes:
+async def read_all(resp: UpstreamResponse, channel: Channel) -> bytes:
     """The whole body of a 2xx upstream response; transport failures are retryable errors."""
     try:
         return await resp.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, channel.name) from None
-    finally:
-        resp.release()

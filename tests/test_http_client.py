@@ -1,0 +1,137 @@
+"""The lean upstream HTTP client against a raw socket server that answers with scripted bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import random
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from polyrelay.http_client import Timeouts, UpstreamClient, UpstreamTimeout, UpstreamTransportError
+
+FAST = Timeouts(connect=2.0, read=2.0, total=5.0)
+Answer = Callable[[int], bytes | None]   # request number on this connection -> raw response (None: close)
+
+
+async def _serve(answer: Answer) -> tuple[asyncio.Server, str, list[int]]:
+    """A server that reads one request head + body at a time and writes `answer(n)`."""
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        n = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                await reader.readexactly(length)
+                raw = answer(n)
+                n += 1
+                if raw is None:
+                    break
+                writer.write(raw)
+                await writer.drain()
+                if b"connection: close" in raw.lower():
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/v1/x", connections
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[UpstreamClient]:
+    c = UpstreamClient()
+    yield c
+    await c.close()
+
+
+def _ok(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra) + body
+
+
+async def test_keep_alive_reuses_one_connection(client: UpstreamClient) -> None:
+    server, url, connections = await _serve(lambda n: _ok(b'{"n": %d}' % n))
+    async with server:
+        for n in range(3):
+            resp = await client.post(url, {"Content-Type": "application/json"}, b"{}", FAST)
+            assert resp.status == 200 and await resp.read() == b'{"n": %d}' % n
+        assert len(connections) == 1
+
+
+async def test_stale_idle_connection_is_retried_once_on_a_new_one(client: UpstreamClient) -> None:
+    # The server closes each connection after its first answer, as an upstream with a short keep-alive would.
+    server, url, connections = await _serve(lambda n: _ok(b"hi") if n == 0 else None)
+    async with server:
+        assert await (await client.post(url, {}, b"a", FAST)).read() == b"hi"
+        await asyncio.sleep(0.05)
+        assert await (await client.post(url, {}, b"b", FAST)).read() == b"hi"
+        assert len(connections) == 2
+
+
+async def test_gzip_chunked_and_informational_responses_are_decoded(client: UpstreamClient) -> None:
+    plain = random.Random(1).randbytes(5000)
+    packed = gzip.compress(plain)
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (packed[:100], packed[100:])) + b"0\r\n\r\n"
+    raw = (b"HTTP/1.1 100 Continue\r\n\r\n"
+           b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n" + chunked)
+    server, url, _ = await _serve(lambda n: raw)
+    async with server:
+        resp = await client.post(url, {}, b"{}", FAST)
+        assert resp.status == 200 and resp.header(b"content-encoding") == b"gzip"
+        assert await resp.read() == plain
+
+
+async def test_close_delimited_body_and_streamed_reads(client: UpstreamClient) -> None:
+    server, url, _ = await _serve(lambda n: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it" if n == 0 else None)
+    async with server:
+        resp = await client.post(url, {}, b"{}", FAST)
+        got = b""
+        while chunk := await resp.readany():
+            got += chunk
+        resp.release()
+        assert got == b"all of it"
+
+
+async def test_large_body_pauses_and_resumes_without_loss(client: UpstreamClient) -> None:
+    big = bytes(range(256)) * 16384   # 4 MiB, past the high-water mark
+    server, url, _ = await _serve(lambda n: _ok(big))
+    async with server:
+        resp = await client.post(url, {}, b"{}", FAST)
+        got = bytearray()
+        while chunk := await resp.readany():
+            got += chunk
+            await asyncio.sleep(0)
+        resp.release()
+        assert bytes(got) == big
+        assert await (await client.post(url, {}, b"{}", FAST)).read() == big
+
+
+async def test_truncated_body_is_an_error_not_a_short_success(client: UpstreamClient) -> None:
+    truncated = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly this"
+    server, url, _ = await _serve(lambda n: truncated if n == 0 else None)
+    async with server:
+        resp = await client.post(url, {}, b"{}", FAST)
+        with pytest.raises(UpstreamTransportError):
+            await resp.read()
+
+
+async def test_silent_upstream_times_out_and_refused_connection_is_a_transport_error(client: UpstreamClient) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(UpstreamTimeout):
+            await client.post(f"http://127.0.0.1:{port}/", {}, b"{}", Timeouts(connect=1, read=0.2, total=None))
+    with pytest.raises(UpstreamTransportError):
+        await client.post(f"http://127.0.0.1:{port}/", {}, b"{}", FAST)
