@@ -158,3 +158,39 @@ def test_anthropic_client_sees_an_error_event_when_the_upstream_stream_is_cut(ga
                                     messages=[{"role": "user", "content": "x [[sim:words=30,cut=6]]"}]) as s:
             for _ in s:
                 pass
+
+
+def test_anthropic_stream_cut_upstream_bills_the_exact_input_and_the_text_streamed(
+        gateway: Server, admin: Admin, fresh_key) -> None:
+    # message_start carries the exact input count and an output count of ~1 that is not final
+    _, key = fresh_key()
+    with httpx.stream("POST", gateway.url + "/v1/messages", headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                      json={"model": "claude-sim-sonnet", "max_tokens": 500, "stream": True, "messages": [
+                          {"role": "user", "content": "cut me [[sim:words=120,cut=60]]"}]}) as r:
+        text = "".join(r.iter_text())
+    assert "message_start" in text and '"type":"error"' in text.replace(" ", "")
+    row = _wait_for(lambda: next((x for x in admin.logs() if x["model"] == "claude-sim-sonnet"
+                                  and x["status"] == 502 and x["key_id"] is not None), None))
+    assert row["usage_estimated"]
+    assert 10 <= row["completion_tokens"] <= 120, row
+    started = next(e for e in text.split("\n") if e.startswith("data:") and "message_start" in e)
+    assert f'"input_tokens":{row["prompt_tokens"]}' in started.replace(" ", ""), "the exact input count is kept"
+
+
+def test_cut_stream_with_an_inline_image_is_not_billed_for_the_base64_bytes(
+        gateway: Server, admin: Admin, fresh_key) -> None:
+    import base64
+
+    _, key = fresh_key()
+    image = "data:image/png;base64," + base64.b64encode(b"\x89PNG" + bytes(600_000)).decode()
+    stream = sdk(gateway, key).chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": [
+            {"type": "text", "text": "describe [[sim:words=30,cut=6]]"},
+            {"type": "image_url", "image_url": {"url": image}}]}])
+    with pytest.raises(openai.APIError):
+        for _ in stream:
+            pass
+    row = _wait_for(lambda: next((x for x in admin.logs() if x["model"] == "gpt-4o-mini" and x["status"] == 502
+                                  and x["usage_estimated"] and x["key_id"] is not None
+                                  and x["prompt_tokens"] > 100), None))
+    assert row["prompt_tokens"] < 5_000, "800 KB of base64 must not be billed as 200,000 prompt tokens"

@@ -1,23 +1,54 @@
-"""Cheap, generous token estimates for reservations, read from raw request bytes (no full parse)."""
+"""Cheap token estimates read from raw request bytes (no full parse): generous ones for reservations,
+plainer ones for billing a request whose upstream never reported usage."""
 
 from __future__ import annotations
 
-_IMAGE_ALLOWANCE = 1600      # tokens held per image (a high-detail 1024x1024 image is ~765-1100)
-_BASE64_MARK = b";base64,"
+from polyrelay import ir
+
+_IMAGE_RESERVED = 1600       # tokens held per image (a high-detail 1024x1024 image is ~765-1100)
+_IMAGE_BILLED = 765          # tokens billed per image when usage is unknown (OpenAI high detail, 1024x1024)
+# Where inline media starts: a data URL (OpenAI), Anthropic's base64 source and Gemini's inlineData
+# both put the payload in a "data" string.
+_MEDIA_MARKS = (b";base64,", b'"data":"', b'"data": "')
+
+
+def _inline_media(body: bytes) -> tuple[int, int]:
+    """(bytes of inline media payloads, how many) in a JSON request body."""
+    total = count = 0
+    for mark in _MEDIA_MARKS:
+        pos = body.find(mark)
+        while pos != -1:
+            end = body.find(b'"', pos + len(mark))
+            if end == -1:
+                end = len(body)
+            total += end - pos
+            count += 1
+            pos = body.find(mark, end)
+    return total, count
+
+
+def _text_bytes_and_media(body: bytes) -> tuple[int, int]:
+    inline_bytes, inline_count = _inline_media(body)
+    url_media = body.count(b'"image_url"') + body.count(b'"video_url"')
+    return len(body) - inline_bytes, max(inline_count, url_media)
 
 
 def estimate_prompt_tokens(body: bytes) -> int:
-    """Bytes / 3 over the body, not counting inline base64 payloads, plus an allowance per image."""
-    inline_bytes = 0
-    inline_count = 0
-    pos = body.find(_BASE64_MARK)
-    while pos != -1:
-        end = body.find(b'"', pos)
-        if end == -1:
-            end = len(body)
-        inline_bytes += end - pos
-        inline_count += 1
-        pos = body.find(_BASE64_MARK, end)
-    url_images = body.count(b'"image_url"') + body.count(b'"video_url"')
-    images = max(inline_count, url_images)
-    return (len(body) - inline_bytes) // 3 + images * _IMAGE_ALLOWANCE
+    """For the reservation: bytes / 3 of the body without inline media, plus an allowance per image."""
+    text, media = _text_bytes_and_media(body)
+    return text // 3 + media * _IMAGE_RESERVED
+
+
+def estimated_usage(body: bytes, completion_text_bytes: int, start: ir.Usage | None = None) -> ir.Usage:
+    """Usage when the upstream never reported it whole (a cut or abandoned stream, a body without usage).
+
+    `start` is the early usage some upstreams send first (Anthropic's message_start): its input count
+    is exact and kept; the output is what was seen of it, at ~4 bytes a token.
+    """
+    output = (completion_text_bytes + 3) // 4
+    if start is not None and start.input_tokens:
+        return ir.Usage(input_tokens=start.input_tokens, output_tokens=max(output, start.output_tokens),
+                        cache_read_tokens=start.cache_read_tokens, cache_write_tokens=start.cache_write_tokens,
+                        estimated=True)
+    text, media = _text_bytes_and_media(body)
+    return ir.Usage(input_tokens=text // 4 + media * _IMAGE_BILLED, output_tokens=output, estimated=True)

@@ -104,13 +104,13 @@ class MessagesStreamTap(SseTap):
             self.text_bytes += quoted_lengths(data, _TEXT_MARKERS)
         elif b"message_start" in head:
             start = decode_or_none(data, _Start)
-            if start and start.message.usage:
-                self.usage = _merge(self.usage, start.message.usage)
+            if start and start.message.usage:   # its output count is not final: message_delta's is
+                self.start_usage = _merge(None, start.message.usage)
             return head + b"\ndata: " + rename_model(data.lstrip(), self._model_json)
         elif b"message_delta" in head:
             holder = decode_or_none(data, _Holder)
             if holder and holder.usage:
-                self.usage = _merge(self.usage, holder.usage)
+                self.usage = _merge(self.usage or self.start_usage, holder.usage)
             if _STOP_REASON.search(data):
                 self.finished = True
         elif b"message_stop" in head:

@@ -148,7 +148,8 @@ class TapState:
     """What a stream tap knows about the stream it passes on (see relay.streaming.Tap)."""
 
     def __init__(self) -> None:
-        self.usage: ir.Usage | None = None
+        self.usage: ir.Usage | None = None        # final usage as the upstream reported it
+        self.start_usage: ir.Usage | None = None  # early usage (exact input, partial output), if sent
         self.finished = False   # the answer's end (a finish/stop reason) was seen
         self.done = False       # the stream's terminator was seen: stop reading
         self.errored = False    # an upstream error event was passed to the client

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from polyrelay import ir
+from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import ErrorKind, GatewayError
 from polyrelay.protocols.anthropic_messages_passthrough import THINKING_SUFFIX, thinking_base_model
@@ -17,7 +18,7 @@ from polyrelay.protocols.passthrough import RequestPeek, TapState
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
-from polyrelay.relay.streaming import estimated_usage, first_chunk, relay_stream
+from polyrelay.relay.streaming import first_chunk, relay_stream
 from polyrelay.relay.surfaces import GEMINI, Surface, protocol_module
 from polyrelay.relay.upstream import open_upstream, read_all
 
@@ -143,8 +144,10 @@ class ConvertingTap(TapState):
                 self.text_bytes += len(event.text)
             elif isinstance(event, ir.ToolCallDelta):
                 self.text_bytes += len(event.arguments)
-            elif isinstance(event, ir.UsageEvent):  # a start event's early usage is not final: ignored
+            elif isinstance(event, ir.UsageEvent):
                 self.usage = event.usage
+            elif isinstance(event, ir.StreamStart) and event.usage is not None:
+                self.start_usage = event.usage   # early usage, not final: kept for a cut stream's bill
             elif isinstance(event, ir.ToolCallStart) and event.name in self._names:
                 event.name = self._names[event.name]
             elif isinstance(event, ir.Finish):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import msgspec
 
+from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.protocols.anthropic_messages_passthrough import thinking_base_model
 from polyrelay.protocols.passthrough import RequestPeek
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
-from polyrelay.relay.streaming import estimated_usage, first_chunk, relay_stream
+from polyrelay.relay.streaming import first_chunk, relay_stream
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, Surface
 from polyrelay.relay.upstream import open_upstream, read_all
 

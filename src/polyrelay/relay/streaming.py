@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from polyrelay import ir
+from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
+from polyrelay.http_client import TRANSPORT_ERRORS, UpstreamResponse
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Producer, Write
-from polyrelay.http_client import TRANSPORT_ERRORS, UpstreamResponse
 from polyrelay.relay.upstream import transport_error
 
 
@@ -23,6 +24,7 @@ class Tap(Protocol):
     done: bool         # the stream's terminator was seen: stop reading
     errored: bool      # an error event was already passed to the client
     text_bytes: int    # generated text seen, for an estimate when usage never comes
+    start_usage: ir.Usage | None   # early usage (exact input) some upstreams send first
 
     def feed(self, chunk: bytes) -> bytes: ...
     def close(self) -> bytes: ...
@@ -80,7 +82,7 @@ async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
         raise
     finally:
         resp.close()  # cancels the upstream request if it is still running
-        usage = tap.usage or estimated_usage(body, tap.text_bytes)
+        usage = tap.usage or estimated_usage(body, tap.text_bytes, tap.start_usage)
         await meter.succeed(usage, status, error)
     if error and not tap.errored:
         # The client must not mistake a cut stream for a complete one: end with an error event.
@@ -99,8 +101,3 @@ async def _drain_usage(resp: UpstreamResponse, tap: Tap, timeout: float = 2.0) -
     except TRANSPORT_ERRORS:
         pass
 
-
-def estimated_usage(body: bytes, completion_text_bytes: int) -> ir.Usage:
-    """Usage when the upstream never reported it (a cut or abandoned stream)."""
-    return ir.Usage(input_tokens=len(body) // 4, output_tokens=(completion_text_bytes + 3) // 4,
-                    estimated=True)
