@@ -43,6 +43,17 @@ def test_anthropic_surface_takes_x_api_key_any_version_and_beta_query(gateway: S
     assert r.json()["content"][0]["text"] == "the quick" and r.json()["model"] == "claude-sim-sonnet"
 
 
+def test_anthropic_beta_header_reaches_an_anthropic_channel(gateway: Server, sim_http: httpx.Client) -> None:
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-alice-0001", max_retries=0)
+    reply = client.messages.create(model="claude-sim-sonnet", max_tokens=50,
+                                   messages=[{"role": "user", "content": "hi [[sim:words=2]]"}],
+                                   extra_headers={"anthropic-beta": "context-1m-2025-08-07,interleaved-thinking-2025-05-14"})
+    assert reply.content[0].text == "the quick"
+    sent = sim_http.get("/sim/requests").json()[-1]
+    assert sent["headers"].get("anthropic-beta") == "context-1m-2025-08-07,interleaved-thinking-2025-05-14"
+    assert sent["headers"]["x-api-key"] != "sk-alice-0001", "the channel's own key goes upstream"
+
+
 def test_anthropic_errors_come_in_anthropic_shape(gateway: Server) -> None:
     with pytest.raises(anthropic.AuthenticationError):
         claude(gateway, "sk-wrong").messages.create(model="claude-sim-sonnet", max_tokens=5,

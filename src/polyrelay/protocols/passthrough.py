@@ -23,7 +23,7 @@ T = TypeVar("T")
 class RequestPeek:
     """What the gateway needs to know about a request, read without a full parse."""
 
-    __slots__ = ("top", "model", "stream", "include_usage", "max_output", "n")
+    __slots__ = ("top", "model", "stream", "include_usage", "max_output", "n", "forward_headers")
 
     def __init__(self, top: Top, model: str, stream: bool, include_usage: bool,
                  max_output: int | None, n: int) -> None:
@@ -33,6 +33,7 @@ class RequestPeek:
         self.include_usage = include_usage  # the client asked for usage in its stream
         self.max_output = max_output        # the client's output limit, if any
         self.n = n                          # answers asked for
+        self.forward_headers: dict[str, str] | None = None   # client headers for a same-kind upstream
 
 
 def decode_top(body: bytes) -> Top:

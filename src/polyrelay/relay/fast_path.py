@@ -25,7 +25,7 @@ async def call(gw: Gateway, surface: Surface, channel: Channel, peek: RequestPee
     unchanged = upstream_model == peek.model and (not peek.stream or peek.include_usage)
     up_body = body if unchanged else passthrough.upstream_body(peek, upstream_model, channel.config.stream_options)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, peek.stream,
-                               surface.protocol.parse_error)
+                               surface.protocol.parse_error, extra_headers=peek.forward_headers)
     model_json = msgspec.json.encode(peek.model)
     if not peek.stream:
         data = await read_all(resp, channel)

@@ -20,7 +20,7 @@ def transport_error(exc: BaseException, channel_name: str) -> GatewayError:
 
 async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model: str,
                         body: bytes, stream: bool, parse_error: Callable[[int, bytes], GatewayError],
-                        url: str | None = None) -> UpstreamResponse:
+                        url: str | None = None, extra_headers: dict[str, str] | None = None) -> UpstreamResponse:
     """POST `body` to `channel`; return the response once it is 2xx, else raise a GatewayError.
 
     Failures another candidate might not have (connect errors, timeouts, 429, 5xx, and the
@@ -30,8 +30,10 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
     cfg = channel.config
     timeouts = channel.stream_timeouts if stream else channel.timeouts
     try:
-        resp = await client.post(url or channel.url(upstream_model, stream),
-                                 channel.headers(channel.next_key()), body, timeouts)
+        headers = channel.headers(channel.next_key())
+        if extra_headers:
+            headers = {**headers, **extra_headers}
+        resp = await client.post(url or channel.url(upstream_model, stream), headers, body, timeouts)
     except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, channel.name) from None
     if resp.status < 300:

@@ -9,13 +9,17 @@ from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES
 from polyrelay.relay.upstream import open_upstream, read_all
-from polyrelay.server.asgi import Scope
+from polyrelay.server.asgi import Scope, header
 from polyrelay.server.keys import anthropic_key
 
 
 async def messages(gw: Gateway, scope: Scope, body: bytes) -> Reply | StreamReply:
     key = await gw.keys.authenticate(anthropic_key(scope))
-    return await relay(gw, ANTHROPIC_MESSAGES, key, body, anthropic_messages_passthrough.peek_request(body))
+    peek = anthropic_messages_passthrough.peek_request(body)
+    beta = header(scope, b"anthropic-beta")
+    if beta:   # beta features (1M context, interleaved thinking, ...) for Anthropic channels
+        peek.forward_headers = {"anthropic-beta": beta}
+    return await relay(gw, ANTHROPIC_MESSAGES, key, body, peek)
 
 
 async def count_tokens(gw: Gateway, scope: Scope, body: bytes) -> Reply:
