@@ -80,7 +80,7 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
 
 @app.command()
 def simulate(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(9090)) -> None:
-    """Run the upstream simulator (OpenAI-compatible chat; errors on demand)."""
+    """Run the upstream simulator (OpenAI chat, Anthropic Messages and Gemini; errors on demand)."""
     from polyrelay.sim.app import SimApp
 
     typer.echo(f"polyrelay simulator on http://{host}:{port}", err=True)
