@@ -135,3 +135,46 @@ async def test_silent_upstream_times_out_and_refused_connection_is_a_transport_e
             await client.post(f"http://127.0.0.1:{port}/", {}, b"{}", Timeouts(connect=1, read=0.2, total=None))
     with pytest.raises(UpstreamTransportError):
         await client.post(f"http://127.0.0.1:{port}/", {}, b"{}", FAST)
+
+
+async def test_https_with_sni_and_keep_alive(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    seen: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(1)
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(2)
+                writer.write(_ok(b"secure"))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    client = UpstreamClient(tls=ssl.create_default_context(cafile=str(cert)))
+    try:
+        async with server:
+            # "localhost" must match the certificate: the client sends SNI and checks the name
+            for _ in range(2):
+                resp = await client.post(f"https://localhost:{port}/v1/x", {}, b"{}", FAST)
+                assert await resp.read() == b"secure"
+            assert len(seen) == 1
+            untrusting = UpstreamClient()
+            with pytest.raises(UpstreamTransportError):
+                await untrusting.post(f"https://localhost:{port}/v1/x", {}, b"{}", FAST)
+            await untrusting.close()
+    finally:
+        await client.close()

@@ -266,11 +266,12 @@ class UpstreamResponse:
 class UpstreamClient:
     """Connections to upstreams, kept alive per origin and shared by every request of the process."""
 
-    def __init__(self, idle_timeout: float = 30.0, max_idle_per_origin: int = 256) -> None:
+    def __init__(self, idle_timeout: float = 30.0, max_idle_per_origin: int = 256,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._idle_timeout = idle_timeout
         self._max_idle = max_idle_per_origin
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = tls   # None: the system's trusted CAs, made on first use
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         """Send one POST and wait for the response's status and headers."""
