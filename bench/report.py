@@ -7,9 +7,10 @@ import math
 import sys
 from typing import Any
 
-LABELS = {"direct": "direct", "polyrelay": "polyrelay", "litellm": "LiteLLM (logging off)",
+LABELS = {"direct": "direct", "polyrelay": "polyrelay", "polyrelay-granian": "polyrelay on granian",
+          "polyrelay-2w": "polyrelay, 2 workers (unpinned)", "litellm": "LiteLLM (logging off)",
           "litellm-log": "LiteLLM (logging on)"}
-CLOSED = ("ns_c1", "ns_c16", "ns_c64", "stream_c16", "convert_c16", "image_c4")
+CLOSED = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4")
 
 
 def _f(value: Any, digits: int = 2) -> str:
@@ -120,6 +121,18 @@ def render(report: dict[str, Any]) -> str:
     return "\n\n".join([head, tables(report), checks_table(report)])
 
 
+def merged(paths: list[str]) -> dict[str, Any]:
+    """Several runs' results as one report: a target measured in a later file replaces an earlier one."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        with open(path) as f:
+            run = json.load(f)
+        results = {**out.get("results", {}), **run["results"]}
+        out = {**out, **{k: v for k, v in run.items() if v not in (None, "not installed")}, "results": results}
+    return out
+
+
 if __name__ == "__main__":
-    with open(sys.argv[1]) as f:
-        print(render(json.load(f)))
+    if len(sys.argv) < 2:
+        sys.exit("usage: python bench/report.py RESULT.json [MORE.json ...]  (later files' targets win)")
+    print(render(merged(sys.argv[1:])))

@@ -6,7 +6,7 @@ Prerequisites (once): `apt-get install -y nginx wrk`, `pip install -e .` (polyre
 its own virtualenv: `python3 -m venv bench/.venv-litellm && bench/.venv-litellm/bin/pip install
 'litellm[proxy]==1.108.7'`. Target `litellm` runs it twice: logging off and logging on.
 
-Scenarios: ns_c1 ns_c16 ns_c64 (non-stream chat, wrk closed loop), stream_c16 (100-chunk SSE),
+Scenarios: ns_c1 ns_c16 ns_c64 (non-stream chat, wrk closed loop), stream_c1/c16/c64 (100-chunk SSE),
 convert_c16 (OpenAI client -> Anthropic channel), image_c4 (2 MB base64 image body), open_loop
 (fixed rate at half the target's capacity), slow_streams (1,000 concurrent slow streams).
 
@@ -39,8 +39,10 @@ import report  # noqa: E402
 import servers  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
-SCENARIOS = ("ns_c1", "ns_c16", "ns_c64", "stream_c16", "convert_c16", "image_c4", "open_loop", "slow_streams")
-TARGETS = ("direct", "polyrelay", "litellm", "litellm-log")
+SCENARIOS = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4",
+             "open_loop", "slow_streams")
+TARGETS = ("direct", "polyrelay", "polyrelay-granian", "polyrelay-2w", "litellm", "litellm-log")
+POLYRELAY_VARIANTS = {"polyrelay": "uvicorn", "polyrelay-granian": "granian", "polyrelay-2w": "uvicorn-2w"}
 
 
 def log(text: str) -> None:
@@ -145,12 +147,14 @@ def closed_wrk(kind: str, connections: int) -> Callable[[Target, dict[str, Any]]
     return run
 
 
-def stream_c16(t: Target, _: dict[str, Any]) -> dict[str, Any]:
-    url, body = t.route("stream")
-    req = httpload.Request(url, body.read_bytes())
-    check = httpload.expect_ok(min_events=fixtures.STREAM_CHUNKS)
-    return t.measure(lambda: as_dict(run_async(httpload.closed_loop(
-        req, 16, t.env.args.duration, max_requests=200_000, check=check))))
+def closed_streams(concurrency: int) -> Callable[[Target, dict[str, Any]], dict[str, Any]]:
+    def run(t: Target, _: dict[str, Any]) -> dict[str, Any]:
+        url, body = t.route("stream")
+        req = httpload.Request(url, body.read_bytes())
+        check = httpload.expect_ok(min_events=fixtures.STREAM_CHUNKS)
+        return t.measure(lambda: as_dict(run_async(httpload.closed_loop(
+            req, concurrency, t.env.args.duration, max_requests=200_000, check=check))))
+    return run
 
 
 def open_loop(t: Target, rep: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +194,8 @@ def slow_streams(t: Target, _: dict[str, Any]) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[Target, dict[str, Any]], dict[str, Any]]] = {
     "ns_c1": closed_wrk("ns", 1), "ns_c16": closed_wrk("ns", 16), "ns_c64": closed_wrk("ns", 64),
-    "stream_c16": stream_c16, "convert_c16": closed_wrk("convert", 16), "image_c4": closed_wrk("image", 4),
+    "stream_c1": closed_streams(1), "stream_c16": closed_streams(16), "stream_c64": closed_streams(64),
+    "convert_c16": closed_wrk("convert", 16), "image_c4": closed_wrk("image", 4),
     "open_loop": open_loop, "slow_streams": slow_streams,
 }
 
@@ -239,8 +244,8 @@ def run_target(t: Target, scenarios: list[str], repeat: int) -> dict[str, Any]:
 def start_target(name: str, env: Env) -> tuple[servers.Process | None, Target]:
     if name == "direct":
         return None, Target("direct", env.nginx, None, env)
-    if name == "polyrelay":
-        proc, url = servers.start_polyrelay(env.workdir, env.nginx, env.slow)
+    if name in POLYRELAY_VARIANTS:
+        proc, url = servers.start_polyrelay(env.workdir, env.nginx, env.slow, variant=POLYRELAY_VARIANTS[name])
     else:
         proc, url = servers.start_litellm(env.workdir, env.nginx, env.slow, logging_on=name == "litellm-log")
     return proc, Target(name, url, proc.pid, env)
@@ -259,7 +264,8 @@ def main() -> None:
     p.add_argument("--only", default="", help=f"comma-separated scenarios out of {','.join(SCENARIOS)}")
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is reported")
     p.add_argument("--targets", default="direct,polyrelay,litellm",
-                   help="direct, polyrelay, litellm (= litellm-nolog and litellm-log), litellm-nolog, litellm-log")
+                   help="direct, polyrelay, litellm (= litellm-nolog and litellm-log), litellm-nolog, "
+                        "litellm-log; polyrelay-granian (needs `pip install granian`), polyrelay-2w (--workers 2)")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per timed window")
     p.add_argument("--slow-streams", type=int, default=1000, help="concurrent slow streams")
     p.add_argument("--slow-chunks", type=int, default=40, help="chunks per slow stream (one per 100 ms)")

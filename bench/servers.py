@@ -160,9 +160,14 @@ def start_slow(workdir: Path, chunks: int, interval: float) -> tuple[Process, st
 
 # ---- gateways -------------------------------------------------------------------------------
 
-def start_polyrelay(workdir: Path, upstream: str, slow: str,
-                    launcher: list[str] | None = None) -> tuple[Process, str]:
-    """`launcher` replaces the `polyrelay` executable (its arguments follow: serve --config ...)."""
+def start_polyrelay(workdir: Path, upstream: str, slow: str, launcher: list[str] | None = None,
+                    variant: str = "uvicorn") -> tuple[Process, str]:
+    """`launcher` replaces the `polyrelay` executable (its arguments follow: serve --config ...).
+
+    `variant`: "uvicorn" (`polyrelay serve`, one worker pinned to the gateway core), "uvicorn-2w"
+    (`serve --workers 2`, not pinned: both cores, shared with the load generator) or "granian" (the
+    same ASGI app under granian, one worker, pinned).
+    """
     port = free_port()
     config = workdir / "polyrelay.yaml"
     config.write_text(f"""
@@ -182,9 +187,21 @@ prices:
     db = workdir / f"polyrelay-{port}.db"
     exe = shutil.which("polyrelay")
     argv = launcher or ([exe] if exe else [sys.executable, "-m", "polyrelay.cli"])
-    proc = Process("polyrelay", pinned(GATEWAY_CORE, [*argv, "serve", "--config", str(config),
-                                                      "--host", "127.0.0.1", "--port", str(port)]),
-                   workdir, env={"POLYRELAY_DATABASE_URL": f"sqlite:///{db}"})
+    env = {"POLYRELAY_DATABASE_URL": f"sqlite:///{db}"}
+    serve = [*argv, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    if variant == "uvicorn":
+        command = pinned(GATEWAY_CORE, serve)
+    elif variant == "uvicorn-2w":
+        command = [*serve, "--workers", "2"]
+    elif variant == "granian":
+        env.update(POLYRELAY_CONFIG=str(config))   # the app migrates the database itself at start
+        command = pinned(GATEWAY_CORE, [
+            sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop",
+            "--workers", "1", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            "--no-ws", "polyrelay.server.app:create_app_from_env"])
+    else:
+        raise ValueError(f"unknown polyrelay variant {variant!r}")
+    proc = Process("polyrelay", command, workdir, env=env)
     url = f"http://127.0.0.1:{port}"
     proc.wait_ready(_ready_post(url + "/v1/chat/completions", fixtures.chat_request(fixtures.OPENAI_MODEL)))
     return proc, url
