@@ -262,7 +262,27 @@ def _tool_choice(tool_config: Any) -> ir.ToolChoice | None:
 
 def parse_request(body: bytes) -> ir.Request:
     """The model lives in the URL: the relay sets `model` and `stream`."""
-    return _parse(decode_json_object(body))
+    b = decode_json_object(body)
+    _unconvertible(b)
+    return _parse(b)
+
+
+def _unconvertible(b: dict[str, Any]) -> None:
+    """Only converted requests come here (the fast path forwards Gemini bodies as they are): refuse what
+    the client depends on and the IR cannot carry, warn about what it can do without. Not for
+    countTokens, which a Gemini channel answers from the client's own body."""
+    cfg = get(b, "generationConfig", {})
+    for name in ("responseLogprobs", "logprobs"):
+        if get(cfg, name) not in (None, False):
+            raise GatewayError(400, "invalid_request", f"generationConfig.{name} is not supported for this model: "
+                               "it is served by a non-Gemini provider, which returns no log probabilities",
+                               param=f"generationConfig.{name}")
+    if get(b, "cachedContent"):  # the cached part of the prompt lives on Gemini: the model would not see it
+        raise GatewayError(400, "invalid_request", "cachedContent is not supported for this model: it is served "
+                           "by a non-Gemini provider, which cannot read Gemini's cached content; send the "
+                           "contents inline", param="cachedContent")
+    if get(b, "safetySettings"):
+        dropped("safetySettings", "non-Gemini channels")
 
 
 def _parse(b: dict[str, Any]) -> ir.Request:
@@ -386,6 +406,8 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
             if v is not None} for t in req.tools]}]
         choice = req.tool_choice
         if choice is not None:
+            if choice.parallel is False and choice.mode != "none":
+                dropped("parallel_tool_calls=false / disable_parallel_tool_use", "Gemini")
             mode = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}[choice.mode]
             fc: dict[str, Any] = {"mode": mode}
             allowed = [choice.name] if choice.mode == "tool" and choice.name else choice.allowed
@@ -400,6 +422,9 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
         if value is not None:
             cfg[key] = value
     if req.stop:
+        if len(req.stop) > 5:
+            log.warning("stop: Gemini takes at most 5 sequences; dropped %d (%.200r)",
+                        len(req.stop) - 5, req.stop[5:])
         cfg["stopSequences"] = req.stop[:5]
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":

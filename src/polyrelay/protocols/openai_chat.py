@@ -11,7 +11,7 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import signatures
 from polyrelay.protocols.common import (
-    budget_to_effort, data_url, decode_json_object, dropped, expect, safe_tool_name, split_data_url,
+    budget_to_effort, data_url, decode_json_object, dropped, expect, log, safe_tool_name, split_data_url,
 )
 
 _TYPE_BY_KIND = {
@@ -265,10 +265,32 @@ def _number(body: dict[str, Any], name: str, kind: type = float) -> Any:
     return kind(value)
 
 
+# Only converted requests are parsed (the fast path forwards Chat bodies as they are), so every
+# field below is going to an Anthropic or Gemini channel. `store` and `metadata` (OpenAI's stored
+# completions) have no effect on the answer and are dropped without a word (docs/conversion.md).
+_ELSEWHERE = "Anthropic or Gemini channels"
+
+
+def _unconvertible(b: dict[str, Any]) -> None:
+    """Refuse what the client depends on and the IR cannot bring back; warn about what it can do without."""
+    for name in ("logprobs", "top_logprobs"):
+        if b.get(name) not in (None, False, 0):
+            raise GatewayError(400, "invalid_request", f"'{name}' is not supported for this model: it is "
+                               "served by a non-OpenAI provider, which returns no log probabilities", param=name)
+    modalities = b.get("modalities")
+    if b.get("audio") is not None or isinstance(modalities, list) and "audio" in modalities:
+        raise GatewayError(400, "invalid_request", "audio output is not supported for this model: it is served "
+                           "by a non-OpenAI provider", param="audio" if b.get("audio") is not None else "modalities")
+    for name in ("logit_bias", "prediction", "service_tier"):
+        if b.get(name):
+            dropped(name, _ELSEWHERE)
+
+
 def parse_request(body: bytes) -> ir.Request:
     b = decode_json_object(body)
     model = b.get("model")
     expect(isinstance(model, str) and bool(model), "'model' is required", "model")
+    _unconvertible(b)
     system, messages = _messages(b.get("messages"))
     stop = b.get("stop")
     options = b.get("stream_options") or {}
@@ -371,6 +393,9 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
     if req.top_k is not None:
         dropped("top_k", "OpenAI Chat")
     if req.stop:
+        if len(req.stop) > 4:
+            log.warning("stop: OpenAI Chat takes at most 4 sequences; dropped %d (%.200r)",
+                        len(req.stop) - 4, req.stop[4:])
         body["stop"] = req.stop[:4]
     if req.tools:
         body["tools"] = [{"type": "function", "function": {

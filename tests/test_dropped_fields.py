@@ -1,0 +1,160 @@
+"""Fields a converted request cannot carry: dropped with a `polyrelay.convert` warning, or refused
+with a 400 in the client's own error shape (docs/conversion.md, "Requests")."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from polyrelay.errors import GatewayError
+from polyrelay.protocols import anthropic_messages, gemini, openai_chat
+
+MESSAGES = [{"role": "user", "content": "x"}]
+CONTENTS = [{"role": "user", "parts": [{"text": "x"}]}]
+
+
+def _chat(**fields: Any) -> bytes:
+    return json.dumps({"model": "m", "messages": MESSAGES, **fields}).encode()
+
+
+def _gemini(**fields: Any) -> bytes:
+    return json.dumps({"contents": CONTENTS, **fields}).encode()
+
+
+@pytest.fixture
+def warnings(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.WARNING, logger="polyrelay.convert")
+    return caplog
+
+
+# ---- OpenAI Chat client -> Anthropic / Gemini -------------------------------------------------
+
+
+@pytest.mark.parametrize("field, value", [
+    ("logit_bias", {"50256": -100}), ("prediction", {"type": "content", "content": "draft"}),
+    ("service_tier", "flex"),
+])
+@pytest.mark.parametrize("upstream", [anthropic_messages, gemini])
+def test_chat_fields_the_client_can_live_without_are_dropped_with_a_warning(
+        warnings: pytest.LogCaptureFixture, field: str, value: Any, upstream: Any) -> None:
+    out = json.loads(upstream.render_request(openai_chat.parse_request(_chat(**{field: value})), "up"))
+    assert field not in json.dumps(out)
+    assert any(field in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
+
+
+@pytest.mark.parametrize("fields, param", [
+    ({"logprobs": True}, "logprobs"), ({"logprobs": True, "top_logprobs": 3}, "logprobs"),
+    ({"top_logprobs": 2}, "top_logprobs"),
+    ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, "audio"),
+    ({"modalities": ["text", "audio"]}, "modalities"),
+])
+def test_chat_fields_the_client_depends_on_are_a_400(fields: dict[str, Any], param: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        openai_chat.parse_request(_chat(**fields))
+    err = info.value
+    assert (err.status, err.kind, err.param) == (400, "invalid_request", param)
+    status, body = openai_chat.render_error(err)
+    error = json.loads(body)["error"]
+    assert status == 400 and error["type"] == "invalid_request_error" and error["param"] == param
+    assert param in error["message"] or "audio" in error["message"]
+
+
+def test_chat_logprobs_to_gemini_is_a_400_in_the_chat_shape() -> None:
+    with pytest.raises(GatewayError) as info:
+        gemini.render_request(openai_chat.parse_request(_chat(logprobs=True)), "gemini-2.5-flash")
+    assert info.value.status == 400 and "log probabilities" in info.value.message
+
+
+def test_chat_harmless_metadata_and_defaults_are_not_warned_about(warnings: pytest.LogCaptureFixture) -> None:
+    quiet = {"logprobs": False, "top_logprobs": 0, "modalities": ["text"], "store": True,
+             "metadata": {"run": "7"}, "user": "u1", "service_tier": None}
+    req = openai_chat.parse_request(_chat(**quiet, logit_bias={"1": 5}))
+    anthropic = json.loads(anthropic_messages.render_request(req, "claude-haiku-4-5"))
+    assert anthropic["metadata"] == {"user_id": "u1"}
+    json.loads(gemini.render_request(req, "gemini-2.5-flash"))
+    assert [r.getMessage() for r in warnings.records] == [
+        "logit_bias has no equivalent in Anthropic or Gemini channels; dropped"]
+
+
+def test_parallel_tool_calls_false_to_gemini_is_dropped_with_a_warning(warnings: pytest.LogCaptureFixture) -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    req = openai_chat.parse_request(_chat(tools=tools, parallel_tool_calls=False))
+    out = json.loads(gemini.render_request(req, "gemini-2.5-flash"))
+    assert out["tools"][0]["functionDeclarations"][0]["name"] == "f"
+    assert any("parallel_tool_calls" in r.getMessage() for r in warnings.records)
+    warnings.clear()
+    anthropic = json.loads(anthropic_messages.render_request(req, "claude-haiku-4-5"))
+    assert anthropic["tool_choice"]["disable_parallel_tool_use"] is True and warnings.records == []
+
+
+# ---- stop sequences over the target's limit ----------------------------------------------------
+
+
+def test_six_stop_sequences_to_openai_keep_four_and_warn(warnings: pytest.LogCaptureFixture) -> None:
+    stops = [f"S{i}" for i in range(6)]
+    req = anthropic_messages.parse_request(json.dumps(
+        {"model": "m", "max_tokens": 10, "messages": MESSAGES, "stop_sequences": stops}).encode())
+    out = json.loads(openai_chat.render_request(req, "gpt-4o"))
+    assert out["stop"] == stops[:4]
+    assert any("stop" in r.getMessage() and "S4" in r.getMessage() for r in warnings.records)
+
+
+def test_six_stop_sequences_to_gemini_keep_five_and_warn(warnings: pytest.LogCaptureFixture) -> None:
+    stops = [f"S{i}" for i in range(6)]
+    out = json.loads(gemini.render_request(openai_chat.parse_request(_chat(stop=stops[:4])), "g"))
+    assert out["generationConfig"]["stopSequences"] == stops[:4] and warnings.records == []
+    req = anthropic_messages.parse_request(json.dumps(
+        {"model": "m", "max_tokens": 10, "messages": MESSAGES, "stop_sequences": stops}).encode())
+    out = json.loads(gemini.render_request(req, "g"))
+    assert out["generationConfig"]["stopSequences"] == stops[:5]
+    assert any("stop" in r.getMessage() and "S5" in r.getMessage() for r in warnings.records)
+
+
+# ---- Gemini client -> OpenAI / Anthropic -------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["safetySettings", "safety_settings"])
+@pytest.mark.parametrize("upstream", [openai_chat, anthropic_messages])
+def test_gemini_safety_settings_are_dropped_with_a_warning(
+        warnings: pytest.LogCaptureFixture, key: str, upstream: Any) -> None:
+    settings = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
+    req = gemini.parse_request(_gemini(**{key: settings}))
+    req.model = "m"
+    out = upstream.render_request(req, "up")
+    assert b"HARM_CATEGORY" not in out
+    assert any("safetySettings" in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
+
+
+@pytest.mark.parametrize("config, param", [
+    ({"responseLogprobs": True}, "generationConfig.responseLogprobs"),
+    ({"response_logprobs": True, "logprobs": 3}, "generationConfig.responseLogprobs"),
+    ({"logprobs": 2}, "generationConfig.logprobs"),
+])
+def test_gemini_logprobs_are_a_400_in_the_gemini_shape(config: dict[str, Any], param: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        gemini.parse_request(_gemini(generationConfig=config))
+    assert (info.value.status, info.value.kind, info.value.param) == (400, "invalid_request", param)
+    status, body = gemini.render_error(info.value)
+    assert status == 400 and json.loads(body)["error"]["status"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize("key", ["cachedContent", "cached_content"])
+def test_gemini_cached_content_is_a_400(key: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        gemini.parse_request(_gemini(**{key: "cachedContents/abc123"}))
+    assert (info.value.status, info.value.param) == (400, "cachedContent")
+    assert "cachedContent" in info.value.message
+
+
+def test_gemini_refusals_are_for_generate_content_only(warnings: pytest.LogCaptureFixture) -> None:
+    gemini.parse_request(_gemini(generationConfig={"responseLogprobs": False, "logprobs": 0}, safetySettings=[]))
+    assert warnings.records == []
+    inner = {"contents": CONTENTS, "generationConfig": {"responseLogprobs": True}, "cachedContent": "cachedContents/a"}
+    with pytest.raises(GatewayError):
+        gemini.parse_request(json.dumps(inner).encode())
+    # countTokens goes to a Gemini channel as the client wrote it (or is estimated): nothing to refuse
+    req = gemini.parse_count_tokens_request(json.dumps({"generateContentRequest": inner}).encode())
+    assert req.messages
