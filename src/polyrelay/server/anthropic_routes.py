@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from polyrelay.errors import GatewayError
 from polyrelay.protocols import anthropic_messages_passthrough
+from polyrelay.relay.count_tokens import count_tokens as relay_count_tokens
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES
-from polyrelay.relay.upstream import open_upstream, read_all
 from polyrelay.server.asgi import Scope, header
 from polyrelay.server.keys import anthropic_key
 
@@ -23,28 +22,12 @@ async def messages(gw: Gateway, scope: Scope, body: bytes) -> Reply | StreamRepl
 
 
 async def count_tokens(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    """Asked of an Anthropic channel natively when one serves the model; estimated locally otherwise."""
+    """Asked natively of the model's Anthropic or Gemini channel; estimated locally otherwise."""
     key = await gw.keys.authenticate(anthropic_key(scope))
-    protocol = ANTHROPIC_MESSAGES.protocol
-    req = protocol.parse_count_tokens_request(body)
+    req = ANTHROPIC_MESSAGES.protocol.parse_count_tokens_request(body)
     gw.authorize_model(key, req.model)
-    for channel in gw.router.candidates(req.model):
-        if channel.protocol != ANTHROPIC_MESSAGES.name:
-            continue
-        upstream_model = channel.upstream_model(req.model)
-        try:
-            resp = await open_upstream(gw.http, channel, upstream_model,
-                                       protocol.render_count_tokens_request(req, upstream_model), False,
-                                       protocol.parse_error, url=channel.base_url + "/v1/messages/count_tokens")
-            data = await read_all(resp, channel)
-        except GatewayError as err:
-            if err.retryable:
-                continue
-            raise
-        return Reply(200, data)
-    from polyrelay.tokens import estimate_request_tokens
-
-    return Reply(200, protocol.render_count_tokens_response(estimate_request_tokens(req)))
+    beta = header(scope, b"anthropic-beta")
+    return await relay_count_tokens(gw, ANTHROPIC_MESSAGES, req, body, {"anthropic-beta": beta} if beta else None)
 
 
 ROUTES = [

@@ -7,11 +7,11 @@ import msgspec
 
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import gemini_passthrough, model_lists
+from polyrelay.relay.count_tokens import count_tokens
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import GEMINI
-from polyrelay.relay.upstream import open_upstream, read_all
 from polyrelay.server.asgi import Scope
 from polyrelay.server.keys import gemini_key, query_params
 
@@ -38,24 +38,11 @@ async def model_method(gw: Gateway, scope: Scope, body: bytes) -> Reply | Stream
 
 
 async def _count_tokens(gw: Gateway, key, model: str, body: bytes) -> Reply:  # type: ignore[no-untyped-def]
-    protocol = GEMINI.protocol
-    req = protocol.parse_count_tokens_request(body)
+    """Asked natively of the model's Gemini or Anthropic channel; estimated locally otherwise."""
+    req = GEMINI.protocol.parse_count_tokens_request(body)
     req.model = model
     gw.authorize_model(key, model)
-    for channel in gw.router.candidates(model):
-        if channel.protocol != GEMINI.name:
-            continue
-        upstream_model = channel.upstream_model(model)
-        try:
-            resp = await open_upstream(gw.http, channel, upstream_model, body, False, protocol.parse_error,
-                                       url=f"{channel.base_url}/v1beta/models/{upstream_model}:countTokens")
-            return Reply(200, await read_all(resp, channel))
-        except GatewayError as err:
-            if not err.retryable:
-                raise
-    from polyrelay.tokens import estimate_request_tokens
-
-    return Reply(200, protocol.render_count_tokens_response(estimate_request_tokens(req)))
+    return await count_tokens(gw, GEMINI, req, body)
 
 
 async def list_models(gw: Gateway, scope: Scope, body: bytes) -> Reply:

@@ -31,6 +31,14 @@ def error_reply(status: int, message: str) -> SimReply:
     return SimReply(status, msgspec.json.encode({"type": "error", "error": {"type": kind, "message": message}}))
 
 
+def _unknown_model(req: Any) -> SimReply | None:
+    """Like the real API: `...-thinking` is a gateway convention, no model has that name."""
+    model = req.get("model") if isinstance(req, dict) else None
+    if isinstance(model, str) and model.endswith("-thinking"):
+        return error_reply(404, f"model: {model}")
+    return None
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise Invalid(message)
@@ -170,7 +178,11 @@ def handle(body: bytes, headers: dict[str, str], script: Script) -> SimReply | S
     if "anthropic-version" not in headers:
         return error_reply(400, "anthropic-version: header is required")
     try:
-        req = _validate(msgspec.json.decode(body))
+        req = msgspec.json.decode(body)
+        refused = _unknown_model(req)
+        if refused is not None:
+            return refused
+        req = _validate(req)
     except msgspec.DecodeError:
         return error_reply(400, "There was an issue with your request body: not valid JSON")
     except Invalid as e:
@@ -192,6 +204,9 @@ def count_tokens(body: bytes) -> SimReply:
         return error_reply(400, "not valid JSON")
     if not isinstance(req, dict) or not isinstance(req.get("messages"), list):
         return error_reply(400, "messages: Field required")
+    refused = _unknown_model(req)
+    if refused is not None:
+        return refused
     n = sum(estimate_text_tokens(_text(m.get("content"))) + 3 for m in req["messages"])
     return SimReply(200, msgspec.json.encode({"input_tokens": n}))
 

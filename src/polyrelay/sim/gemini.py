@@ -168,6 +168,9 @@ def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
         req = msgspec.json.decode(body)
         if method == "countTokens":
             inner = get(req, "generateContentRequest") if isinstance(req, dict) else None
+            # like the real API: the inner request names its model, though the URL does too
+            _check(inner is None or str(get(inner, "model", "")).startswith("models/"),
+                   "generateContentRequest.model: * GenerateContentRequest.model: unexpected model name format")
             req = _validate(inner or req, model)
             return SimReply(200, msgspec.json.encode({"totalTokens": sum(
                 estimate_text_tokens(_text(c)) + 3 for c in req["contents"])}))

@@ -1,0 +1,81 @@
+"""count_tokens (Anthropic) and :countTokens (Gemini), for a client of either protocol: asked of the
+first candidate channel that has a native counter (Anthropic or Gemini), whatever protocol the client
+speaks; OpenAI-compatible channels have none. Retryable failures move on to the next candidate, and
+with none left the count is estimated locally."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from polyrelay import ir
+from polyrelay.channels import Channel
+from polyrelay.errors import GatewayError
+from polyrelay.protocols.anthropic_messages_passthrough import thinking_base_model
+from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.replies import Reply
+from polyrelay.relay.surfaces import Surface, protocol_module
+from polyrelay.relay.upstream import open_upstream, read_all
+
+
+def _anthropic(channel: Channel, req: ir.Request, model: str, client: Surface, body: bytes) -> tuple[str, bytes]:
+    return (channel.base_url + "/v1/messages/count_tokens",
+            protocol_module("anthropic_messages").render_count_tokens_request(req, model))
+
+
+def _gemini(channel: Channel, req: ir.Request, model: str, client: Surface, body: bytes) -> tuple[str, bytes]:
+    url = f"{channel.base_url}/v1beta/models/{model}:countTokens"
+    if client.name == "gemini":
+        return url, body  # the model lives in the URL: the client's body goes as it is
+    inner = msgspec.json.decode(protocol_module("gemini").render_request(req, model))
+    # countTokens takes `contents` alone at the top; system, tools and config only inside this
+    return url, msgspec.json.encode({"generateContentRequest": {"model": f"models/{model}", **inner}})
+
+
+_COUNTERS = {"anthropic_messages": (_anthropic, "input_tokens"), "gemini": (_gemini, "totalTokens")}
+
+
+def _number(data: bytes, field: str, channel: Channel) -> int:
+    try:
+        answer: Any = msgspec.json.decode(data)
+        n = answer[field]
+        if isinstance(n, int) and not isinstance(n, bool):
+            return n
+    except (msgspec.DecodeError, TypeError, KeyError):
+        pass
+    raise GatewayError(502, "upstream", f"upstream channel '{channel.name}' sent a token count that cannot be read",
+                       retryable=True)
+
+
+async def count_tokens(gw: Gateway, client: Surface, req: ir.Request, body: bytes,
+                       forward_headers: dict[str, str] | None = None) -> Reply:
+    """`req` is the client's request parsed (with its public model); the answer is in the client's shape.
+    `forward_headers` (the client's, e.g. anthropic-beta) go only to channels of the client's protocol."""
+    for channel in gw.router.candidates(req.model):
+        counter = _COUNTERS.get(channel.protocol)
+        if counter is None:
+            continue
+        render, field = counter
+        upstream_model = channel.upstream_model(req.model)
+        if channel.protocol == "anthropic_messages":
+            upstream_model = thinking_base_model(req.model, upstream_model)
+        try:
+            url, up_body = render(channel, req, upstream_model, client, body)
+        except GatewayError:
+            continue  # this channel cannot take the request as it is (e.g. media it cannot fetch)
+        try:
+            same = channel.protocol == client.name
+            resp = await open_upstream(gw.http, channel, upstream_model, up_body, False,
+                                       protocol_module(channel.protocol).parse_error, url=url,
+                                       extra_headers=forward_headers if same else None)
+            data = await read_all(resp, channel)
+            if same:
+                return Reply(200, data)
+            return Reply(200, client.protocol.render_count_tokens_response(_number(data, field, channel)))
+        except GatewayError as err:
+            if not err.retryable:
+                raise
+    from polyrelay.tokens import estimate_request_tokens
+
+    return Reply(200, client.protocol.render_count_tokens_response(estimate_request_tokens(req)))
