@@ -5,6 +5,7 @@ with none left the count is estimated locally."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -78,4 +79,6 @@ async def count_tokens(gw: Gateway, client: Surface, req: ir.Request, body: byte
                 raise
     from polyrelay.tokens import estimate_request_tokens
 
-    return Reply(200, client.protocol.render_count_tokens_response(estimate_request_tokens(req)))
+    # in a thread: the first count loads the tokenizer's tables (~250 ms), which must not stall the loop
+    count = await asyncio.to_thread(estimate_request_tokens, req)
+    return Reply(200, client.protocol.render_count_tokens_response(count))
