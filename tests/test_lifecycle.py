@@ -84,6 +84,24 @@ def test_sigterm_finishes_in_flight_requests_and_restart_keeps_keys_spend_and_lo
     ("channels: [oops", "YAML"),
     ('channels: [{name: a, base_url: "http://x", models: [m], api_keys: ["sk-1\\r\\nX-Evil: 1"]}]',
      "channels[0].api_keys[0]"),
+    # not finite numbers: a NaN quota used to crash with a traceback, an infinite price to pass and fail later
+    ("keys: [{name: a, key: sk-aaaaaaaa, quota: .nan}]", "keys[0].quota"),
+    ("keys: [{name: a, key: sk-aaaaaaaa, quota: .inf}]", "keys[0].quota"),
+    ("keys: [{name: a, key: sk-aaaaaaaa, quota: 1.0e+300}]", "keys[0].quota"),  # overflows the store
+    ("prices: {m: {input: .inf}}", "prices.m.input"),
+    ("prices: {m: {input: 1, output: .nan}}", "prices.m.output"),
+    ("prices: {m: {input: 1}, n: {input: 1, cached_input: -.inf}}", "prices.n.cached_input"),
+    ("prices: {m: {input: 1, cache_write: .inf}}", "prices.m.cache_write"),
+    ("channels: [{name: a, base_url: 'http://x', models: [m], timeout: .inf}]", "channels[0].timeout"),
+    ("channels: [{name: a, base_url: 'http://x', models: [m], connect_timeout: .nan}]",
+     "channels[0].connect_timeout"),
+    ("channels: [{name: a, base_url: 'http://x', models: [m], first_byte_timeout: .inf}]",
+     "channels[0].first_byte_timeout"),
+    ("channels: [{name: a, base_url: 'http://x', models: [m], weight: .inf}]", "channels[0].weight"),
+    # a price entry is named by its model, not msgspec's `prices[...]`
+    ("prices: {m: {input: 1, outptu: 2}}", "prices.m.outptu"),
+    ("prices: {ok: {input: 1}, m: {input: cheap}}", "prices.m.input"),
+    ("prices: {m: [1, 2]}", "prices.m:"),
 ])
 def test_bad_config_is_refused_naming_file_and_field_with_exit_2(tmp_path: Path, text: str, field: str) -> None:
     path = tmp_path / "bad.yaml"
@@ -91,8 +109,83 @@ def test_bad_config_is_refused_naming_file_and_field_with_exit_2(tmp_path: Path,
     proc = subprocess.run([sys.executable, "-m", "polyrelay.cli", "serve", "--config", str(path)],
                           capture_output=True, text=True, timeout=60,
                           env={"POLYRELAY_DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stderr
     assert str(path) in proc.stderr and field in proc.stderr
+    assert "Traceback" not in proc.stderr and "[...]" not in proc.stderr
+
+
+def _two_keys_config(sim_url: str, names: list[str]) -> str:
+    keys = "".join(f"""
+  - name: {name}
+    key: sk-{name}-revoke-0001
+    quota: 1.0""" for name in names)
+    return f"""
+channels:
+  - name: sim
+    base_url: {sim_url}/v1
+    api_keys: [sk-up]
+    models: [gpt-4o]
+keys:{keys}
+prices:
+  gpt-4o: {{input: 2.50, output: 10.00}}
+"""
+
+
+def test_key_removed_from_config_is_disabled_at_start_keeping_its_spend(sim: Server, tmp_path: Path) -> None:
+    ask = lambda gw, key: sdk(gw, key).chat.completions.create(  # noqa: E731
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    first = start_gateway(_two_keys_config(sim.url, ["ka", "kb"]), tmp_path, db_name="revoke.db")
+    try:
+        ask(first, "sk-ka-revoke-0001")
+        ask(first, "sk-kb-revoke-0001")
+        made_key = Admin(first.url).create_key("kc", quota=1.0)  # not from the config: never touched
+    finally:
+        assert first.stop() in (0, -signal.SIGTERM)
+
+    second = start_gateway(_two_keys_config(sim.url, ["ka"]), tmp_path, db_name="revoke.db")
+    try:
+        ask(second, "sk-ka-revoke-0001")
+        ask(second, made_key)
+        with pytest.raises(openai.AuthenticationError):
+            ask(second, "sk-kb-revoke-0001")
+        kb = Admin(second.url).key("kb")
+        assert kb["enabled"] is False
+        assert kb["spent_micros"] > 0, "a revoked key keeps its spend"
+        assert sum(1 for r in Admin(second.url).logs() if r["status"] == 200) == 4, "logs are kept"
+        warnings = [line for line in second.log.read_text().splitlines() if "'kb'" in line]
+        assert len(warnings) == 1 and "no longer in the config" in warnings[0]
+        assert "'ka'" not in second.log.read_text() and "'kc'" not in second.log.read_text()
+    finally:
+        second.stop()
+
+    third = start_gateway(_two_keys_config(sim.url, ["ka", "kb"]), tmp_path, db_name="revoke.db")
+    try:
+        ask(third, "sk-kb-revoke-0001")  # back in the config: enabled again by the upsert
+        kb = Admin(third.url).key("kb")
+        assert kb["enabled"] is True and kb["spent_micros"] > 0
+    finally:
+        third.stop()
+
+
+def test_postgres_url_without_asyncpg_is_refused_with_exit_2(tmp_path: Path) -> None:
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("asyncpg is installed: the missing-driver message cannot be shown")
+    path = tmp_path / "ok.yaml"
+    path.write_text("keys: [{name: a, key: sk-aaaaaaaa}]")
+    for command in ("migrate", "serve"):
+        proc = subprocess.run([sys.executable, "-m", "polyrelay.cli", command, "--config", str(path)],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                              env={"POLYRELAY_DATABASE_URL": "postgresql://u:p@127.0.0.1:1/db",
+                                   "PATH": "/usr/bin:/bin"})
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert ("POLYRELAY_DATABASE_URL: postgresql needs the asyncpg driver: pip install 'polyrelay[postgres]'"
+                in proc.stderr), (command, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, (command, proc.stderr)
 
 
 def test_env_references_in_config_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,11 +32,21 @@ def _load(path: Path) -> Config:
         raise typer.Exit(2) from None
 
 
-async def _prepare_database(config: Config) -> None:
-    from polyrelay.store.db import create_engine, migrate
+def _engine():  # type: ignore[no-untyped-def]
+    """The database engine of POLYRELAY_DATABASE_URL; an unusable URL or a missing driver is exit 2."""
+    from polyrelay.store.db import DatabaseURLError, create_engine
+
+    try:
+        return create_engine()
+    except DatabaseURLError as e:
+        typer.echo(f"polyrelay: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def _prepare_database(config: Config, engine) -> None:  # type: ignore[no-untyped-def]
+    from polyrelay.store.db import migrate
     from polyrelay.store.keys import upsert_config_keys
 
-    engine = create_engine()
     try:
         await migrate(engine)
         await upsert_config_keys(engine, config.keys)
@@ -54,7 +64,8 @@ def _prepare_database_apart(config: Path) -> None:
 @app.command()
 def migrate(config: Path = typer.Option(..., "--config", "-c", help="YAML config file")) -> None:
     """Bring the database schema up to date and upsert the config's keys (serve does this too)."""
-    asyncio.run(_prepare_database(_load(config)))
+    cfg = _load(config)
+    asyncio.run(_prepare_database(cfg, _engine()))
 
 
 @app.command()
@@ -129,7 +140,7 @@ def demo(port: int = typer.Option(8080, help="gateway port"),
     from polyrelay.sim.app import SimApp
 
     cfg = parse_config(demo_config(f"http://127.0.0.1:{sim_port}"), "<demo config>")
-    asyncio.run(_prepare_database(cfg))
+    asyncio.run(_prepare_database(cfg, _engine()))
     base = f"http://127.0.0.1:{port}/v1"
     typer.echo(f"""polyrelay demo: gateway {base}, simulator http://127.0.0.1:{sim_port}, key {DEMO_KEY}
 
@@ -161,10 +172,11 @@ Ctrl-C stops both.""")
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
-    from polyrelay.store.db import create_engine, migrate
+    from polyrelay.store.db import migrate
+
+    engine = _engine()
 
     async def with_engine():  # type: ignore[no-untyped-def]
-        engine = create_engine()
         try:
             await migrate(engine)
             return await coro(engine)
@@ -183,6 +195,8 @@ def keys_create(name: str = typer.Option(..., help="unique name of the key"),
 
     try:
         value = _run(lambda engine: create_key(engine, name, quota, model))
+    except typer.Exit:
+        raise
     except Exception as e:  # unique name violated, most likely
         typer.echo(f"polyrelay: could not create key '{name}': {type(e).__name__}", err=True)
         raise typer.Exit(1) from None

@@ -5,6 +5,7 @@ The shape is a contract (README "Config reference"): extend it, never rename.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -60,6 +61,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     prices: dict[str, PriceConfig] = {}
 
 
+# Quotas are stored as integer micro-dollars in a 64-bit column (max ~9.2e12 USD).
+MAX_QUOTA_USD = 1e12
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -91,16 +95,40 @@ def parse_config(text: str, file: str = "<config>") -> Config:
         config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as e:
         # msgspec says e.g. "Expected `int`, got `str` - at `$.channels[0].priority`"
-        raise ConfigError(f"{file}: {_field_first(str(e))}") from None
+        message = str(e)
+        if "`$.prices[...]" in message:  # a dict key is not named: find the model whose entry is bad
+            message = _price_entry_error(raw.get("prices")) or message
+        raise ConfigError(f"{file}: {_field_first(message)}") from None
     _check_semantics(config, file)
     return config
+
+
+def _price_entry_error(prices: object) -> str | None:
+    """Validate each price entry alone, so the error names its model (`prices.m`), not `prices[...]`."""
+    if not isinstance(prices, dict):
+        return None
+    for model, entry in prices.items():
+        try:
+            msgspec.convert(entry, PriceConfig)
+        except msgspec.ValidationError as e:
+            what, sep, where = str(e).partition(" - at `$")
+            return f"{what} - at `$.prices.{model}{where.rstrip('`') if sep else ''}`"
+    return None
+
+
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]*)`$")
 
 
 def _field_first(message: str) -> str:
     what, sep, where = message.partition(" - at `$")
     if not sep:
-        return message
+        # msgspec gives no path for an unknown field of the top level
+        unknown = _UNKNOWN_FIELD.match(what)
+        return f"{unknown.group(1)}: {what}" if unknown else message
     field = where.rstrip("`").lstrip(".")
+    unknown = _UNKNOWN_FIELD.match(what)
+    if unknown:  # name the unknown field itself: `prices.m.outptu`, not just `prices.m`
+        field = f"{field}.{unknown.group(1)}" if field else unknown.group(1)
     return f"{field or '(top level)'}: {what}"
 
 
@@ -131,6 +159,8 @@ def _check_semantics(config: Config, file: str) -> None:
             if any(c.isspace() or not c.isprintable() for c in key):
                 fail(f"{where}.api_keys[{j}]", "contains whitespace or control characters (a stray newline?)")
         for field in ("timeout", "connect_timeout", "first_byte_timeout"):
+            if not math.isfinite(getattr(ch, field)):
+                fail(f"{where}.{field}", "must be a finite number (not .inf or .nan)")
             if getattr(ch, field) <= 0:
                 fail(f"{where}.{field}", "must be positive")
     key_names: set[str] = set()
@@ -143,13 +173,20 @@ def _check_semantics(config: Config, file: str) -> None:
             fail(f"{where}.key", "the same key value is used twice")
         if len(key.key) < 8:
             fail(f"{where}.key", "must be at least 8 characters")
-        if key.quota is not None and key.quota < 0:
-            fail(f"{where}.quota", "must not be negative")
+        if key.quota is not None:
+            if not math.isfinite(key.quota):
+                fail(f"{where}.quota", "must be a finite number of USD (not .inf or .nan; omit it for unlimited)")
+            if key.quota < 0:
+                fail(f"{where}.quota", "must not be negative")
+            if key.quota > MAX_QUOTA_USD:
+                fail(f"{where}.quota", f"must be at most {MAX_QUOTA_USD:.0e} USD (omit it for unlimited)")
         key_names.add(key.name)
         key_values.add(key.key)
     for model, price in config.prices.items():
         for field in ("input", "output", "cached_input", "cache_write"):
             value = getattr(price, field)
+            if value is not None and not math.isfinite(value):
+                fail(f"prices.{model}.{field}", "must be a finite number (not .inf or .nan)")
             if value is not None and value < 0:
                 fail(f"prices.{model}.{field}", "must not be negative")
 

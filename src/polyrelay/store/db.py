@@ -1,4 +1,5 @@
-"""Engine creation and migrations. SQLite (WAL) by default; Postgres through asyncpg."""
+"""Engine creation and migrations. SQLite (WAL) by default; Postgres through asyncpg (the optional
+extra `polyrelay[postgres]`; not yet covered by the test suite)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,31 @@ def database_url() -> str:
     return os.environ.get("POLYRELAY_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
+class DatabaseURLError(ValueError):
+    """POLYRELAY_DATABASE_URL cannot be used; the message is one line for the operator."""
+
+
 def async_url(url: str) -> str:
-    """Map a plain database URL to its async driver (`sqlite:` -> aiosqlite, `postgresql:` -> asyncpg)."""
+    """Map a plain database URL to its async driver (`sqlite:` -> aiosqlite, `postgresql:` -> asyncpg).
+
+    Postgres needs the optional extra `polyrelay[postgres]` (asyncpg); it is not covered by the tests yet.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"not a database URL: {url!r}")
+        raise DatabaseURLError("POLYRELAY_DATABASE_URL: not a database URL (use sqlite:///FILE or "
+                               "postgresql://user:pw@host/db)")
     base = scheme.split("+", 1)[0]
     driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
               "postgres": "postgresql+asyncpg"}.get(base)
     if driver is None:
-        raise ValueError(f"unsupported database {base!r}: use sqlite:// or postgresql://")
+        raise DatabaseURLError(f"POLYRELAY_DATABASE_URL: unsupported database {base!r}: "
+                               "use sqlite:// or postgresql://")
+    if driver == "postgresql+asyncpg":
+        try:
+            import asyncpg  # noqa: F401
+        except ImportError:
+            raise DatabaseURLError("POLYRELAY_DATABASE_URL: postgresql needs the asyncpg driver: "
+                                   "pip install 'polyrelay[postgres]'") from None
     return f"{driver}://{rest}"
 
 

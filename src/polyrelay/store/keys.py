@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import time
 
@@ -13,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyrelay.config import KeyConfig
 from polyrelay.store.tables import api_keys
+
+log = logging.getLogger("polyrelay.keys")
 
 
 class KeyRecord(msgspec.Struct, frozen=True):
@@ -52,9 +55,22 @@ async def find_by_hash(engine: AsyncEngine, digest: str) -> KeyRecord | None:
 
 
 async def upsert_config_keys(engine: AsyncEngine, keys: list[KeyConfig]) -> None:
-    """Make the store match the config's keys (by name); spend already recorded is kept."""
+    """Make the store match the config's keys (by name); spend already recorded is kept.
+
+    A key that came from the config and is no longer in it is revoked: disabled, not deleted (its
+    spend and logs stay), with one warning per key. Keys made by the CLI or admin API are not touched.
+    A revoked key that comes back in the config is enabled again by the upsert below.
+    """
     now = int(time.time())
+    names = {k.name for k in keys}
+    revoked: list[str] = []
     async with engine.begin() as conn:
+        enabled_from_config = (await conn.execute(select(api_keys.c.id, api_keys.c.name).where(
+            api_keys.c.source == "config", api_keys.c.enabled.is_(True)))).all()
+        for row in enabled_from_config:
+            if row.name not in names:
+                await conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(enabled=False))
+                revoked.append(row.name)
         for k in keys:
             values = dict(key_hash=hash_key(k.key), key_prefix=key_prefix(k.key),
                           quota_micros=usd_to_micros(k.quota), models=json.dumps(sorted(k.models)),
@@ -64,6 +80,8 @@ async def upsert_config_keys(engine: AsyncEngine, keys: list[KeyConfig]) -> None
                 await conn.execute(update(api_keys).where(api_keys.c.id == found.id).values(**values))
             else:
                 await conn.execute(api_keys.insert().values(name=k.name, created_at=now, **values))
+    for name in revoked:  # after the commit: only keys really disabled are reported
+        log.warning("polyrelay: key '%s' is no longer in the config: disabled (spend and logs kept)", name)
 
 
 async def create_key(engine: AsyncEngine, name: str, quota_usd: float | None,
