@@ -27,9 +27,49 @@ def _inline_media(body: bytes) -> tuple[int, int]:
     return total, count
 
 
+_LARGE_BODY = 1 << 16     # above this, walk the JSON strings: multi-byte searches crawl through base64
+_MEDIA_STRING = 1024      # a string this long that is a data URL, or the value of a "data" key, is media
+_MEDIA_URL_KEYS = (b"image_url", b"video_url")
+
+
+def _walk_strings(body: bytes) -> tuple[int, int, int]:
+    """(inline media bytes, inline media count, media URL keys), jumping from quote to quote."""
+    inline = count = urls = 0
+    key = b""
+    find = body.find
+    start = find(b'"')
+    while start != -1:
+        end = find(b'"', start + 1)
+        while end != -1 and _escaped(body, end):
+            end = find(b'"', end + 1)
+        if end == -1:
+            break
+        if end - start - 1 >= _MEDIA_STRING:
+            if key == b"data" or body.startswith(b"data:", start + 1):
+                inline += end - start - 1
+                count += 1
+        else:
+            key = body[start + 1:end]
+            if key in _MEDIA_URL_KEYS and body.startswith(b":", end + 1):   # the key, not a "type" value
+                urls += 1
+        start = find(b'"', end + 1)
+    return inline, count, urls
+
+
+def _escaped(body: bytes, quote: int) -> bool:
+    """Whether the quote at `quote` is preceded by an odd number of backslashes."""
+    i = quote - 1
+    while body[i] == 0x5C:
+        i -= 1
+    return (quote - 1 - i) % 2 == 1
+
+
 def _text_bytes_and_media(body: bytes) -> tuple[int, int]:
-    inline_bytes, inline_count = _inline_media(body)
-    url_media = body.count(b'"image_url"') + body.count(b'"video_url"')
+    if len(body) > _LARGE_BODY:
+        inline_bytes, inline_count, url_media = _walk_strings(body)
+    else:
+        inline_bytes, inline_count = _inline_media(body)
+        url_media = body.count(b'"image_url":') + body.count(b'"video_url":')
     return len(body) - inline_bytes, max(inline_count, url_media)
 
 

@@ -83,7 +83,9 @@ async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
     finally:
         resp.close()  # cancels the upstream request if it is still running
         usage = tap.usage or estimated_usage(body, tap.text_bytes, tap.start_usage)
-        await meter.succeed(usage, status, error)
+        # shielded: a disconnect that cancels this producer while the ledger extends a lease must
+        # not leave the stream unbilled and unlogged
+        await asyncio.shield(meter.succeed(usage, status, error))
     if error and not tap.errored:
         # The client must not mistake a cut stream for a complete one: end with an error event.
         await write(stream_error(GatewayError(502, "upstream", error)))

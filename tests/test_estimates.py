@@ -1,0 +1,42 @@
+"""Token estimates from raw bodies: inline media of every protocol is not counted as text."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from polyrelay.billing.estimate import estimate_prompt_tokens, estimated_usage
+
+PAYLOAD = base64.b64encode(bytes(range(256)) * 600).decode()   # ~200 KB of base64
+
+
+def _bodies(payload: str) -> dict[str, bytes]:
+    return {
+        "openai": json.dumps({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": 'say "hi" \\ there'},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + payload}}]}]}).encode(),
+        "anthropic": json.dumps({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "say hi there"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": payload}}]}]},
+            separators=(",", ":")).encode(),
+        "gemini": json.dumps({"contents": [{"role": "user", "parts": [
+            {"text": "say hi there"}, {"inlineData": {"mimeType": "image/png", "data": payload}}]}]}).encode(),
+    }
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("size", ["small", "large"])   # the two code paths: below and above 64 KB
+def test_inline_media_is_an_allowance_not_text(protocol: str, size: str) -> None:
+    payload = PAYLOAD if size == "large" else PAYLOAD[:20_000]
+    body = _bodies(protocol)[protocol] if size == "large" else _bodies(payload)[protocol]
+    reserved = estimate_prompt_tokens(body)
+    assert 1600 <= reserved < 1600 + 200, reserved
+    billed = estimated_usage(body, 40)
+    assert 765 <= billed.input_tokens < 765 + 200 and billed.output_tokens == 10 and billed.estimated
+
+
+def test_long_text_is_still_text() -> None:
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": 'a "quoted" word ' * 10_000}]}).encode()
+    assert estimate_prompt_tokens(body) >= len(body) // 3 - 10
