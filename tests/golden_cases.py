@@ -2,6 +2,7 @@
 
 `python tests/golden_cases.py` (re)writes tests/golden/<client>__<upstream>/<case>/ from these
 requests, the current converters and the simulator's answers; review the diff before committing.
+`python tests/golden_cases.py sampling json_object` writes only the cases named.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d494844520000000100
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TOOL_PARAMS = {"type": "object", "properties": {"city": {"type": "string", "description": "a city"}},
                "required": ["city"]}
+TIME_PARAMS = {"type": "object", "properties": {"timezone": {"type": "string"}}, "required": ["timezone"]}
+IMAGE_URL = "https://example.com/cat.png"
+OPENAI_TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": TOOL_PARAMS}},
+                {"type": "function", "function": {"name": "get_time", "parameters": TIME_PARAMS}}]
+ANTHROPIC_TOOLS = [{"name": "get_weather", "input_schema": TOOL_PARAMS}, {"name": "get_time", "input_schema": TIME_PARAMS}]
+GEMINI_TOOLS = [{"functionDeclarations": [{"name": "get_weather", "parametersJsonSchema": TOOL_PARAMS},
+                                          {"name": "get_time", "parametersJsonSchema": TIME_PARAMS}]}]
 
 OPENAI = {
     "text": {"model": "m", "temperature": 0.5, "stop": ["END"], "max_tokens": 200, "messages": [
@@ -39,6 +47,26 @@ OPENAI = {
                  "messages": [{"role": "user", "content": "Think [[sim:words=3]]"}]},
     "structured": {"model": "m", "messages": [{"role": "user", "content": "Weather as JSON"}],
                    "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": SCHEMA}}},
+    # OpenAI Chat has no top_k: left out
+    "sampling": {"model": "m", "temperature": 0.7, "top_p": 0.9, "max_tokens": 150, "seed": 42,
+                 "stop": ["END", "STOP"], "messages": [
+        {"role": "system", "content": "You are terse."}, {"role": "user", "content": "Name a colour [[sim:words=3]]"},
+        {"role": "assistant", "content": "Blue."}, {"role": "user", "content": "Another"},
+        {"role": "assistant", "content": "Green."}, {"role": "user", "content": "One more"}]},
+    # "both" makes the simulator call the first two tools in one answer
+    "parallel_tools": {"model": "m", "messages": [{"role": "user", "content": "Weather and time in Paris? Call both."}],
+                       "tools": OPENAI_TOOLS, "tool_choice": "auto", "parallel_tool_calls": True},
+    "parallel_tool_results": {"model": "m", "messages": [
+        {"role": "user", "content": "Weather in Paris and London?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"London\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "rainy"}], "tools": OPENAI_TOOLS},
+    "json_object": {"model": "m", "messages": [{"role": "user", "content": "Describe Paris as a JSON object."}],
+                    "response_format": {"type": "json_object"}},
+    "image_url": {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": IMAGE_URL}}]}]},
 }
 
 ANTHROPIC = {
@@ -61,6 +89,27 @@ ANTHROPIC = {
                  "messages": [{"role": "user", "content": "Think [[sim:words=3]]"}]},
     "structured": {"model": "m", "max_tokens": 200, "messages": [{"role": "user", "content": "Weather as JSON"}],
                    "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
+    # Anthropic Messages has no seed: left out
+    "sampling": {"model": "m", "max_tokens": 150, "temperature": 0.7, "top_p": 0.9, "top_k": 40,
+                 "stop_sequences": ["END", "STOP"], "system": [{"type": "text", "text": "You are terse."}],
+                 "messages": [{"role": "user", "content": "Name a colour [[sim:words=3]]"},
+                              {"role": "assistant", "content": "Blue."}, {"role": "user", "content": "Another"},
+                              {"role": "assistant", "content": "Green."}, {"role": "user", "content": "One more"}]},
+    "parallel_tools": {"model": "m", "max_tokens": 200,
+                       "messages": [{"role": "user", "content": "Weather and time in Paris? Call both."}],
+                       "tools": ANTHROPIC_TOOLS, "tool_choice": {"type": "auto"}},
+    "parallel_tool_results": {"model": "m", "max_tokens": 200, "messages": [
+        {"role": "user", "content": "Weather in Paris and London?"},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Checking both cities."},
+            {"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "toolu_b", "name": "get_weather", "input": {"city": "London"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_a", "content": "sunny"},
+                                     {"type": "tool_result", "tool_use_id": "toolu_b", "content": "rainy"}]}],
+        "tools": ANTHROPIC_TOOLS},
+    # json_object: Anthropic Messages has no JSON mode without a schema, so there is no client case
+    "image_url": {"model": "m", "max_tokens": 200, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"}, {"type": "image", "source": {"type": "url", "url": IMAGE_URL}}]}]},
 }
 
 GEMINI = {
@@ -84,18 +133,49 @@ GEMINI = {
                                       "thinking_config": {"thinking_budget": 2048, "include_thoughts": True}}},
     "structured": {"contents": [{"role": "user", "parts": [{"text": "Weather as JSON"}]}],
                    "generationConfig": {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA}},
+    "sampling": {"systemInstruction": {"parts": [{"text": "You are terse."}]},
+                 "generationConfig": {"temperature": 0.7, "topP": 0.9, "topK": 40, "maxOutputTokens": 150,
+                                      "seed": 42, "stopSequences": ["END", "STOP"]},
+                 "contents": [{"role": "user", "parts": [{"text": "Name a colour [[sim:words=3]]"}]},
+                              {"role": "model", "parts": [{"text": "Blue."}]},
+                              {"role": "user", "parts": [{"text": "Another"}]},
+                              {"role": "model", "parts": [{"text": "Green."}]},
+                              {"role": "user", "parts": [{"text": "One more"}]}]},
+    "parallel_tools": {"contents": [{"role": "user", "parts": [{"text": "Weather and time in Paris? Call both."}]}],
+                       "tools": GEMINI_TOOLS, "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}}},
+    # no ids: Gemini pairs each functionResponse with its call by name and order
+    "parallel_tool_results": {"contents": [
+        {"role": "user", "parts": [{"text": "Weather in Paris and London?"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                                    {"functionCall": {"name": "get_weather", "args": {"city": "London"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "sunny"}}},
+                                   {"functionResponse": {"name": "get_weather", "response": {"output": "rainy"}}}]}],
+        "tools": GEMINI_TOOLS},
+    "json_object": {"contents": [{"role": "user", "parts": [{"text": "Describe Paris as a JSON object."}]}],
+                    "generationConfig": {"responseMimeType": "application/json"}},
+    # a public https URL as fileData (the Gemini API fetches it itself)
+    "image_url": {"contents": [{"role": "user", "parts": [
+        {"text": "What is this?"}, {"fileData": {"mimeType": "image/png", "fileUri": IMAGE_URL}}]}]},
 }
 
 CLIENTS = {"openai_chat": OPENAI, "anthropic_messages": ANTHROPIC, "gemini": GEMINI}
 UPSTREAMS = ["openai_chat", "anthropic_messages", "gemini"]
+# Cases that cannot run against some upstreams in this offline harness. image_url: for a Gemini channel
+# the gateway downloads http(s) URLs and inlines the bytes before converting (relay/convert_path.py,
+# polyrelay.media, tested in tests/test_media.py); the golden harness converts without network, so only
+# upstreams that take the URL as it is are covered here.
+SKIP_UPSTREAMS = {"image_url": {"gemini"}}
 
 
-def write_all() -> None:
+def write_all(only: set[str] | None = None) -> None:
+    """Write every case, or only the cases named in `only`."""
     from test_golden import expected_outputs
 
     for client, cases in CLIENTS.items():
         for upstream in UPSTREAMS:
             for case, request in cases.items():
+                if (only and case not in only) or upstream in SKIP_UPSTREAMS.get(case, ()):
+                    continue
                 folder = GOLDEN / f"{client}__{upstream}" / case
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "client_request.json").write_text(json.dumps(request, indent=1) + "\n")
@@ -105,4 +185,4 @@ def write_all() -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
-    write_all()
+    write_all(set(sys.argv[1:]) or None)

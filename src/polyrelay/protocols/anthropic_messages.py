@@ -30,8 +30,8 @@ _TYPE_BY_KIND = {
     "invalid_request": "invalid_request_error", "authentication": "authentication_error",
     "permission": "permission_error", "not_found": "not_found_error", "request_too_large": "request_too_large",
     "rate_limit": "rate_limit_error", "insufficient_quota": "rate_limit_error", "upstream": "api_error",
-    "overloaded": "overloaded_error", "timeout": "api_error", "internal": "api_error"}
-_KIND_BY_TYPE = {v: k for k, v in _TYPE_BY_KIND.items() if k not in ("insufficient_quota", "timeout", "internal")}
+    "overloaded": "overloaded_error", "timeout": "timeout_error", "internal": "api_error"}
+_KIND_BY_TYPE = {v: k for k, v in _TYPE_BY_KIND.items() if k not in ("insufficient_quota", "internal")}
 
 
 def _error_payload(err: GatewayError) -> dict[str, Any]:

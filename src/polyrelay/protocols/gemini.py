@@ -107,7 +107,8 @@ def parse_error(status: int, body: bytes) -> GatewayError:
     except msgspec.DecodeError:
         pass
     kind = {400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found",
-            429: "rate_limit"}.get(status, "upstream" if status >= 500 else "invalid_request")
+            429: "rate_limit", 503: "overloaded", 504: "timeout"}.get(  # UNAVAILABLE, DEADLINE_EXCEEDED
+        status, "upstream" if status >= 500 else "invalid_request")
     if "API_KEY_INVALID" in reasons:  # Gemini answers a bad key with 400: the channel's fault
         kind = "authentication"
     message = message or body[:300].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
