@@ -116,6 +116,45 @@ async def test_ledger_reserves_settles_and_refuses_beyond_quota(engine) -> None:
     assert (row.spent_micros, row.leased_micros) == (250, 0)
 
 
+def _log_row(key_id: int) -> dict[str, object]:
+    return {"created_at": int(time.time() * 1000), "key_id": key_id, "surface": "openai", "model": "m",
+            "upstream_model": "m", "channel": "c", "status": 200, "stream": True, "prompt_tokens": 1,
+            "completion_tokens": 1, "cached_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+            "usage_estimated": False, "cost_micros": 120, "charged_micros": 120, "latency_ms": 1,
+            "ttfb_ms": 1, "attempts": 1, "error": None}
+
+
+async def test_stop_during_a_periodic_flush_loses_nothing(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM's stop() used to cancel the flusher mid-write, dropping the rows it had taken."""
+    import asyncio
+
+    from polyrelay.billing import ledger as ledger_module
+    from polyrelay.store.tables import request_logs
+
+    real_insert = ledger_module.insert_logs
+    writing = asyncio.Event()
+
+    async def slow_insert(conn, rows):  # type: ignore[no-untyped-def]  # a busy database
+        if rows:
+            writing.set()
+            await asyncio.sleep(0.3)
+        await real_insert(conn, rows)
+
+    monkeypatch.setattr(ledger_module, "insert_logs", slow_insert)
+    key = await find_by_hash(engine, hash_key("sk-ledger-key"))
+    ledger = Ledger(engine, flush_interval=0.01)
+    await ledger.start()
+    reservation = await ledger.reserve(key, 500)
+    await ledger.settle(reservation, 120)
+    ledger.record(_log_row(key.id))
+    await asyncio.wait_for(writing.wait(), 5)   # the periodic flush is writing the row now
+    await ledger.stop()
+    async with engine.connect() as conn:
+        row = (await conn.execute(api_keys.select())).one()
+        logged = (await conn.execute(request_logs.select())).all()
+    assert (row.spent_micros, row.leased_micros, len(logged)) == (120, 0, 1)
+
+
 async def test_expired_lease_of_a_crashed_process_is_refunded(engine) -> None:
     key = await find_by_hash(engine, hash_key("sk-ledger-key"))
     crashed = Ledger(engine)

@@ -221,11 +221,13 @@ class Ledger:
         next_sweep = time.monotonic() + sweep_every
         while True:
             await asyncio.sleep(self._flush_interval)
-            await self.flush()
+            # Shielded: stop() cancels this task, and a flush cut off mid-write would lose the rows
+            # and spend it had taken out of the queue; stop()'s own flush waits for it on the lock.
+            await asyncio.shield(self.flush())
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + sweep_every
                 try:
-                    await self.sweep_expired_leases()
+                    await asyncio.shield(self.sweep_expired_leases())
                 except Exception:
                     log.exception("lease sweep failed")
 
