@@ -33,7 +33,7 @@ channels:
     type: openai
     base_url: {sim_url}/v1
     api_keys: [sk-up-1, sk-up-2]
-    models: [gpt-4o-mini, gpt-4o, failover-model, free-model, race-model]
+    models: [gpt-4o-mini, gpt-4o, failover-model, free-model, race-model, deepseek-sim-reasoner]
     model_map: {{gpt-4o: gpt-4o-2024-11-20}}
   - name: broken-503
     base_url: {sim_url}/v1
@@ -85,7 +85,7 @@ prices:
   failover-model: {{input: 1.0, output: 2.0}}
   doomed-model: {{input: 1.0, output: 2.0}}
   race-model: {{input: 3.0, output: 15.0, max_output: 64}}
-  claude-sim-sonnet: {{input: 3.0, output: 15.0, cached_input: 0.30}}
+  claude-sim-sonnet: {{input: 3.0, output: 15.0, cached_input: 0.30, cache_write: 3.75}}
   claude-sim-sonnet-thinking: {{input: 3.0, output: 15.0}}
   gemini-2.5-flash: {{input: 0.30, output: 2.50, cached_input: 0.03}}
   gemini-3-pro-preview: {{input: 2.0, output: 12.0}}

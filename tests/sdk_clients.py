@@ -32,6 +32,8 @@ class Answer:
     input_tokens: int = 0     # all prompt tokens, cached ones included
     output_tokens: int = 0    # all output tokens, reasoning included
     cached_tokens: int = 0
+    cache_write_tokens: int = 0   # where the client's protocol can say so (not Gemini)
+    reasoning_tokens: int = 0     # where the client's protocol can say so (not Anthropic)
 
 
 class OpenAIClient:
@@ -55,13 +57,17 @@ class OpenAIClient:
         choice = completion.choices[0]
         message = choice.message
         extra = message.model_extra or {}
+        usage = completion.usage
+        prompt_details, completion_details = usage.prompt_tokens_details, usage.completion_tokens_details
         return Answer(text=message.content or "", thinking=extra.get("reasoning_content") or "",
                       tool_calls=[(c.function.name, json.loads(c.function.arguments))
                                   for c in message.tool_calls or []],
-                      finish=choice.finish_reason, input_tokens=completion.usage.prompt_tokens,
-                      output_tokens=completion.usage.completion_tokens,
-                      cached_tokens=(completion.usage.prompt_tokens_details.cached_tokens or 0)
-                      if completion.usage.prompt_tokens_details else 0)
+                      finish=choice.finish_reason, input_tokens=usage.prompt_tokens,
+                      output_tokens=usage.completion_tokens,
+                      cached_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
+                      cache_write_tokens=(getattr(prompt_details, "cache_write_tokens", None) or 0)
+                      if prompt_details else 0,
+                      reasoning_tokens=(completion_details.reasoning_tokens or 0) if completion_details else 0)
 
     def tool_round_trip(self, model: str, stream: bool, **extra: Any) -> tuple[Answer, Answer]:
         tools = [{"type": "function", "function": {"name": "get_weather", "description": "weather of a city",
@@ -111,7 +117,7 @@ class AnthropicClient:
             tool_calls=[(b.name, b.input) for b in message.content if b.type == "tool_use"], finish=finish,
             input_tokens=usage.input_tokens + (usage.cache_read_input_tokens or 0)
             + (usage.cache_creation_input_tokens or 0), output_tokens=usage.output_tokens,
-            cached_tokens=usage.cache_read_input_tokens or 0)
+            cached_tokens=usage.cache_read_input_tokens or 0, cache_write_tokens=usage.cache_creation_input_tokens or 0)
 
     def ask(self, model: str, prompt: str, stream: bool, **extra: Any) -> Answer:
         return self._answer(self._create(stream, model=model, messages=[{"role": "user", "content": prompt}], **extra))
@@ -171,6 +177,7 @@ class GeminiClient:
                 answer.output_tokens = (r.usage_metadata.candidates_token_count or 0) + (
                     r.usage_metadata.thoughts_token_count or 0)
                 answer.cached_tokens = r.usage_metadata.cached_content_token_count or 0
+                answer.reasoning_tokens = r.usage_metadata.thoughts_token_count or 0
         if answer.tool_calls and answer.finish == "stop":
             answer.finish = "tool_calls"
         answer.raw = responses  # type: ignore[attr-defined]

@@ -167,10 +167,11 @@ def _answer(req: dict[str, Any], script: Script) -> tuple[list[dict[str, Any]], 
     prompt = estimate_text_tokens(str(req.get("system") or "")) + sum(
         estimate_text_tokens(_text(m["content"])) + 3 for m in req["messages"])
     cached = min(script.cached, prompt)
+    written = min(script.cache_write, prompt - cached)
     output = sum(estimate_text_tokens(b.get("text") or b.get("thinking") or msgspec.json.encode(
         b.get("input")).decode()) for b in blocks) + script.reasoning
-    usage = {"input_tokens": prompt - cached, "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached,
-             "output_tokens": output}
+    usage = {"input_tokens": prompt - cached - written, "cache_creation_input_tokens": written,
+             "cache_read_input_tokens": cached, "output_tokens": output}
     return blocks, "tool_use" if answer.calls else "end_turn", usage
 
 

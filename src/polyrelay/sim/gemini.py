@@ -148,10 +148,11 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
             part["thoughtSignature"] = base64.b64encode(sign(f"call:{name}").encode()).decode()
         parts.append(part)
     prompt = sum(estimate_text_tokens(_text(c)) + 3 for c in req["contents"])
-    thoughts = estimate_text_tokens(THINKING_TEXT) if parts and parts[0].get("thought") else 0
+    # like the real API: thinking is counted in thoughtsTokenCount only, not in candidatesTokenCount
+    thoughts = (estimate_text_tokens(THINKING_TEXT) if parts and parts[0].get("thought") else 0) + script.reasoning
     candidates = sum(estimate_text_tokens(p.get("text", "")) for p in parts if not p.get("thought")) + 5 * len(answer.calls)
-    usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates + script.reasoning,
-             "totalTokenCount": prompt + candidates + thoughts + script.reasoning}
+    usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates,
+             "totalTokenCount": prompt + candidates + thoughts}
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
     if script.cached:

@@ -1,4 +1,6 @@
-"""Simulated OpenAI Chat Completions upstream: non-stream, SSE with usage, tool calls, errors."""
+"""Simulated OpenAI Chat Completions upstream: non-stream, SSE with usage, tool calls, errors. Asked for
+`reasoning_effort` (other than none), it answers with its reasoning in `reasoning_content` first, as
+DeepSeek-style OpenAI-compatible reasoning models do."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from polyrelay.sim.plan import plan
+from polyrelay.sim.plan import THINKING_TEXT, plan
 from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import Script, split_words
 from polyrelay.tokens import estimate_text_tokens
@@ -54,13 +56,15 @@ def _validate(req: Any) -> str | None:
     return None
 
 
-def _usage(req: dict[str, Any], completion: int, script: Script) -> dict[str, Any]:
+def _usage(req: dict[str, Any], completion: int, reasoning: int, script: Script) -> dict[str, Any]:
+    """`completion` excludes, `reasoning` includes the `reasoning=N` directive; both count in completion_tokens."""
     prompt = sum(estimate_text_tokens(_text_of(m.get("content"))) + 4 for m in req["messages"]) + 3
     prompt += 1000 * str(req["messages"]).count("image_url")
-    completion += script.reasoning
+    reasoning += script.reasoning
+    completion += reasoning
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": min(script.cached, prompt), "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": script.reasoning, "audio_tokens": 0,
+            "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
 
 
@@ -101,11 +105,14 @@ def handle(body: bytes, script: Script) -> SimReply | SimStream:
     created = int(time.time())
     model = req["model"]
     n = int(req.get("n") or 1)
+    thinking = THINKING_TEXT if req.get("reasoning_effort") not in (None, "none") else None
     completion = estimate_text_tokens(text or "") + sum(len(c["function"]["arguments"]) // 4 + 1 for c in calls)
-    usage = _usage(req, completion * n, script)
+    usage = _usage(req, completion * n, estimate_text_tokens(thinking or "") * n, script)
     finish = "tool_calls" if calls else "stop"
     if not req.get("stream"):
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+        if thinking:
+            message["reasoning_content"] = thinking
         if calls:
             message["tool_calls"] = calls
         return SimReply(200, msgspec.json.encode({
@@ -113,7 +120,7 @@ def handle(body: bytes, script: Script) -> SimReply | SimStream:
             "choices": [{"index": i, "message": message, "logprobs": None, "finish_reason": finish}
                         for i in range(n)],
             "usage": usage, "service_tier": "default", "system_fingerprint": "fp_sim"}))
-    return SimStream(_stream_pieces(rid, created, model, text, calls, finish, usage, req, script),
+    return SimStream(_stream_pieces(rid, created, model, text, thinking, calls, finish, usage, req, script),
                      script.delay_ms / 1000, script.cut)
 
 
@@ -123,12 +130,16 @@ def _chunk(rid: str, created: int, model: str, choices: list[Any], usage: Any = 
         "system_fingerprint": "fp_sim", "choices": choices, "usage": usage}) + b"\n\n"
 
 
-def _stream_pieces(rid: str, created: int, model: str, text: str | None, calls: list[dict[str, Any]],
-                   finish: str, usage: dict[str, Any], req: dict[str, Any], script: Script) -> list[bytes]:
+def _stream_pieces(rid: str, created: int, model: str, text: str | None, thinking: str | None,
+                   calls: list[dict[str, Any]], finish: str, usage: dict[str, Any], req: dict[str, Any],
+                   script: Script) -> list[bytes]:
     def delta(d: dict[str, Any], finish_reason: str | None = None) -> list[Any]:
         return [{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}]
 
     pieces = [_chunk(rid, created, model, delta({"role": "assistant", "content": "", "refusal": None}))]
+    if thinking:  # DeepSeek-style: reasoning deltas first, with content null
+        pieces += [_chunk(rid, created, model, delta({"content": None, "reasoning_content": w}))
+                   for w in split_words(thinking)]
     if text is not None:
         pieces += [_chunk(rid, created, model, delta({"content": w})) for w in split_words(text)]
     for i, call in enumerate(calls):

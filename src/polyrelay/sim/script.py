@@ -3,7 +3,8 @@ and from the API key (`sim-status-503` makes every request with that key fail wi
 
 Directives (comma separated, anywhere in the request text): status=N, chunks=N (stream pieces),
 delay_ms=N (between stream pieces), hang_ms=N (before answering), cut=N (stream stops after N
-pieces without finishing), words=N (reply length), cached=N (cached prompt tokens), reasoning=N
+pieces without finishing), words=N (reply length), cached=N (cached prompt tokens), cache_write=N
+(prompt tokens written to the cache; Anthropic mode only, as cache_creation_input_tokens), reasoning=N
 (reasoning tokens), notool (answer in text even when tools are offered).
 """
 
@@ -25,6 +26,7 @@ class Script(msgspec.Struct):
     cut: int = -1              # -1 = never cut
     words: int = 12
     cached: int = 0
+    cache_write: int = 0
     reasoning: int = 0
     notool: bool = False
     api_key: str = ""
