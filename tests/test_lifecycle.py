@@ -17,17 +17,20 @@ from servers import Admin, Server, start_gateway
 from test_chat_relay import sdk, spent_cents
 
 
-def _config(sim_url: str) -> str:
+CAROL = """
+  - name: carol
+    key: sk-carol-0001
+    quota: 1.0"""
+
+
+def _config(sim_url: str, keys: str = CAROL) -> str:
     return f"""
 channels:
   - name: sim
     base_url: {sim_url}/v1
     api_keys: [sk-up]
     models: [gpt-4o]
-keys:
-  - name: carol
-    key: sk-carol-0001
-    quota: 1.0
+keys:{keys}
 prices:
   gpt-4o: {{input: 2.50, output: 10.00}}
 """
@@ -115,20 +118,10 @@ def test_bad_config_is_refused_naming_file_and_field_with_exit_2(tmp_path: Path,
 
 
 def _two_keys_config(sim_url: str, names: list[str]) -> str:
-    keys = "".join(f"""
+    return _config(sim_url, "".join(f"""
   - name: {name}
     key: sk-{name}-revoke-0001
-    quota: 1.0""" for name in names)
-    return f"""
-channels:
-  - name: sim
-    base_url: {sim_url}/v1
-    api_keys: [sk-up]
-    models: [gpt-4o]
-keys:{keys}
-prices:
-  gpt-4o: {{input: 2.50, output: 10.00}}
-"""
+    quota: 1.0""" for name in names))
 
 
 def test_key_removed_from_config_is_disabled_at_start_keeping_its_spend(sim: Server, tmp_path: Path) -> None:
