@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -137,30 +140,37 @@ async def test_silent_upstream_times_out_and_refused_connection_is_a_transport_e
         await client.post(f"http://127.0.0.1:{port}/", {}, b"{}", FAST)
 
 
-async def test_https_with_sni_and_keep_alive(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import ssl
-    import subprocess
-
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+async def _answer_secure(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer every 2-byte-body request on the connection with 'secure'."""
+    try:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(2)
+            writer.write(_ok(b"secure"))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def test_https_with_sni_and_keep_alive(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     seen: list[int] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         seen.append(1)
-        try:
-            while True:
-                await reader.readuntil(b"\r\n\r\n")
-                await reader.readexactly(2)
-                writer.write(_ok(b"secure"))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        await _answer_secure(reader, writer)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
     port = server.sockets[0].getsockname()[1]
@@ -178,3 +188,70 @@ async def test_https_with_sni_and_keep_alive(tmp_path) -> None:  # type: ignore[
             await untrusting.close()
     finally:
         await client.close()
+
+
+async def _start_proxy(log: list[bytes]) -> tuple[asyncio.Server, str]:
+    """A small HTTP proxy: CONNECT tunnels, and absolute-form requests forwarded to their host."""
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        log.append(head)
+        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ")
+        if method == b"CONNECT":
+            host, _, port = target.decode().rpartition(":")
+            up_reader, up_writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        else:   # absolute form: forward the request as it came to the origin
+            from urllib.parse import urlsplit
+            parts = urlsplit(target.decode())
+            up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port)
+            up_writer.write(head)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://user:p%40ss@127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_http_upstream_through_a_proxy_with_credentials(client: UpstreamClient) -> None:
+    log: list[bytes] = []
+    upstream, url, _ = await _serve(lambda n: _ok(b"via proxy %d" % n))
+    proxy, proxy_url = await _start_proxy(log)
+    async with upstream, proxy:
+        for n in range(2):
+            resp = await client.post(url, {}, b"{}", FAST, proxy=proxy_url)
+            assert await resp.read() == b"via proxy %d" % n
+    assert len(log) == 1, "the connection to the proxy is kept alive"
+    assert log[0].startswith(b"POST " + url.encode() + b" HTTP/1.1\r\n")
+    assert b"Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in log[0]   # user:p@ss
+
+
+async def test_https_upstream_through_a_connect_tunnel(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    upstream = await asyncio.start_server(_answer_secure, "127.0.0.1", 0, ssl=server_tls)
+    port = upstream.sockets[0].getsockname()[1]
+    log: list[bytes] = []
+    proxy, proxy_url = await _start_proxy(log)
+    client = UpstreamClient(tls=ssl.create_default_context(cafile=str(cert)))
+    try:
+        async with upstream, proxy:
+            for _ in range(2):
+                resp = await client.post(f"https://localhost:{port}/v1/x", {}, b"{}", FAST, proxy=proxy_url)
+                assert await resp.read() == b"secure"
+            refused = UpstreamClient(tls=ssl.create_default_context(cafile=str(cert)))
+            with pytest.raises(UpstreamTransportError):   # the proxy cannot reach this port
+                await refused.post("https://localhost:1/v1/x", {}, b"{}", FAST, proxy=proxy_url)
+            await refused.close()
+    finally:
+        await client.close()
+    assert log[0].startswith(b"CONNECT localhost:%d HTTP/1.1\r\n" % port) and len(log) == 2

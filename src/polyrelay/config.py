@@ -35,6 +35,7 @@ class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
     first_byte_timeout: float = 120.0  # seconds until the upstream starts answering
     stream_options: bool = True     # send stream_options.include_usage (some compatible upstreams reject it)
     enabled: bool = True
+    proxy: str | None = None        # http://[user:pass@]host:port to reach this upstream through
 
 
 class KeyConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -146,6 +147,8 @@ def _check_semantics(config: Config, file: str) -> None:
             fail(f"{where}.base_url", f"must start with http:// or https:// (got {ch.base_url!r})")
         if any(c.isspace() or not c.isprintable() for c in ch.base_url):
             fail(f"{where}.base_url", "contains whitespace or control characters")
+        if ch.proxy is not None and (not re.match(r"^http://[^/\s]+(:\d+)?/?$", ch.proxy)):
+            fail(f"{where}.proxy", "must be an http:// proxy URL like http://user:pass@host:3128")
         if not ch.models:
             fail(f"{where}.models", "must list at least one model")
         if ch.weight < 1:

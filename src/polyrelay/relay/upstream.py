@@ -33,7 +33,8 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
         headers = channel.headers(channel.next_key())
         if extra_headers:
             headers = {**headers, **extra_headers}
-        resp = await client.post(url or channel.url(upstream_model, stream), headers, body, timeouts)
+        resp = await client.post(url or channel.url(upstream_model, stream), headers, body, timeouts,
+                                 proxy=channel.config.proxy)
     except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, channel.name) from None
     if resp.status < 300:
