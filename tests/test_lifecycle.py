@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -85,6 +86,8 @@ def test_sigterm_finishes_in_flight_requests_and_restart_keeps_keys_spend_and_lo
     ("channels: [{name: a, base_url: 'http://x', models: [m], api_keys: ['${POLYRELAY_TEST_UNSET}']}]",
      "POLYRELAY_TEST_UNSET"),
     ("channels: [oops", "YAML"),
+    ("channels: [{name: a, base_url: 'http://x', models: [m], proxy: 'socks5://127.0.0.1:1080'}]",
+     "channels[0].proxy"),
     ('channels: [{name: a, base_url: "http://x", models: [m], api_keys: ["sk-1\\r\\nX-Evil: 1"]}]',
      "channels[0].api_keys[0]"),
     # not finite numbers: a NaN quota used to crash with a traceback, an infinite price to pass and fail later
@@ -206,3 +209,96 @@ def test_keys_cli_creates_lists_and_disables(gateway: Server, tmp_path: Path) ->
     with pytest.raises(openai.AuthenticationError):
         sdk(gateway, key).models.list()
     assert httpx.get(gateway.url + "/health").status_code == 200
+
+
+@pytest.mark.parametrize("body, param", [
+    (b'{"name": "%s", "quota": 2e12}', "quota"),        # over the config's cap of 1e12 USD
+    (b'{"name": "%s", "quota": 5e12}', "quota"),        # would still fit the 64-bit micro-dollar column
+    (b'{"name": "%s", "quota": 1e13}', "quota"),        # overflows it (was reported as a duplicate name)
+    (b'{"name": "%s", "quota": -1}', "quota"),
+    (b'{"name": "%s", "quota": -0.000001}', "quota"),
+    (b'{"name": "%s", "quota": 1e400}', None),          # JSON number out of range
+    (b'{"name": "%s", "quota": NaN}', None),            # not JSON at all
+    (b'{"name": "%s", "quota": Infinity}', None),
+    (b'{"name": "%s", "quota": "5"}', None),
+    (b'{"name": "%s", "quota": true}', None),
+    (b'{"name": "%s", "models": "gpt-4o"}', None),
+    (b'{"name": "%s", "models": [1]}', None),
+    (b'{"name": "%s", "models": {"gpt-4o": true}}', None),
+])
+def test_admin_key_creation_refuses_bad_quota_or_models_with_400(
+        admin: Admin, gateway: Server, body: bytes, param: str | None) -> None:
+    name = f"bad-quota-{zlib.crc32(body)}"
+    r = admin.http.post("/admin/keys", content=body.replace(b"%s", name.encode()),
+                        headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"], error
+    assert "already exists" not in error["message"]
+    if param:
+        assert error["param"] == param and "quota" in error["message"], error
+    assert all(k["name"] != name for k in admin.http.get("/admin/keys").json()["data"]), "no key was made"
+
+
+def test_admin_key_creation_accepts_the_largest_quota_the_config_accepts(admin: Admin) -> None:
+    admin.create_key("quota-at-cap", quota=1e12)
+    assert admin.key("quota-at-cap")["quota_micros"] == 10**18
+
+
+@pytest.mark.parametrize("quota", ["nan", "inf", "-inf", "-1", "1e300", "5e12"])
+def test_keys_cli_refuses_bad_quota_with_one_line_and_exit_2(
+        gateway: Server, admin: Admin, tmp_path: Path, quota: str) -> None:
+    name = f"cli-bad-quota-{quota}"
+    proc = subprocess.run([sys.executable, "-m", "polyrelay.cli", "keys", "create", "--name", name,
+                           "--quota", quota], capture_output=True, text=True, env={**gateway.env},
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr and "quota" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not proc.stdout.strip(), "no key value printed"
+    assert all(k["name"] != name for k in admin.http.get("/admin/keys").json()["data"])
+
+
+def test_revoked_key_enabled_by_hand_becomes_a_managed_key_and_survives_restart(
+        sim: Server, tmp_path: Path) -> None:
+    ask = lambda gw, key: sdk(gw, key).chat.completions.create(  # noqa: E731
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    first = start_gateway(_two_keys_config(sim.url, ["ka", "kb", "kc"]), tmp_path, db_name="reenable.db")
+    try:
+        ask(first, "sk-kb-revoke-0001")
+    finally:
+        assert first.stop() in (0, -signal.SIGTERM)
+
+    second = start_gateway(_two_keys_config(sim.url, ["ka"]), tmp_path, db_name="reenable.db")
+    try:
+        admin = Admin(second.url)
+        assert admin.key("kb")["enabled"] is False and admin.key("kc")["enabled"] is False
+        # kb by the admin API, kc by the CLI
+        assert admin.http.post("/admin/keys/kb/enable").status_code == 200
+        cli = subprocess.run([sys.executable, "-m", "polyrelay.cli", "keys", "enable", "kc"],
+                             capture_output=True, text=True, env={**second.env}, timeout=60, cwd=tmp_path)
+        assert cli.returncode == 0, cli.stderr
+        # ka is in the config: disabling and enabling it by hand leaves it a config key
+        assert admin.http.post("/admin/keys/ka/disable").status_code == 200
+        assert admin.http.post("/admin/keys/ka/enable").status_code == 200
+        kb, kc, ka = admin.key("kb"), admin.key("kc"), admin.key("ka")
+        assert (kb["enabled"], kb["source"]) == (True, "cli"), kb
+        assert (kc["enabled"], kc["source"]) == (True, "cli"), kc
+        assert (ka["enabled"], ka["source"]) == (True, "config"), ka
+        assert kb["spent_micros"] > 0, "the spend is kept"
+        ask(second, "sk-kb-revoke-0001")
+    finally:
+        second.stop()
+
+    third = start_gateway(_two_keys_config(sim.url, ["ka"]), tmp_path, db_name="reenable.db")
+    try:
+        ask(third, "sk-kb-revoke-0001")  # not disabled again: it is no longer a config key
+        ask(third, "sk-kc-revoke-0001")
+        ask(third, "sk-ka-revoke-0001")
+        admin = Admin(third.url)
+        assert admin.key("kb")["enabled"] is True and admin.key("kc")["enabled"] is True
+        assert admin.key("ka")["source"] == "config"
+        log = third.log.read_text()
+        assert "no longer in the config" not in log, log
+    finally:
+        third.stop()

@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 import uvicorn
 
-from polyrelay.config import Config, ConfigError, load_config, parse_config
+from polyrelay.config import Config, ConfigError, load_config, parse_config, quota_problem
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="polyrelay: one base URL and one key for every model.")
@@ -193,6 +193,10 @@ def keys_create(name: str = typer.Option(..., help="unique name of the key"),
     """Create a key; its value is printed once (only its hash is stored)."""
     from polyrelay.store.keys import create_key
 
+    problem = None if quota is None else quota_problem(quota)
+    if problem:
+        typer.echo(f"polyrelay: --quota {problem}", err=True)
+        raise typer.Exit(2)
     try:
         value = _run(lambda engine: create_key(engine, name, quota, model))
     except typer.Exit:

@@ -65,6 +65,21 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
 # Quotas are stored as integer micro-dollars in a 64-bit column (max ~9.2e12 USD).
 MAX_QUOTA_USD = 1e12
 
+
+def quota_problem(quota: float) -> str | None:
+    """What is wrong with a key quota in USD, or None if it can be stored.
+
+    The one rule for every way a key is made: the config, `polyrelay keys create` and the admin API.
+    """
+    if not math.isfinite(quota):
+        return "must be a finite number of USD (not NaN or infinity; omit it for unlimited)"
+    if quota < 0:
+        return "must not be negative"
+    if quota > MAX_QUOTA_USD:
+        return f"must be at most {MAX_QUOTA_USD:.0e} USD (omit it for unlimited)"
+    return None
+
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -176,13 +191,9 @@ def _check_semantics(config: Config, file: str) -> None:
             fail(f"{where}.key", "the same key value is used twice")
         if len(key.key) < 8:
             fail(f"{where}.key", "must be at least 8 characters")
-        if key.quota is not None:
-            if not math.isfinite(key.quota):
-                fail(f"{where}.quota", "must be a finite number of USD (not .inf or .nan; omit it for unlimited)")
-            if key.quota < 0:
-                fail(f"{where}.quota", "must not be negative")
-            if key.quota > MAX_QUOTA_USD:
-                fail(f"{where}.quota", f"must be at most {MAX_QUOTA_USD:.0e} USD (omit it for unlimited)")
+        problem = None if key.quota is None else quota_problem(key.quota)
+        if problem:
+            fail(f"{where}.quota", problem)
         key_names.add(key.name)
         key_values.add(key.key)
     for model, price in config.prices.items():

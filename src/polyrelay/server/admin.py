@@ -7,6 +7,7 @@ import os
 
 import msgspec
 
+from polyrelay.config import quota_problem
 from polyrelay.errors import GatewayError
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply
@@ -43,8 +44,9 @@ async def create_key(gw: Gateway, scope: Scope, body: bytes) -> Reply:
         new = msgspec.json.decode(body, type=_NewKey)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise GatewayError(400, "invalid_request", f"bad key definition: {e}") from None
-    if new.quota is not None and new.quota < 0:
-        raise GatewayError(400, "invalid_request", "'quota' must not be negative", param="quota")
+    problem = None if new.quota is None else quota_problem(new.quota)
+    if problem:
+        raise GatewayError(400, "invalid_request", f"'quota' {problem}", param="quota")
     try:
         value = await key_store.create_key(gw.engine, new.name, new.quota, new.models)
     except Exception:

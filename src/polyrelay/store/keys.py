@@ -9,13 +9,19 @@ import secrets
 import time
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyrelay.config import KeyConfig
 from polyrelay.store.tables import api_keys
 
 log = logging.getLogger("polyrelay.keys")
+
+# `source` values: keys of the YAML config, keys that left it (revoked at start), and keys made or
+# taken over by hand (`polyrelay keys create|enable`, the admin API).
+CONFIG = "config"
+LEFT_CONFIG = "config-removed"
+MANUAL = "cli"
 
 
 class KeyRecord(msgspec.Struct, frozen=True):
@@ -58,23 +64,28 @@ async def upsert_config_keys(engine: AsyncEngine, keys: list[KeyConfig]) -> None
     """Make the store match the config's keys (by name); spend already recorded is kept.
 
     A key that came from the config and is no longer in it is revoked: disabled, not deleted (its
-    spend and logs stay), with one warning per key. Keys made by the CLI or admin API are not touched.
-    A revoked key that comes back in the config is enabled again by the upsert below.
+    spend and logs stay), with one warning per key, and marked LEFT_CONFIG, so that enabling it by
+    hand later makes it a manually managed key that later starts leave alone (see set_enabled).
+    Keys made by the CLI or admin API are not touched. A revoked key that comes back in the config
+    is a config key again, enabled by the upsert below.
     """
     now = int(time.time())
     names = {k.name for k in keys}
     revoked: list[str] = []
     async with engine.begin() as conn:
-        enabled_from_config = (await conn.execute(select(api_keys.c.id, api_keys.c.name).where(
-            api_keys.c.source == "config", api_keys.c.enabled.is_(True)))).all()
-        for row in enabled_from_config:
+        # disabled ones too: keys revoked before LEFT_CONFIG existed are still marked CONFIG
+        from_config = (await conn.execute(select(api_keys.c.id, api_keys.c.name, api_keys.c.enabled).where(
+            api_keys.c.source == CONFIG))).all()
+        for row in from_config:
             if row.name not in names:
-                await conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(enabled=False))
-                revoked.append(row.name)
+                await conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(
+                    enabled=False, source=LEFT_CONFIG))
+                if row.enabled:
+                    revoked.append(row.name)
         for k in keys:
             values = dict(key_hash=hash_key(k.key), key_prefix=key_prefix(k.key),
                           quota_micros=usd_to_micros(k.quota), models=json.dumps(sorted(k.models)),
-                          enabled=k.enabled, source="config")
+                          enabled=k.enabled, source=CONFIG)
             found = (await conn.execute(select(api_keys.c.id).where(api_keys.c.name == k.name))).first()
             if found:
                 await conn.execute(update(api_keys).where(api_keys.c.id == found.id).values(**values))
@@ -92,13 +103,21 @@ async def create_key(engine: AsyncEngine, name: str, quota_usd: float | None,
         await conn.execute(api_keys.insert().values(
             name=name, key_hash=hash_key(key), key_prefix=key_prefix(key),
             quota_micros=usd_to_micros(quota_usd), models=json.dumps(sorted(models)),
-            enabled=True, source="cli", created_at=int(time.time())))
+            enabled=True, source=MANUAL, created_at=int(time.time())))
     return key
 
 
 async def set_enabled(engine: AsyncEngine, name: str, enabled: bool) -> bool:
+    """Enable or disable a key by name; False if there is no such key.
+
+    Enabling a key revoked because it left the config makes it a manually managed key (MANUAL), so
+    the next start does not disable it again. A key still in the config stays a config key.
+    """
+    values: dict[str, object] = {"enabled": enabled}
+    if enabled:
+        values["source"] = case((api_keys.c.source == LEFT_CONFIG, MANUAL), else_=api_keys.c.source)
     async with engine.begin() as conn:
-        result = await conn.execute(update(api_keys).where(api_keys.c.name == name).values(enabled=enabled))
+        result = await conn.execute(update(api_keys).where(api_keys.c.name == name).values(**values))
     return result.rowcount == 1
 
 
