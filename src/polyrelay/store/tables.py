@@ -20,7 +20,7 @@ api_keys = Table(
     Column("leased_micros", BigInteger, nullable=False, default=0),
     Column("models", Text, nullable=False, default="[]"),        # JSON allowlist; [] = every model
     Column("enabled", Boolean, nullable=False, default=True),
-    Column("source", String(16), nullable=False, default="cli"),  # config | cli | admin
+    Column("source", String(16), nullable=False, default="cli"),  # config | config-removed (left the config: disabled) | cli | admin
     Column("created_at", BigInteger, nullable=False),
 )
 
