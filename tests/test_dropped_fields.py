@@ -158,3 +158,168 @@ def test_gemini_refusals_are_for_generate_content_only(warnings: pytest.LogCaptu
     # countTokens goes to a Gemini channel as the client wrote it (or is estimated): nothing to refuse
     req = gemini.parse_count_tokens_request(json.dumps({"generateContentRequest": inner}).encode())
     assert req.messages
+
+
+# ---- Claude models that refuse temperature and top_p together ---------------------------------
+
+BOTH_REFUSED = ["claude-opus-4-1", "claude-opus-4-1-20250805", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929",
+                "claude-haiku-4-5", "claude-opus-4-5", "claude-sonnet-4-6", "claude-opus-4-6",
+                "anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5@20250929"]
+BOTH_ACCEPTED = ["claude-opus-4-20250514", "claude-sonnet-4-20250514", "claude-3-7-sonnet-20250219",
+                 "claude-3-5-haiku-20241022"]
+
+
+@pytest.mark.parametrize("model", BOTH_REFUSED)
+@pytest.mark.parametrize("client", ["chat", "gemini"])
+def test_temperature_and_top_p_together_keep_temperature_for_claude_4_5_and_opus_4_1(
+        warnings: pytest.LogCaptureFixture, model: str, client: str) -> None:
+    if client == "chat":
+        req = openai_chat.parse_request(_chat(temperature=0.3, top_p=0.9))
+    else:
+        req = gemini.parse_request(_gemini(generationConfig={"temperature": 0.3, "topP": 0.9}))
+    out = json.loads(anthropic_messages.render_request(req, model))
+    assert out["temperature"] == 0.3 and "top_p" not in out
+    assert any("top_p" in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
+
+
+@pytest.mark.parametrize("model", BOTH_ACCEPTED)
+def test_temperature_and_top_p_together_go_to_older_claude_models(
+        warnings: pytest.LogCaptureFixture, model: str) -> None:
+    out = json.loads(anthropic_messages.render_request(
+        openai_chat.parse_request(_chat(temperature=0.3, top_p=0.9)), model))
+    assert (out["temperature"], out["top_p"]) == (0.3, 0.9) and warnings.records == []
+
+
+@pytest.mark.parametrize("fields", [{"temperature": 0.3}, {"top_p": 0.9}])
+def test_temperature_or_top_p_alone_is_kept_for_claude_4_5(warnings: pytest.LogCaptureFixture,
+                                                           fields: dict[str, Any]) -> None:
+    out = json.loads(anthropic_messages.render_request(openai_chat.parse_request(_chat(**fields)),
+                                                       "claude-sonnet-4-5"))
+    assert all(out[k] == v for k, v in fields.items()) and warnings.records == []
+
+
+def test_with_thinking_only_top_p_goes_to_claude_4_5(warnings: pytest.LogCaptureFixture) -> None:
+    req = openai_chat.parse_request(_chat(temperature=0.3, top_p=0.97, reasoning_effort="low"))
+    out = json.loads(anthropic_messages.render_request(req, "claude-sonnet-4-5"))
+    assert out["thinking"]["type"] == "enabled" and "temperature" not in out and out["top_p"] == 0.97
+
+
+# ---- Anthropic client -> OpenAI / Gemini: Messages API fields the IR does not carry -----------
+
+
+def _messages(**fields: Any) -> bytes:
+    return json.dumps({"model": "m", "max_tokens": 10, "messages": MESSAGES, **fields}).encode()
+
+
+FUNCTION_TOOL = {"name": "f", "input_schema": {"type": "object"}}
+
+
+@pytest.mark.parametrize("fields, param", [
+    ({"tools": [FUNCTION_TOOL, {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]}, "tools"),
+    ({"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]}, "tools"),
+    ({"tools": [{"type": "code_execution_20250825", "name": "code_execution"}], "container": "container_1"}, "tools"),
+    ({"tools": [{"type": "bash_20250124", "name": "bash"}]}, "tools"),
+    ({"tools": [{"type": "mcp_toolset", "mcp_server_name": "docs"}],
+      "mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "docs"}]}, "tools"),
+    ({"mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "docs"}]}, "mcp_servers"),
+    ({"compaction": {"type": "compaction"}}, "compaction"),
+    ({"thread": {"type": "continue", "previous_message_id": "msg_1"}}, "thread"),
+])
+def test_anthropic_fields_the_client_depends_on_are_a_400(fields: dict[str, Any], param: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        anthropic_messages.parse_request(_messages(**fields))
+    err = info.value
+    assert (err.status, err.kind, err.param) == (400, "invalid_request", param)
+    status, body = anthropic_messages.render_error(err)
+    payload = json.loads(body)
+    assert status == 400 and payload["error"]["type"] == "invalid_request_error"
+    assert param.split("_")[0] in payload["error"]["message"] or "tool type" in payload["error"]["message"]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("service_tier", "standard_only"), ("speed", "fast"), ("inference_geo", "us"), ("container", "container_1"),
+    ("context_management", {"edits": [{"type": "clear_tool_uses_20250919"}]}), ("fallbacks", ["claude-sonnet-4-5"]),
+    ("thread", {"type": "create"}),
+])
+@pytest.mark.parametrize("upstream", [openai_chat, gemini])
+def test_anthropic_fields_the_client_can_live_without_are_dropped_with_a_warning(
+        warnings: pytest.LogCaptureFixture, field: str, value: Any, upstream: Any) -> None:
+    out = upstream.render_request(anthropic_messages.parse_request(_messages(**{field: value})), "up")
+    assert field.encode() not in out
+    assert any(field in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
+
+
+def test_anthropic_account_and_cache_fields_and_defaults_are_quiet(warnings: pytest.LogCaptureFixture) -> None:
+    quiet = {"service_tier": "auto", "speed": "standard", "container": None, "cache_control": {"type": "ephemeral"},
+             "diagnostics": {"previous_message_id": "msg_1"}, "fallback_credit_token": "tok",
+             "billing_policy": {"type": "billing_policy", "bill_to": "self"}, "user_profile_id": "up_1",
+             "workspace_id": "wrkspc_1", "metadata": {"user_id": "u1"}}
+    req = anthropic_messages.parse_request(_messages(**quiet))
+    assert json.loads(openai_chat.render_request(req, "gpt-4o"))["user"] == "u1"
+    gemini.render_request(req, "gemini-2.5-flash")
+    assert warnings.records == []
+
+
+def test_anthropic_count_tokens_drops_server_tools_instead_of_refusing(warnings: pytest.LogCaptureFixture) -> None:
+    body = json.dumps({"model": "m", "messages": MESSAGES, "mcp_servers": [{"type": "url", "url": "https://x"}],
+                       "tools": [FUNCTION_TOOL, {"type": "web_search_20250305", "name": "web_search"}]}).encode()
+    req = anthropic_messages.parse_count_tokens_request(body)
+    assert [t.name for t in req.tools] == ["f"]
+    assert any("web_search" in r.getMessage() for r in warnings.records)
+
+
+def test_anthropic_compaction_block_is_carried_as_text(warnings: pytest.LogCaptureFixture) -> None:
+    messages = [{"role": "assistant", "content": [
+                    {"type": "compaction", "content": "Earlier: the user asked about Paris.", "signature": "s"}]},
+                {"role": "assistant", "content": [{"type": "compaction", "content": None}]},
+                {"role": "user", "content": "And its population?"}]
+    req = anthropic_messages.parse_request(json.dumps({"model": "m", "max_tokens": 10, "messages": messages}).encode())
+    out = json.loads(openai_chat.render_request(req, "gpt-4o"))
+    assert "Earlier: the user asked about Paris." in json.dumps(out["messages"]) and warnings.records == []
+
+
+# ---- OpenAI web_search_options / verbosity, Gemini audio output -------------------------------
+
+
+def test_chat_web_search_options_is_a_400_in_the_chat_shape() -> None:
+    with pytest.raises(GatewayError) as info:
+        openai_chat.parse_request(_chat(web_search_options={"search_context_size": "low"}))
+    assert (info.value.status, info.value.param) == (400, "web_search_options")
+    status, body = openai_chat.render_error(info.value)
+    error = json.loads(body)["error"]
+    assert status == 400 and error["type"] == "invalid_request_error" and error["param"] == "web_search_options"
+
+
+@pytest.mark.parametrize("upstream", [anthropic_messages, gemini])
+def test_chat_verbosity_is_dropped_with_a_warning_and_the_default_is_quiet(
+        warnings: pytest.LogCaptureFixture, upstream: Any) -> None:
+    out = upstream.render_request(openai_chat.parse_request(_chat(verbosity="low")), "up")
+    assert b"verbosity" not in out
+    assert any("verbosity" in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
+    warnings.clear()
+    openai_chat.parse_request(_chat(verbosity="medium"))
+    assert warnings.records == []
+
+
+@pytest.mark.parametrize("config, param", [
+    ({"speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": "Kore"}}}},
+     "generationConfig.speechConfig"),
+    ({"speech_config": {"voice_config": {"prebuilt_voice_config": {"voice_name": "Kore"}}}},
+     "generationConfig.speechConfig"),
+    ({"responseModalities": ["AUDIO"]}, "generationConfig.responseModalities"),
+    ({"responseModalities": ["AUDIO"], "speechConfig": {"languageCode": "en-US"}},
+     "generationConfig.responseModalities"),
+])
+def test_gemini_audio_output_is_a_400_in_the_gemini_shape(config: dict[str, Any], param: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        gemini.parse_request(_gemini(generationConfig=config))
+    assert (info.value.status, info.value.kind, info.value.param) == (400, "invalid_request", param)
+    status, body = gemini.render_error(info.value)
+    assert status == 400 and json.loads(body)["error"]["status"] == "INVALID_ARGUMENT"
+    # countTokens is not refused (a Gemini channel counts the client's own body)
+    assert gemini.parse_count_tokens_request(_gemini(generationConfig=config)).messages
+
+
+def test_gemini_image_output_is_still_dropped_with_a_warning(warnings: pytest.LogCaptureFixture) -> None:
+    gemini.parse_request(_gemini(generationConfig={"responseModalities": ["TEXT", "IMAGE"]}))
+    assert any("responseModalities" in r.getMessage() for r in warnings.records)

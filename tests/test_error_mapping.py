@@ -7,14 +7,16 @@ the stream started), and the status, type/code/status string and message are che
 
 In the relay a retryable error (429, 5xx) is first tried on the next channel; when every channel
 failed, the client gets the last one with its message prefixed "every upstream channel ... failed"
-(relay/pipeline.py). A channel's own credentials refused (401/403, Gemini's 400 API_KEY_INVALID) never
-reach the client as such: they become a 502 (relay/upstream.py).
+(relay/pipeline.py). A channel's own credentials refused (401/403, Gemini's 400 API_KEY_INVALID) or its
+account's billing problem (402, Anthropic `billing_error`) never reach the client as such: they become a
+retryable 502 (relay/upstream.py).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import types
 from typing import Any
 
 import pytest
@@ -50,6 +52,10 @@ UPSTREAM_ERRORS = [
         "message": "The engine is currently overloaded, please try again later", "type": "server_error",
         "param": None, "code": None}}),
      "overloaded", 503, "The engine is currently overloaded, please try again later", None),
+    ("openai_chat", "server_error", 500, _body({"error": {
+        "message": "The server had an error while processing your request.", "type": "server_error",
+        "param": None, "code": None}}),
+     "upstream", 500, "The server had an error while processing your request.", None),
     ("openai_chat", "not_json", 502, b"<html>502 Bad Gateway</html>",
      "upstream", 502, "<html>502 Bad Gateway</html>", None),
 
@@ -82,6 +88,9 @@ UPSTREAM_ERRORS = [
     ("gemini", "overloaded", 503, _body({"error": {
         "code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
      "overloaded", 503, "The model is overloaded. Please try again later.", None),
+    ("gemini", "internal", 500, _body({"error": {
+        "code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}}),
+     "upstream", 500, "An internal error has occurred.", None),
     ("gemini", "timeout", 504, _body({"error": {
         "code": 504, "message": "Deadline expired before operation could complete.", "status": "DEADLINE_EXCEEDED"}}),
      "timeout", 504, "Deadline expired before operation could complete.", None),
@@ -118,8 +127,9 @@ def _check_client_shape(client: str, payload: dict[str, Any], kind: str, status:
     elif client == "anthropic_messages":
         assert payload["type"] == "error"
         assert payload["error"] == {"type": ANTHROPIC_TYPE[kind], "message": message}
-    else:
-        assert payload == {"error": {"code": status, "message": message, "status": GEMINI_STATUS[kind]}}
+    else:   # an upstream 500 is INTERNAL, not UNAVAILABLE (which says "try again later", like 503)
+        gemini_status = "INTERNAL" if status == 500 else GEMINI_STATUS[kind]
+        assert payload == {"error": {"code": status, "message": message, "status": gemini_status}}
 
 
 @pytest.mark.parametrize(("client", "upstream", "case", "status", "body", "kind", "client_status", "message", "code"),
@@ -179,3 +189,73 @@ def test_n_above_one_to_anthropic_is_a_clear_400_in_the_client_s_shape(client: s
         assert payload["error"]["type"] == "invalid_request_error" and payload["error"]["param"] == "n"
     else:
         assert payload["error"]["status"] == "INVALID_ARGUMENT" and "n > 1" in payload["error"]["message"]
+
+
+# ---- 402: the channel's account cannot pay ------------------------------------------------------
+
+BILLING_ERRORS = [
+    ("anthropic_messages", _body({"type": "error", "error": {
+        "type": "billing_error", "message": "Your credit balance is too low to access the Anthropic API."}})),
+    ("openai_chat", _body({"error": {"message": "Insufficient credits", "type": None, "code": 402}})),
+    ("gemini", _body({"error": {"code": 402, "message": "Billing required", "status": "FAILED_PRECONDITION"}})),
+]
+
+
+@pytest.mark.parametrize("upstream, body", BILLING_ERRORS, ids=[b[0] for b in BILLING_ERRORS])
+def test_upstream_402_is_a_quota_error_in_each_client_s_shape(upstream: str, body: bytes) -> None:
+    err = module(upstream).parse_error(402, body)
+    assert (err.status, err.kind) == (402, "insufficient_quota")
+    openai = json.loads(module("openai_chat").render_error(err)[1])["error"]
+    assert openai["type"] == "insufficient_quota" and openai["code"] in ("insufficient_quota", "402")
+    assert json.loads(module("anthropic_messages").render_error(err)[1])["error"]["type"] == "billing_error"
+    assert json.loads(module("gemini").render_error(err)[1])["error"]["status"] == "RESOURCE_EXHAUSTED"
+
+
+class _FakeResponse:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status, self._body = status, body
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+class _FakeClient:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.response = _FakeResponse(status, body)
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Any, **_: Any) -> _FakeResponse:
+        return self.response
+
+
+class _FakeChannel:
+    name, timeouts, stream_timeouts = "claude-main", None, None
+    config = types.SimpleNamespace(proxy=None)
+
+    def headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key}
+
+    def next_key(self) -> str:
+        return "sk-ant-secret"
+
+    def url(self, model: str, stream: bool) -> str:
+        return "http://upstream.invalid/v1/messages"
+
+    def scrub(self, text: str) -> str:
+        return text.replace("sk-ant-secret", "***")
+
+
+@pytest.mark.parametrize("upstream, body", BILLING_ERRORS, ids=[b[0] for b in BILLING_ERRORS])
+async def test_upstream_402_is_the_channel_s_problem_like_refused_credentials(upstream: str, body: bytes) -> None:
+    """Like a 401/403 of the channel's key: another channel is tried (retryable) and the client, if every
+    channel fails, gets a 502 that names the channel's billing, not a 4xx that blames the client."""
+    from polyrelay.relay.upstream import open_upstream
+
+    with pytest.raises(GatewayError) as caught:
+        await open_upstream(_FakeClient(402, body), _FakeChannel(),  # type: ignore[arg-type]
+                            "claude-sonnet-4-5", b"{}", False, module(upstream).parse_error)
+    err = caught.value
+    assert (err.status, err.kind, err.retryable) == (502, "upstream", True)
+    assert "claude-main" in err.message and "billing" in err.message and "402" in err.message
+    for client in CLIENTS:
+        status, out = module(client).render_error(err)
+        assert status == 502 and "billing" in out.decode()

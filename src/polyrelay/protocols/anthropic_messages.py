@@ -18,6 +18,16 @@ from polyrelay.protocols.common import (
 DEFAULT_MAX_TOKENS = 4096
 # Claude 4.7 and later refuse temperature/top_p/top_k ("`temperature` is deprecated for this model")
 _NO_SAMPLING = re.compile(r"claude-(?:opus|sonnet|haiku)-(?:4-[7-9]|[5-9])")
+# Opus 4.1, Sonnet/Haiku 4.5 and later (up to 4.6; 4.7+ is the rule above) refuse temperature and top_p
+# together (400 "temperature and top_p cannot both be specified for this model"); Opus 4 / Sonnet 4
+# (claude-opus-4-20250514: the (?!\d) keeps the date from matching) accept both
+_NOT_BOTH_TEMPERATURE_AND_TOP_P = re.compile(r"claude-(?:opus-4-[1-9]|(?:sonnet|haiku)-4-[5-9])(?!\d)")
+
+
+def refuses_temperature_with_top_p(model: str) -> bool:
+    return _NOT_BOTH_TEMPERATURE_AND_TOP_P.search(model) is not None
+
+
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 FINISH_FROM: dict[str, ir.FinishReason] = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
@@ -32,10 +42,12 @@ _TYPE_BY_KIND = {
     "rate_limit": "rate_limit_error", "insufficient_quota": "rate_limit_error", "upstream": "api_error",
     "overloaded": "overloaded_error", "timeout": "timeout_error", "internal": "api_error"}
 _KIND_BY_TYPE = {v: k for k, v in _TYPE_BY_KIND.items() if k not in ("insufficient_quota", "internal")}
+_KIND_BY_TYPE["billing_error"] = "insufficient_quota"   # 402: the account's credit or plan
 
 
 def _error_payload(err: GatewayError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": _TYPE_BY_KIND.get(err.kind, "api_error"), "message": err.message}}
+    kind = "billing_error" if err.status == 402 else _TYPE_BY_KIND.get(err.kind, "api_error")
+    return {"type": "error", "error": {"type": kind, "message": err.message}}
 
 
 def render_error(err: GatewayError) -> tuple[int, bytes]:
@@ -56,8 +68,8 @@ def parse_error(status: int, body: bytes) -> GatewayError:
             kind = _KIND_BY_TYPE.get(str(error.get("type")))
     except msgspec.DecodeError:
         pass
-    kind = kind or {400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found",
-                    413: "request_too_large", 429: "rate_limit", 529: "overloaded"}.get(
+    kind = kind or {400: "invalid_request", 401: "authentication", 402: "insufficient_quota", 403: "permission",
+                    404: "not_found", 413: "request_too_large", 429: "rate_limit", 529: "overloaded"}.get(
         status, "upstream" if status >= 500 else "invalid_request")
     message = message or body[:300].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
     out_status = 503 if status == 529 else status
@@ -138,6 +150,9 @@ def _blocks(content: Any, role: str, where: str) -> list[ir.Part]:
                 continue
             parts.append(ir.ThinkingPart(str(b.get("thinking", "")), signature=sig, signature_origin=origin,
                                          redacted=t == "redacted_thinking"))
+        elif t == "compaction":  # the summary of earlier turns, carried as text (null: a failed compaction)
+            if b.get("content"):
+                parts.append(ir.TextPart(str(b["content"])))
         else:
             dropped(f"content block of type {t!r}", "the gateway's content model")
     return parts
@@ -220,8 +235,45 @@ def _parse(b: dict[str, Any], need_max_tokens: bool) -> ir.Request:
         reasoning=_reasoning(b), user=user if isinstance(user, str) else None, include_usage=True)
 
 
+# Only converted requests are parsed (the fast path forwards Messages bodies as they are), so every
+# field below is going to an OpenAI or Gemini channel. `diagnostics`, `fallback_credit_token`,
+# `billing_policy`, `user_profile_id`, `workspace_id` and a top-level `cache_control` concern the
+# Anthropic account or its cache and are dropped without a word (docs/conversion.md).
+_ELSEWHERE = "OpenAI or Gemini channels"
+
+
+def _unconvertible(b: dict[str, Any]) -> None:
+    """Refuse what the client depends on and the IR cannot carry; warn about what it can do without.
+    Not for count_tokens, which counts the conversation as sent."""
+    tools = b.get("tools")
+    for i, t in enumerate(tools if isinstance(tools, list) else []):
+        if isinstance(t, dict) and "input_schema" not in t:  # web_search_*, code_execution_*, bash_*, mcp_toolset
+            raise GatewayError(400, "invalid_request", f"tools.{i}: tool type {t.get('type') or t.get('name')!r} is "
+                               "not supported for this model: it is served by a non-Anthropic provider, which cannot "
+                               "run Anthropic's server or Anthropic-defined tools", param="tools")
+    if b.get("mcp_servers"):
+        raise GatewayError(400, "invalid_request", "mcp_servers is not supported for this model: it is served by a "
+                           "non-Anthropic provider, which cannot call MCP servers", param="mcp_servers")
+    if b.get("compaction"):  # the answer would be a `compaction` block, which other providers do not write
+        raise GatewayError(400, "invalid_request", "compaction is not supported for this model: it is served by a "
+                           "non-Anthropic provider", param="compaction")
+    thread = b.get("thread")
+    if isinstance(thread, dict) and thread.get("type") == "continue":  # the history is held by Anthropic
+        raise GatewayError(400, "invalid_request", "thread continue is not supported for this model: it is served "
+                           "by a non-Anthropic provider, which cannot read Anthropic's thread; send the whole "
+                           "conversation in messages", param="thread")
+    if thread:
+        dropped("thread", _ELSEWHERE)
+    for name, default in (("service_tier", "auto"), ("speed", "standard"), ("inference_geo", None),
+                          ("container", None), ("context_management", None), ("fallbacks", None)):
+        if b.get(name) not in (None, default):
+            dropped(name, _ELSEWHERE)
+
+
 def parse_request(body: bytes) -> ir.Request:
-    return _parse(decode_json_object(body), need_max_tokens=True)
+    b = decode_json_object(body)
+    _unconvertible(b)
+    return _parse(b, need_max_tokens=True)
 
 
 def parse_count_tokens_request(body: bytes) -> ir.Request:
@@ -385,7 +437,9 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
             body["temperature"] = min(1.0, req.temperature)
         if req.top_k is not None:
             body["top_k"] = req.top_k
-        if req.top_p is not None:
+        if req.top_p is not None and req.temperature is not None and refuses_temperature_with_top_p(upstream_model):
+            log.warning("top_p dropped: %s refuses temperature and top_p together; temperature kept", upstream_model)
+        elif req.top_p is not None:
             body["top_p"] = req.top_p
     elif req.top_p is not None:
         body["top_p"] = max(0.95, min(1.0, req.top_p))

@@ -82,8 +82,8 @@ _STATUS_BY_KIND = {
 
 
 def _error_payload(err: GatewayError) -> dict[str, Any]:
-    return {"error": {"code": err.status, "message": err.message,
-                      "status": _STATUS_BY_KIND.get(err.kind, "INTERNAL")}}
+    status = "INTERNAL" if err.status == 500 else _STATUS_BY_KIND.get(err.kind, "INTERNAL")  # 500 is not 503
+    return {"error": {"code": err.status, "message": err.message, "status": status}}
 
 
 def render_error(err: GatewayError) -> tuple[int, bytes]:
@@ -106,9 +106,9 @@ def parse_error(status: int, body: bytes) -> GatewayError:
             reasons = str(error.get("details") or "")
     except msgspec.DecodeError:
         pass
-    kind = {400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found",
-            429: "rate_limit", 503: "overloaded", 504: "timeout"}.get(  # UNAVAILABLE, DEADLINE_EXCEEDED
-        status, "upstream" if status >= 500 else "invalid_request")
+    kind = {400: "invalid_request", 401: "authentication", 402: "insufficient_quota", 403: "permission",
+            404: "not_found", 429: "rate_limit", 503: "overloaded", 504: "timeout"}.get(
+        status, "upstream" if status >= 500 else "invalid_request")  # 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED
     if "API_KEY_INVALID" in reasons:  # Gemini answers a bad key with 400: the channel's fault
         kind = "authentication"
     message = message or body[:300].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
@@ -278,6 +278,12 @@ def _unconvertible(b: dict[str, Any]) -> None:
             raise GatewayError(400, "invalid_request", f"generationConfig.{name} is not supported for this model: "
                                "it is served by a non-Gemini provider, which returns no log probabilities",
                                param=f"generationConfig.{name}")
+    modalities = get(cfg, "responseModalities")
+    audio = isinstance(modalities, list) and "AUDIO" in [str(m).upper() for m in modalities]
+    if get(cfg, "speechConfig") or audio:  # the client expects spoken audio back: the IR carries text only
+        raise GatewayError(400, "invalid_request", "audio output is not supported for this model: it is served by a "
+                           "non-Gemini provider", param="generationConfig.responseModalities" if audio
+                           else "generationConfig.speechConfig")
     if get(b, "cachedContent"):  # the cached part of the prompt lives on Gemini: the model would not see it
         raise GatewayError(400, "invalid_request", "cachedContent is not supported for this model: it is served "
                            "by a non-Gemini provider, which cannot read Gemini's cached content; send the "

@@ -34,7 +34,7 @@ _CODE_BY_KIND = {
     "insufficient_quota": "insufficient_quota",
 }
 _KIND_BY_STATUS = {
-    400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found",
+    400: "invalid_request", 401: "authentication", 402: "insufficient_quota", 403: "permission", 404: "not_found",
     413: "request_too_large", 429: "rate_limit", 502: "upstream", 503: "overloaded", 504: "timeout",
 }
 
@@ -281,9 +281,15 @@ def _unconvertible(b: dict[str, Any]) -> None:
     if b.get("audio") is not None or isinstance(modalities, list) and "audio" in modalities:
         raise GatewayError(400, "invalid_request", "audio output is not supported for this model: it is served "
                            "by a non-OpenAI provider", param="audio" if b.get("audio") is not None else "modalities")
+    if b.get("web_search_options") is not None:  # the client expects an answer grounded in search results
+        raise GatewayError(400, "invalid_request", "web_search_options is not supported for this model: it is "
+                           "served by a non-OpenAI provider, which does not search the web for Chat Completions",
+                           param="web_search_options")
     for name in ("logit_bias", "prediction", "service_tier"):
         if b.get(name):
             dropped(name, _ELSEWHERE)
+    if b.get("verbosity") not in (None, "medium"):  # medium is the default
+        dropped("verbosity", _ELSEWHERE)
 
 
 def parse_request(body: bytes) -> ir.Request:

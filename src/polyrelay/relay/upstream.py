@@ -24,8 +24,8 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
     """POST `body` to `channel`; return the response once it is 2xx, else raise a GatewayError.
 
     Failures another candidate might not have (connect errors, timeouts, 429, 5xx, and the
-    channel's own credentials being refused: 401/403) are marked retryable; other 4xx are the
-    client's and are passed on, scrubbed of the channel's secrets.
+    channel's own credentials or account being refused: 401/403, 402 billing) are marked retryable;
+    other 4xx are the client's and are passed on, scrubbed of the channel's secrets.
     """
     cfg = channel.config
     timeouts = channel.stream_timeouts if stream else channel.timeouts
@@ -52,6 +52,11 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
         # Our credentials for this channel were refused: not the client's fault, try elsewhere.
         err = GatewayError(502, "upstream", f"upstream channel '{channel.name}' refused its credentials",
                            retryable=True)
+    elif resp.status == 402:
+        # The channel's account cannot pay (Anthropic billing_error, a relay's "insufficient credits"):
+        # the operator's problem, not the client's; try elsewhere.
+        err = GatewayError(502, "upstream", f"upstream channel '{channel.name}' was refused for a billing "
+                           "problem of its account (HTTP 402)", retryable=True)
     elif resp.status == 408:
         err.retryable = True
     raise err
