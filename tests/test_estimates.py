@@ -40,3 +40,24 @@ def test_inline_media_is_an_allowance_not_text(protocol: str, size: str) -> None
 def test_long_text_is_still_text() -> None:
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": 'a "quoted" word ' * 10_000}]}).encode()
     assert estimate_prompt_tokens(body) >= len(body) // 3 - 10
+
+
+@pytest.mark.parametrize("size", [3_000, 75_000])   # both code paths
+def test_text_behind_a_media_marker_is_still_text(size: int) -> None:
+    prose = "hello world " * size
+    for body in (json.dumps({"messages": [{"role": "user", "content": "data:image/png;base64," + prose}]}).encode(),
+                 json.dumps({"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": prose}}]}]}).encode()):
+        assert estimate_prompt_tokens(body) >= len(prose) // 3
+        assert estimated_usage(body, 0).input_tokens >= len(prose) // 4
+
+
+def test_pathological_bodies_are_estimated_quickly_and_generously() -> None:
+    import time
+
+    for body in (json.dumps({"messages": [{"role": "user", "content": ["a"] * 2_000_000}]}).encode(),
+                 json.dumps({"messages": [{"role": "user", "content": '"' * 2_000_000}]}).encode()):
+        started = time.process_time()
+        tokens = estimate_prompt_tokens(body)
+        # not a performance figure: a guard with a 100x margin against walking millions of quotes
+        assert time.process_time() - started < 2.0, "the walk must stop early"
+        assert tokens >= len(body) // 3 - 10

@@ -255,3 +255,71 @@ async def test_https_upstream_through_a_connect_tunnel(tmp_path: Path) -> None:
     finally:
         await client.close()
     assert log[0].startswith(b"CONNECT localhost:%d HTTP/1.1\r\n" % port) and len(log) == 2
+
+
+async def test_a_request_is_retried_once_at_most_when_pooled_connections_die(client: UpstreamClient) -> None:
+    # Each connection answers its first request; later ones are read and dropped unanswered, as an
+    # upstream that ran the request and then lost the connection: sending it again and again would
+    # run it again and again.
+    received: list[int] = []
+    server, url, connections = await _serve(lambda n: (received.append(n), _ok(b"ok") if n == 0 else None)[1])
+    async with server:
+        first = await asyncio.gather(*(client.post(url, {}, b"{}", FAST) for _ in range(3)))
+        for resp in first:
+            assert await resp.read() == b"ok"
+        assert len(connections) == 3
+        before = len(received)
+        assert await (await client.post(url, {}, b"{}", FAST)).read() == b"ok"
+        sent = len(received) - before
+        # one stale connection, then a new one, which answers: two sends, not one per pooled connection
+        assert sent == 2, f"the request was sent {sent} times"
+
+
+async def test_connection_with_an_unsent_body_is_not_pooled(client: UpstreamClient) -> None:
+    connections: list[int] = []
+
+    async def early_401(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await reader.readuntil(b"\r\n\r\n")   # answers before reading the body, like an auth check
+        writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+        writer.close()
+
+    server = await asyncio.start_server(early_401, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+    async with server:
+        resp = await client.post(url, {}, b"x" * (32 << 20), FAST)
+        assert resp.status == 401 and await resp.read() == b""
+        assert not client._idle.get((("http", "127.0.0.1", server.sockets[0].getsockname()[1]), None))
+
+
+async def test_a_second_answer_to_one_request_is_never_taken_for_the_next(client: UpstreamClient) -> None:
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(_ok(b"first") + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")   # one answer too many
+        await writer.drain()
+        await asyncio.sleep(2)
+        writer.close()
+
+    server = await asyncio.start_server(chatty, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        try:
+            body = await (await client.post(f"http://127.0.0.1:{port}/v1/x", {}, b"{}", FAST)).read()
+            assert body == b"first"
+        except UpstreamTransportError:
+            pass   # refusing the whole exchange is fine too; mixing the answers is not
+        await asyncio.sleep(0.1)
+        assert not client._idle.get((("http", "127.0.0.1", port), None)), "that connection is not reused"
+
+
+async def test_a_response_released_twice_goes_back_to_the_pool_once(client: UpstreamClient) -> None:
+    server, url, _ = await _serve(lambda n: _ok(b"ok"))
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        resp = await client.post(url, {}, b"{}", FAST)
+        assert await resp.read() == b"ok"
+        resp.release()
+        assert len(client._idle[(("http", "127.0.0.1", port), None)]) == 1

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -148,6 +149,24 @@ def _field_first(message: str) -> str:
     return f"{field or '(top level)'}: {what}"
 
 
+def _url_problem(url: str | None) -> str | None:
+    """What is wrong with the host or port of an upstream or proxy URL, if anything."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    if not parts.hostname or port == 0:
+        return "needs a host (and a port from 1 to 65535, if any)"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return f"has a host name that cannot be looked up ({parts.hostname!r})"
+    return None
+
+
 def _check_semantics(config: Config, file: str) -> None:
     def fail(field: str, problem: str) -> None:
         raise ConfigError(f"{file}: {field}: {problem}")
@@ -164,6 +183,10 @@ def _check_semantics(config: Config, file: str) -> None:
             fail(f"{where}.base_url", "contains whitespace or control characters")
         if ch.proxy is not None and (not re.match(r"^http://[^/\s]+(:\d+)?/?$", ch.proxy)):
             fail(f"{where}.proxy", "must be an http:// proxy URL like http://user:pass@host:3128")
+        for field in ("base_url", "proxy"):
+            problem = _url_problem(getattr(ch, field))
+            if problem:
+                fail(f"{where}.{field}", problem)
         if not ch.models:
             fail(f"{where}.models", "must list at least one model")
         if ch.weight < 1:

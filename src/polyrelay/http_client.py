@@ -88,11 +88,13 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
+        self.in_use = True           # False while it waits in the pool: no bytes are expected then
         self.idle_since = 0.0
         self.begin(None)
 
     def begin(self, timeouts: Timeouts | None) -> None:
         """Reset for a new request on this connection."""
+        self.in_use = True
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: deque[bytes] = deque()
@@ -116,11 +118,14 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if not self.in_use:   # an idle connection has nothing to say: these bytes would corrupt the next answer
+            self.abort()
+            return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(UpstreamTransportError(f"bad HTTP from upstream: {exc}"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._fail(UpstreamTransportError(f"bad HTTP from upstream: {exc!r}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -137,6 +142,9 @@ class _Connection(asyncio.Protocol):
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if self.complete:   # a second answer to one request: nothing after it can be trusted
+            self._fail(UpstreamTransportError("upstream sent more than one answer to one request"))
+            return
         status = self.parser.get_status_code()
         if status < 200:   # an informational response (100, 103): the real one follows
             self.headers = []
@@ -151,6 +159,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.error is not None:
+            return
         if self.decoder is not None:
             try:
                 body = self.decoder.decompress(body)
@@ -223,7 +233,11 @@ class _Connection(asyncio.Protocol):
         if self.total_timer is not None:
             self.total_timer.cancel()
             self.total_timer = None
-        if self.complete and self.keep_alive and self.error is None and not self.closed:
+        unsent = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        if self.complete and self.keep_alive and self.error is None and not self.closed and not unsent:
+            # (an early answer, e.g. a 401 before the whole body was sent, leaves the rest of the body
+            # queued: the next request would be written behind it, so such a connection is closed)
+            self.in_use = False
             if self.paused and self.transport is not None:
                 self.paused = False
                 self.transport.resume_reading()
@@ -243,11 +257,12 @@ class _Connection(asyncio.Protocol):
 class UpstreamResponse:
     """A 1xx-free response whose headers have arrived; its body is read with `read` or `readany`."""
 
-    __slots__ = ("status", "_conn")
+    __slots__ = ("status", "_conn", "_released")
 
     def __init__(self, conn: _Connection) -> None:
         self.status = conn.status
         self._conn = conn
+        self._released = False
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self._conn.headers:
@@ -277,11 +292,14 @@ class UpstreamResponse:
                 await conn.wait()
             return conn.take() if conn.chunks else b""
         finally:
-            conn.finish()
+            self.release()
 
     def release(self) -> None:
-        """Done with this response: a completely read one keeps its connection, any other closes it."""
-        self._conn.finish()
+        """Done with this response: a completely read one keeps its connection, any other closes it.
+        Only the first call counts (a connection must not go back to the pool twice)."""
+        if not self._released:
+            self._released = True
+            self._conn.finish()
 
     close = release
 
@@ -299,15 +317,19 @@ class UpstreamClient:
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts,
                    proxy: str | None = None) -> UpstreamResponse:
         """Send one POST and wait for the response's status and headers."""
-        origin, request_line = _target(url)
-        if proxy is not None and origin[0] == "http":   # a plain-http proxy takes the absolute URL
-            request_line = b"POST " + url.encode() + request_line[request_line.index(b" HTTP/1.1"):] + \
-                Proxy.parse(proxy).auth_line
+        try:
+            origin, request_line = _target(url)
+            if proxy is not None and origin[0] == "http":   # a plain-http proxy takes the absolute URL
+                request_line = b"POST " + url.encode() + request_line[request_line.index(b" HTTP/1.1"):] + \
+                    Proxy.parse(proxy).auth_line
+        except ValueError as exc:   # a bad port or host in a channel's URL or proxy
+            raise UpstreamTransportError(f"bad upstream or proxy URL: {exc}") from None
         head = request_line + "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode() + \
             b"Content-Length: %d\r\n\r\n" % len(body)
         pool = (origin, proxy)
+        retried = False
         while True:
-            conn = self._reuse(pool)
+            conn = None if retried else self._reuse(pool)
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(pool, timeouts.connect)
@@ -322,7 +344,8 @@ class UpstreamClient:
             except UpstreamTransportError:
                 conn.abort()
                 if reused and not conn.got_bytes:
-                    continue   # the upstream had closed this idle connection: once more, on a new one
+                    retried = True   # the upstream had closed this idle connection: once more, on a new one
+                    continue
                 raise
             except BaseException:
                 conn.abort()
@@ -356,15 +379,15 @@ class UpstreamClient:
                         await self._tunnel(conn, proxy, host, port, tls)
         except TimeoutError:
             raise UpstreamTimeout(f"connecting to {where} timed out") from None
-        except OSError as exc:
-            raise UpstreamTransportError(f"cannot connect to {where}: {exc.strerror or exc}") from None
+        except (OSError, ValueError) as exc:   # ValueError: UnicodeError of a bad host name, bad ports
+            raise UpstreamTransportError(f"cannot connect to {where}: {getattr(exc, 'strerror', None) or exc}") from None
         return conn
 
     @staticmethod
     async def _tunnel(conn: _Connection, proxy: Proxy, host: str, port: int, tls: ssl.SSLContext) -> None:
         """CONNECT through the proxy, then TLS with the origin inside the tunnel."""
         conn.begin(Timeouts(connect=0, read=60.0, total=None))   # the caller's timeout bounds it all
-        authority = f"{host}:{port}".encode()
+        authority = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
         conn.transport.write(b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n" +  # type: ignore[union-attr]
                              proxy.auth_line + b"\r\n")
         try:
@@ -373,7 +396,7 @@ class UpstreamClient:
         except BaseException:
             conn.abort()
             raise
-        if conn.status != 200:
+        if not 200 <= conn.status < 300:
             conn.abort()
             raise UpstreamTransportError(f"proxy {proxy.host}:{proxy.port} refused the tunnel (HTTP {conn.status})")
         loop = asyncio.get_running_loop()

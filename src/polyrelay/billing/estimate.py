@@ -10,6 +10,12 @@ _IMAGE_BILLED = 765          # tokens billed per image when usage is unknown (Op
 # Where inline media starts: a data URL (OpenAI), Anthropic's base64 source and Gemini's inlineData
 # both put the payload in a "data" string.
 _MEDIA_MARKS = (b";base64,", b'"data":"', b'"data": "')
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_"
+
+
+def _is_base64(body: bytes, start: int, end: int) -> bool:
+    """Whether body[start:end] is all base64: text hidden behind a media marker is still text."""
+    return not body[start:end].translate(None, _BASE64)
 
 
 def _inline_media(body: bytes) -> tuple[int, int]:
@@ -18,11 +24,13 @@ def _inline_media(body: bytes) -> tuple[int, int]:
     for mark in _MEDIA_MARKS:
         pos = body.find(mark)
         while pos != -1:
-            end = body.find(b'"', pos + len(mark))
+            start = pos + len(mark)
+            end = body.find(b'"', start)
             if end == -1:
                 end = len(body)
-            total += end - pos
-            count += 1
+            if _is_base64(body, start, end):
+                total += end - pos
+                count += 1
             pos = body.find(mark, end)
     return total, count
 
@@ -30,6 +38,8 @@ def _inline_media(body: bytes) -> tuple[int, int]:
 _LARGE_BODY = 1 << 16     # above this, walk the JSON strings: multi-byte searches crawl through base64
 _MEDIA_STRING = 1024      # a string this long that is a data URL, or the value of a "data" key, is media
 _MEDIA_URL_KEYS = (b"image_url", b"video_url")
+_MAX_QUOTES = 50_000      # the walk stops after this many quotes (what is left counts as text): a body
+                          # of tiny strings or escaped quotes must not hold the event loop for seconds
 
 
 def _walk_strings(body: bytes) -> tuple[int, int, int]:
@@ -38,14 +48,23 @@ def _walk_strings(body: bytes) -> tuple[int, int, int]:
     key = b""
     find = body.find
     start = find(b'"')
-    while start != -1:
+    budget = _MAX_QUOTES
+    while start != -1 and budget > 0:
         end = find(b'"', start + 1)
-        while end != -1 and _escaped(body, end):
+        while end != -1 and _escaped(body, end) and budget > 0:
             end = find(b'"', end + 1)
-        if end == -1:
+            budget -= 1
+        budget -= 2
+        if end == -1 or budget <= 0:
             break
         if end - start - 1 >= _MEDIA_STRING:
-            if key == b"data" or body.startswith(b"data:", start + 1):
+            payload = start + 1
+            if body.startswith(b"data:", payload):   # a data URL: the payload follows ";base64,"
+                comma = body.find(b";base64,", payload, payload + 256)
+                payload = comma + 8 if comma != -1 else end
+            elif key != b"data":
+                payload = end
+            if payload < end and _is_base64(body, payload, end):
                 inline += end - start - 1
                 count += 1
         else:

@@ -37,6 +37,9 @@ async def first_chunk(resp: UpstreamResponse, channel: Channel) -> bytes:
     except TRANSPORT_ERRORS as exc:
         resp.close()
         raise transport_error(exc, channel.name) from None
+    except BaseException:   # cancelled (the client left): stop the upstream generating for nobody
+        resp.close()
+        raise
     if not first:
         resp.close()
         raise GatewayError(502, "upstream", f"upstream channel '{channel.name}' sent an empty stream",
