@@ -71,13 +71,15 @@ async def upsert_config_keys(engine: AsyncEngine, keys: list[KeyConfig]) -> None
     """
     now = int(time.time())
     names = {k.name for k in keys}
+    hashes = {hash_key(k.key) for k in keys}
     revoked: list[str] = []
     async with engine.begin() as conn:
         # disabled ones too: keys revoked before LEFT_CONFIG existed are still marked CONFIG
-        from_config = (await conn.execute(select(api_keys.c.id, api_keys.c.name, api_keys.c.enabled).where(
+        from_config = (await conn.execute(select(
+            api_keys.c.id, api_keys.c.name, api_keys.c.enabled, api_keys.c.key_hash).where(
             api_keys.c.source == CONFIG))).all()
         for row in from_config:
-            if row.name not in names:
+            if row.name not in names and row.key_hash not in hashes:   # (same value: a rename, below)
                 await conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(
                     enabled=False, source=LEFT_CONFIG))
                 if row.enabled:
@@ -87,6 +89,12 @@ async def upsert_config_keys(engine: AsyncEngine, keys: list[KeyConfig]) -> None
                           quota_micros=usd_to_micros(k.quota), models=json.dumps(sorted(k.models)),
                           enabled=k.enabled, source=CONFIG)
             found = (await conn.execute(select(api_keys.c.id).where(api_keys.c.name == k.name))).first()
+            if found is None:   # the same key value under another name: renamed in the config (or made
+                # by hand first): that row, with its spend and logs, takes the config's name
+                found = (await conn.execute(select(api_keys.c.id).where(
+                    api_keys.c.key_hash == values["key_hash"]))).first()
+                if found is not None:
+                    values["name"] = k.name
             if found:
                 await conn.execute(update(api_keys).where(api_keys.c.id == found.id).values(**values))
             else:
