@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
+from pg import PgCluster, find_bin
 from servers import Admin, Server, free_port, start_gateway, start_simulator
 
 _names = itertools.count()
@@ -104,13 +106,83 @@ def admin(gateway: Server) -> Admin:
     return Admin(gateway.url)
 
 
-@pytest.fixture
-def fresh_key(admin: Admin):  # type: ignore[no-untyped-def]
-    """A new key (own name, own spend) for tests that check billing."""
+def _key_maker(admin: Admin):  # type: ignore[no-untyped-def]
     def make(quota: float | None = None, models: list[str] | None = None) -> tuple[str, str]:
         name = f"test-key-{next(_names)}"
         return name, admin.create_key(name, quota, models)
     return make
+
+
+@pytest.fixture
+def fresh_key(admin: Admin):  # type: ignore[no-untyped-def]
+    """A new key (own name, own spend) for tests that check billing."""
+    return _key_maker(admin)
+
+
+# ---- Postgres: a private cluster (tests/pg.py), and the tests that run on both databases ----------
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A private PostgreSQL server for the session (loopback, temp dir), stopped by PID at the end."""
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        pytest.fail("asyncpg is missing: pip install -e '.[test]' (it is in the test extra)")
+    bin_dir = find_bin()
+    if bin_dir is None:
+        message = ("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): "
+                   "apt-get install postgresql")
+        if os.environ.get("POLYRELAY_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = PgCluster(bin_dir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str:
+    """Run the test once on SQLite and once on a real Postgres server."""
+    return request.param
+
+
+@pytest.fixture
+def new_database_url(database: str, request: pytest.FixtureRequest,
+                     tmp_path: Path) -> Callable[[str], str]:
+    """`make(name)`: the URL of a new, empty database of the test's kind (a file or a Postgres database)."""
+    def make(name: str) -> str:
+        if database == "sqlite":
+            return f"sqlite:///{tmp_path / name}.db"
+        return request.getfixturevalue("pg_cluster").database(name)
+    return make
+
+
+@pytest.fixture(scope="session")
+def pg_gateway(sim: Server, workdir: Path, pg_cluster: PgCluster) -> Iterator[Server]:
+    """The main config's gateway on Postgres (its own database in the session's cluster)."""
+    server = start_gateway(main_config(sim.url), workdir, database_url=pg_cluster.database("gateway"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def db_gateway(database: str, request: pytest.FixtureRequest) -> Server:
+    """The main config's gateway on the test's database (`gateway` for SQLite, `pg_gateway`)."""
+    return request.getfixturevalue("gateway" if database == "sqlite" else "pg_gateway")
+
+
+@pytest.fixture
+def db_admin(db_gateway: Server) -> Admin:
+    return Admin(db_gateway.url)
+
+
+@pytest.fixture
+def db_fresh_key(db_admin: Admin):  # type: ignore[no-untyped-def]
+    """fresh_key on the test's database."""
+    return _key_maker(db_admin)
 
 
 @pytest.fixture

@@ -72,11 +72,13 @@ def start_simulator(workdir: Path) -> Server:
 
 
 def start_gateway(config_text: str, workdir: Path, db_name: str = "gateway.db",
-                  extra_args: list[str] | None = None) -> Server:
+                  extra_args: list[str] | None = None, database_url: str | None = None) -> Server:
+    """A gateway on `database_url` (any POLYRELAY_DATABASE_URL), else on SQLite file `db_name`."""
     port = free_port()
     config = workdir / f"config-{port}.yaml"
     config.write_text(config_text)
-    env = {"POLYRELAY_DATABASE_URL": f"sqlite:///{workdir / db_name}", "POLYRELAY_ADMIN_TOKEN": ADMIN_TOKEN,
+    env = {"POLYRELAY_DATABASE_URL": database_url or f"sqlite:///{workdir / db_name}",
+           "POLYRELAY_ADMIN_TOKEN": ADMIN_TOKEN,
            "POLYRELAY_MEDIA_ALLOW_PRIVATE": "1"}  # the test image server listens on loopback
     return Server(["serve", "--config", str(config), "--port", str(port), *(extra_args or [])],
                   port, workdir, env=env).start()

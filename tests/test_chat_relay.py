@@ -147,7 +147,8 @@ def test_upstream_4xx_passes_to_the_client_unbilled(gateway, fresh_key) -> None:
     assert spent_cents(gateway, key) == 0
 
 
-def test_failover_skips_503_429_unreachable_and_refused_channels(gateway, admin: Admin, fresh_key) -> None:
+def test_failover_skips_503_429_unreachable_and_refused_channels(db_gateway, db_admin: Admin, db_fresh_key) -> None:
+    gateway, admin, fresh_key = db_gateway, db_admin, db_fresh_key   # on SQLite and on Postgres
     name, key = fresh_key()
     reply = sdk(gateway, key).chat.completions.create(
         model="failover-model", messages=[{"role": "user", "content": "hi"}])
@@ -174,7 +175,8 @@ def test_upstream_credentials_never_leak_to_the_client(gateway) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_billing_is_exact_to_the_micro_dollar(gateway, fresh_key, stream) -> None:
+def test_billing_is_exact_to_the_micro_dollar(db_gateway, db_fresh_key, stream) -> None:
+    gateway, fresh_key = db_gateway, db_fresh_key   # on SQLite and on Postgres
     _, key = fresh_key()
     client = sdk(gateway, key)
     total = 0
@@ -200,7 +202,8 @@ def test_stream_billing_uses_upstream_usage_even_when_client_did_not_ask(gateway
     assert spent_cents(gateway, key) == pytest.approx(2 * expected_micros("gpt-4o", usage) / 10_000, abs=1e-9)
 
 
-def test_model_without_a_price_is_served_free_and_logged(gateway, fresh_key, admin: Admin) -> None:
+def test_model_without_a_price_is_served_free_and_logged(db_gateway, db_fresh_key, db_admin: Admin) -> None:
+    gateway, fresh_key, admin = db_gateway, db_fresh_key, db_admin   # on SQLite and on Postgres
     _, key = fresh_key(quota=0.000001)
     reply = sdk(gateway, key).chat.completions.create(model="free-model",
                                                      messages=[{"role": "user", "content": "x"}])
@@ -210,7 +213,8 @@ def test_model_without_a_price_is_served_free_and_logged(gateway, fresh_key, adm
     assert row["status"] == 200 and row["cost_micros"] == 0 and row["completion_tokens"] > 0
 
 
-def test_billing_endpoints_report_quota_and_spend(gateway, fresh_key) -> None:
+def test_billing_endpoints_report_quota_and_spend(db_gateway, db_fresh_key) -> None:
+    gateway, fresh_key = db_gateway, db_fresh_key   # on SQLite and on Postgres
     _, key = fresh_key(quota=2.5)
     headers = {"Authorization": f"Bearer {key}"}
     sub = httpx.get(gateway.url + "/v1/dashboard/billing/subscription", headers=headers).json()

@@ -1,9 +1,8 @@
-"""Units of the Chat fast path and the ledger, on real data and a real SQLite database."""
+"""Units of the Chat fast path and the ledger, on real data and a real database (SQLite and Postgres)."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -92,8 +91,9 @@ def test_cost_is_rounded_once_half_up_and_cache_is_priced_apart() -> None:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
-    engine = create_engine(f"sqlite:///{tmp_path}/ledger.db")
+async def engine(new_database_url):  # type: ignore[no-untyped-def]
+    """A migrated database with one key, on SQLite and on Postgres (see conftest's `database`)."""
+    engine = create_engine(new_database_url("ledger"))
     await migrate(engine)
     await upsert_config_keys(engine, [KeyConfig(name="k", key="sk-ledger-key", quota=0.001)])
     yield engine
@@ -176,3 +176,83 @@ def test_head_revision_constant_matches_the_migration_scripts() -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(db._MIGRATIONS))
     assert ScriptDirectory.from_config(cfg).get_current_head() == db.HEAD_REVISION
+
+
+
+_NODE_START = """
+import asyncio, sys, time
+import alembic.command  # noqa: F401  (imported before the gate: the nodes start their work together)
+from polyrelay.config import KeyConfig
+from polyrelay.store.db import create_engine, migrate
+from polyrelay.store.keys import upsert_config_keys
+
+async def start():
+    engine = create_engine(sys.argv[1])
+    try:
+        await migrate(engine)
+        await upsert_config_keys(engine, [KeyConfig(name="a", key="sk-together-a1"),
+                                          KeyConfig(name="b", key="sk-together-b1", quota=2.0)])
+    finally:
+        await engine.dispose()
+
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+asyncio.run(start())
+"""
+
+
+async def test_postgres_nodes_starting_together_on_one_new_database_migrate_once(pg_cluster) -> None:
+    """Several gateway nodes (processes) starting at the same moment on one empty Postgres database,
+    doing what `serve` and `migrate` do first: each succeeds, the schema is made once, each config key
+    stored once. Without the start-up lock, most runs had nodes failing on a duplicate table or key.
+    (Postgres only: SQLite is one node's database; `serve --workers` migrates before forking.)"""
+    import subprocess
+    import sys
+
+    from polyrelay.store.keys import list_keys
+
+    url = pg_cluster.database("together")
+    gate = str(time.time() + 2.5)   # after the imports: the nodes' first queries go out together
+    nodes = [subprocess.Popen([sys.executable, "-c", _NODE_START, url, gate], stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    errors = [node.communicate(timeout=60)[1] for node in nodes]
+    assert [node.returncode for node in nodes] == [0] * 8, [e[-600:] for e in errors if e]
+    engine = create_engine(url)
+    try:
+        stored = await list_keys(engine)
+    finally:
+        await engine.dispose()
+    assert [(k["name"], k["quota_micros"]) for k in stored] == [("a", None), ("b", 2_000_000)]
+
+
+async def test_migrated_schema_holds_64_bit_money_and_log_ids(engine) -> None:
+    """Micro-dollar columns and request log ids are 64-bit on both databases (Postgres INTEGER is not)."""
+    from sqlalchemy import inspect, text
+
+    from polyrelay.store.db import HEAD_REVISION
+    from polyrelay.store.keys import list_keys
+    from polyrelay.store.logs import insert_logs, recent_logs
+
+    await upsert_config_keys(engine, [KeyConfig(name="k", key="sk-ledger-key", quota=0.001),
+                                      KeyConfig(name="rich", key="sk-ledger-rich", quota=1e12)])
+    async with engine.begin() as conn:
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == HEAD_REVISION
+        if conn.dialect.name == "postgresql":
+            types = await conn.run_sync(lambda sync: {
+                (table, c["name"]): str(c["type"]) for table in ("api_keys", "leases", "request_logs")
+                for c in inspect(sync).get_columns(table)})
+            for column in [("api_keys", "quota_micros"), ("api_keys", "spent_micros"),
+                           ("api_keys", "leased_micros"), ("leases", "amount_micros"),
+                           ("request_logs", "id"), ("request_logs", "cost_micros"),
+                           ("request_logs", "charged_micros"), ("request_logs", "created_at")]:
+                assert types[column] == "BIGINT", (column, types[column])
+            await conn.execute(text("SELECT setval(pg_get_serial_sequence('request_logs', 'id'), 3000000000)"))
+        big = 3 * 10**15    # $3 billion in micro-dollars: past 32 bits
+        rich = next(k for k in await list_keys(engine) if k["name"] == "rich")
+        await conn.execute(api_keys.update().where(api_keys.c.name == "rich").values(spent_micros=big))
+        await insert_logs(conn, [{**_log_row(1), "charged_micros": big, "cost_micros": big}])
+    assert rich["quota_micros"] == 10**18
+    assert next(k for k in await list_keys(engine) if k["name"] == "rich")["spent_micros"] == big
+    [row] = await recent_logs(engine, 1)
+    assert row["charged_micros"] == big and row["stream"] is True and row["usage_estimated"] is False
+    if engine.dialect.name == "postgresql":
+        assert row["id"] > 2**31

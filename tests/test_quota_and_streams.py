@@ -23,8 +23,9 @@ def _wait_for(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
     raise AssertionError("condition not met in time")
 
 
-async def test_quota_never_goes_negative_under_200_concurrent_requests(gateway: Server, admin: Admin,
-                                                                       fresh_key) -> None:
+async def test_quota_never_goes_negative_under_200_concurrent_requests(db_gateway: Server, db_admin: Admin,
+                                                                       db_fresh_key) -> None:
+    gateway, admin, fresh_key = db_gateway, db_admin, db_fresh_key   # on SQLite and on Postgres
     body = {"model": "race-model", "max_tokens": 20,
             "messages": [{"role": "user", "content": "race [[sim:words=12]]"}]}
     _, probe = fresh_key()
@@ -97,7 +98,7 @@ def test_client_disconnect_cancels_upstream_and_bills_what_was_streamed(
     assert row["charged_micros"] > 0
 
 
-async def test_two_workers_share_one_quota_without_overdrawing(sim: Server, tmp_path) -> None:
+async def test_two_workers_share_one_quota_without_overdrawing(sim: Server, tmp_path, new_database_url) -> None:
     from servers import start_gateway
     config = f"""
 channels:
@@ -112,7 +113,8 @@ keys:
 prices:
   race-model: {{input: 3.0, output: 15.0}}
 """
-    gateway = start_gateway(config, tmp_path, db_name="workers.db", extra_args=["--workers", "2"])
+    gateway = start_gateway(config, tmp_path, database_url=new_database_url("workers"),
+                            extra_args=["--workers", "2"])
     try:
         client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="sk-shared-0001", max_retries=0,
                                     http_client=openai.DefaultAsyncHttpxClient(

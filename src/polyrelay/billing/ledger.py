@@ -166,7 +166,9 @@ class Ledger:
             self._spend, self._leased_spend, self._logs = {}, {}, []
             try:
                 async with self._engine.begin() as conn:
-                    for key_id, amount in spend.items():
+                    # Keys in one order in every process: on Postgres, two processes flushing the
+                    # same keys in different orders would deadlock (one flush aborted, retried).
+                    for key_id, amount in sorted(spend.items()):
                         from_lease = leased_spend.get(key_id, 0)
                         await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(
                             spent_micros=api_keys.c.spent_micros + amount,
@@ -192,7 +194,8 @@ class Ledger:
         now = int(time.time())
         swept = 0
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(select(leases).where(leases.c.expires_at < now))).all()
+            rows = (await conn.execute(select(leases).where(leases.c.expires_at < now)
+                                       .order_by(leases.c.key_id, leases.c.holder))).all()
             for row in rows:
                 claimed = await conn.execute(delete(leases).where(
                     leases.c.holder == row.holder, leases.c.key_id == row.key_id,
@@ -209,7 +212,8 @@ class Ledger:
         """Return what this process leased and did not spend (graceful shutdown)."""
         await self.flush()
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(select(leases).where(leases.c.holder == self._holder))).all()
+            rows = (await conn.execute(select(leases).where(leases.c.holder == self._holder)
+                                       .order_by(leases.c.key_id))).all()
             for row in rows:
                 await conn.execute(update(api_keys).where(api_keys.c.id == row.key_id).values(
                     leased_micros=api_keys.c.leased_micros - row.amount_micros))

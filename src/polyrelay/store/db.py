@@ -1,5 +1,5 @@
 """Engine creation and migrations. SQLite (WAL) by default; Postgres through asyncpg (the optional
-extra `polyrelay[postgres]`; not yet covered by the test suite)."""
+extra `polyrelay[postgres]`; the tests run it against a real server, see tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 DEFAULT_DATABASE_URL = "sqlite:///./polyrelay.db"
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,7 +25,7 @@ class DatabaseURLError(ValueError):
 def async_url(url: str) -> str:
     """Map a plain database URL to its async driver (`sqlite:` -> aiosqlite, `postgresql:` -> asyncpg).
 
-    Postgres needs the optional extra `polyrelay[postgres]` (asyncpg); it is not covered by the tests yet.
+    Postgres needs the optional extra `polyrelay[postgres]` (asyncpg).
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -63,7 +63,17 @@ def create_engine(url: str | None = None) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10)
 
 
-HEAD_REVISION = "0001"  # the newest file in store/migrations/versions
+HEAD_REVISION = "0002"  # the newest file in store/migrations/versions
+
+_START_LOCK = 0x706F6C79  # Postgres advisory lock id ("poly") taken by the start-up writes below
+
+
+async def lock_for_start(conn: AsyncConnection) -> None:
+    """Postgres: hold a transaction-scoped advisory lock, so that nodes starting together on one
+    database migrate and upsert the config's keys one after another (the later ones find the work
+    done) instead of racing to CREATE the same tables or INSERT the same key names. SQLite: nothing."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _START_LOCK})
 
 
 def _current_revision(sync_conn: Connection) -> str | None:
@@ -87,4 +97,5 @@ def _upgrade(sync_conn: Connection) -> None:
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest Alembic revision."""
     async with engine.begin() as conn:
+        await lock_for_start(conn)
         await conn.run_sync(_upgrade)

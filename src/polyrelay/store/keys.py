@@ -13,6 +13,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyrelay.config import KeyConfig
+from polyrelay.store.db import lock_for_start
 from polyrelay.store.tables import api_keys
 
 log = logging.getLogger("polyrelay.keys")
@@ -74,6 +75,7 @@ async def upsert_config_keys(engine: AsyncEngine, keys: list[KeyConfig]) -> None
     hashes = {hash_key(k.key) for k in keys}
     revoked: list[str] = []
     async with engine.begin() as conn:
+        await lock_for_start(conn)   # Postgres: another node starting now waits, then finds the keys
         # disabled ones too: keys revoked before LEFT_CONFIG existed are still marked CONFIG
         from_config = (await conn.execute(select(
             api_keys.c.id, api_keys.c.name, api_keys.c.enabled, api_keys.c.key_hash).where(

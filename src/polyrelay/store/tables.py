@@ -36,7 +36,8 @@ leases = Table(
 
 request_logs = Table(
     "request_logs", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # 64-bit on Postgres (migration 0002); SQLite's INTEGER PRIMARY KEY is its 64-bit rowid already
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("created_at", BigInteger, nullable=False),        # unix milliseconds
     Column("key_id", Integer, nullable=True),
     Column("surface", String(32), nullable=False),
