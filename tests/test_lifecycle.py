@@ -88,6 +88,9 @@ def test_sigterm_finishes_in_flight_requests_and_restart_keeps_keys_spend_and_lo
     ("channels: [oops", "YAML"),
     ("channels: [{name: a, base_url: 'http://x', models: [m], proxy: 'socks5://127.0.0.1:1080'}]",
      "channels[0].proxy"),
+    ("channels: [{name: a, base_url: 'http://x:99999/v1', models: [m]}]", "channels[0].base_url"),
+    ("channels: [{name: a, base_url: 'http://a..b/v1', models: [m]}]", "channels[0].base_url"),
+    ("channels: [{name: a, base_url: 'http://x/v1', models: [m], proxy: 'http://p:80a'}]", "channels[0].proxy"),
     ('channels: [{name: a, base_url: "http://x", models: [m], api_keys: ["sk-1\\r\\nX-Evil: 1"]}]',
      "channels[0].api_keys[0]"),
     # not finite numbers: a NaN quota used to crash with a traceback, an infinite price to pass and fail later
