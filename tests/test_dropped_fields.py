@@ -45,6 +45,14 @@ def test_chat_fields_the_client_can_live_without_are_dropped_with_a_warning(
     assert any(field in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
 
 
+
+def _refused(parse: Any, body: bytes, param: str) -> GatewayError:
+    """The 400 that `parse(body)` raises, naming `param`."""
+    with pytest.raises(GatewayError) as info:
+        parse(body)
+    assert (info.value.status, info.value.kind, info.value.param) == (400, "invalid_request", param)
+    return info.value
+
 @pytest.mark.parametrize("fields, param", [
     ({"logprobs": True}, "logprobs"), ({"logprobs": True, "top_logprobs": 3}, "logprobs"),
     ({"top_logprobs": 2}, "top_logprobs"),
@@ -52,10 +60,7 @@ def test_chat_fields_the_client_can_live_without_are_dropped_with_a_warning(
     ({"modalities": ["text", "audio"]}, "modalities"),
 ])
 def test_chat_fields_the_client_depends_on_are_a_400(fields: dict[str, Any], param: str) -> None:
-    with pytest.raises(GatewayError) as info:
-        openai_chat.parse_request(_chat(**fields))
-    err = info.value
-    assert (err.status, err.kind, err.param) == (400, "invalid_request", param)
+    err = _refused(openai_chat.parse_request, _chat(**fields), param)
     status, body = openai_chat.render_error(err)
     error = json.loads(body)["error"]
     assert status == 400 and error["type"] == "invalid_request_error" and error["param"] == param
@@ -134,10 +139,7 @@ def test_gemini_safety_settings_are_dropped_with_a_warning(
     ({"logprobs": 2}, "generationConfig.logprobs"),
 ])
 def test_gemini_logprobs_are_a_400_in_the_gemini_shape(config: dict[str, Any], param: str) -> None:
-    with pytest.raises(GatewayError) as info:
-        gemini.parse_request(_gemini(generationConfig=config))
-    assert (info.value.status, info.value.kind, info.value.param) == (400, "invalid_request", param)
-    status, body = gemini.render_error(info.value)
+    status, body = gemini.render_error(_refused(gemini.parse_request, _gemini(generationConfig=config), param))
     assert status == 400 and json.loads(body)["error"]["status"] == "INVALID_ARGUMENT"
 
 
@@ -226,10 +228,7 @@ FUNCTION_TOOL = {"name": "f", "input_schema": {"type": "object"}}
     ({"thread": {"type": "continue", "previous_message_id": "msg_1"}}, "thread"),
 ])
 def test_anthropic_fields_the_client_depends_on_are_a_400(fields: dict[str, Any], param: str) -> None:
-    with pytest.raises(GatewayError) as info:
-        anthropic_messages.parse_request(_messages(**fields))
-    err = info.value
-    assert (err.status, err.kind, err.param) == (400, "invalid_request", param)
+    err = _refused(anthropic_messages.parse_request, _messages(**fields), param)
     status, body = anthropic_messages.render_error(err)
     payload = json.loads(body)
     assert status == 400 and payload["error"]["type"] == "invalid_request_error"
@@ -311,10 +310,7 @@ def test_chat_verbosity_is_dropped_with_a_warning_and_the_default_is_quiet(
      "generationConfig.responseModalities"),
 ])
 def test_gemini_audio_output_is_a_400_in_the_gemini_shape(config: dict[str, Any], param: str) -> None:
-    with pytest.raises(GatewayError) as info:
-        gemini.parse_request(_gemini(generationConfig=config))
-    assert (info.value.status, info.value.kind, info.value.param) == (400, "invalid_request", param)
-    status, body = gemini.render_error(info.value)
+    status, body = gemini.render_error(_refused(gemini.parse_request, _gemini(generationConfig=config), param))
     assert status == 400 and json.loads(body)["error"]["status"] == "INVALID_ARGUMENT"
     # countTokens is not refused (a Gemini channel counts the client's own body)
     assert gemini.parse_count_tokens_request(_gemini(generationConfig=config)).messages
