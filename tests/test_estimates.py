@@ -30,7 +30,8 @@ def _bodies(payload: str) -> dict[str, bytes]:
 @pytest.mark.parametrize("size", ["small", "large"])   # the two code paths: below and above 64 KB
 def test_inline_media_is_an_allowance_not_text(protocol: str, size: str) -> None:
     payload = PAYLOAD if size == "large" else PAYLOAD[:20_000]
-    body = _bodies(protocol)[protocol] if size == "large" else _bodies(payload)[protocol]
+    body = _bodies(payload)[protocol]
+    assert (len(body) > 1 << 16) == (size == "large")
     reserved = estimate_prompt_tokens(body)
     assert 1600 <= reserved < 1600 + 200, reserved
     billed = estimated_usage(body, 40)
@@ -61,3 +62,9 @@ def test_pathological_bodies_are_estimated_quickly_and_generously() -> None:
         # not a performance figure: a guard with a 100x margin against walking millions of quotes
         assert time.process_time() - started < 2.0, "the walk must stop early"
         assert tokens >= len(body) // 3 - 10
+
+
+def test_base64_in_a_text_field_is_text() -> None:
+    junk = "data:image/png;base64," + PAYLOAD   # base64 the upstream reads as text, not as an image
+    body = json.dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": junk}]}]}).encode()
+    assert estimate_prompt_tokens(body) >= len(junk) // 3

@@ -7,37 +7,15 @@ from polyrelay import ir
 
 _IMAGE_RESERVED = 1600       # tokens held per image (a high-detail 1024x1024 image is ~765-1100)
 _IMAGE_BILLED = 765          # tokens billed per image when usage is unknown (OpenAI high detail, 1024x1024)
-# Where inline media starts: a data URL (OpenAI), Anthropic's base64 source and Gemini's inlineData
-# both put the payload in a "data" string.
-_MEDIA_MARKS = (b";base64,", b'"data":"', b'"data": "')
-_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_"
-
-
-def _is_base64(body: bytes, start: int, end: int) -> bool:
-    """Whether body[start:end] is all base64: text hidden behind a media marker is still text."""
-    return not body[start:end].translate(None, _BASE64)
-
-
-def _inline_media(body: bytes) -> tuple[int, int]:
-    """(bytes of inline media payloads, how many) in a JSON request body."""
-    total = count = 0
-    for mark in _MEDIA_MARKS:
-        pos = body.find(mark)
-        while pos != -1:
-            start = pos + len(mark)
-            end = body.find(b'"', start)
-            if end == -1:
-                end = len(body)
-            if _is_base64(body, start, end):
-                total += end - pos
-                count += 1
-            pos = body.find(mark, end)
-    return total, count
-
-
-_LARGE_BODY = 1 << 16     # above this, walk the JSON strings: multi-byte searches crawl through base64
-_MEDIA_STRING = 1024      # a string this long that is a data URL, or the value of a "data" key, is media
+# Inline media sits where the protocols put it: a data URL as the "url" of OpenAI's image_url or
+# video_url, or base64 in a "data" key (Anthropic's base64 source, Gemini's inlineData). Only payloads
+# there that are all base64 count as media; the same bytes in a text field are text.
+_MEDIA_MARKS = (b";base64,", b'"data":')
+_MEDIA_KEYS = (b"url", b"data")
 _MEDIA_URL_KEYS = (b"image_url", b"video_url")
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_"
+_LARGE_BODY = 1 << 16     # above this, always walk: multi-byte searches crawl through base64
+_MEDIA_STRING = 256       # shorter strings are not worth checking
 _MAX_QUOTES = 50_000      # the walk stops after this many quotes (what is left counts as text): a body
                           # of tiny strings or escaped quotes must not hold the event loop for seconds
 
@@ -58,13 +36,7 @@ def _walk_strings(body: bytes) -> tuple[int, int, int]:
         if end == -1 or budget <= 0:
             break
         if end - start - 1 >= _MEDIA_STRING:
-            payload = start + 1
-            if body.startswith(b"data:", payload):   # a data URL: the payload follows ";base64,"
-                comma = body.find(b";base64,", payload, payload + 256)
-                payload = comma + 8 if comma != -1 else end
-            elif key != b"data":
-                payload = end
-            if payload < end and _is_base64(body, payload, end):
+            if key in _MEDIA_KEYS and _media_payload(body, start + 1, end, key):
                 inline += end - start - 1
                 count += 1
         else:
@@ -73,6 +45,18 @@ def _walk_strings(body: bytes) -> tuple[int, int, int]:
                 urls += 1
         start = find(b'"', end + 1)
     return inline, count, urls
+
+
+def _media_payload(body: bytes, start: int, end: int, key: bytes) -> bool:
+    """Whether the string body[start:end], the value of `key`, is inline media in base64."""
+    if key == b"url":   # a data URL: the payload follows ";base64,"
+        if not body.startswith(b"data:", start):
+            return False
+        comma = body.find(b";base64,", start, start + 256)
+        if comma == -1:
+            return False
+        start = comma + 8
+    return not body[start:end].translate(None, _BASE64)
 
 
 def _escaped(body: bytes, quote: int) -> bool:
@@ -84,10 +68,10 @@ def _escaped(body: bytes, quote: int) -> bool:
 
 
 def _text_bytes_and_media(body: bytes) -> tuple[int, int]:
-    if len(body) > _LARGE_BODY:
+    if len(body) > _LARGE_BODY or any(mark in body for mark in _MEDIA_MARKS):
         inline_bytes, inline_count, url_media = _walk_strings(body)
-    else:
-        inline_bytes, inline_count = _inline_media(body)
+    else:   # the common small text-only request: two C-level counts
+        inline_bytes = inline_count = 0
         url_media = body.count(b'"image_url":') + body.count(b'"video_url":')
     return len(body) - inline_bytes, max(inline_count, url_media)
 
