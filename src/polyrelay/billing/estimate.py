@@ -9,11 +9,11 @@ _IMAGE_RESERVED = 1600       # tokens held per image (a high-detail 1024x1024 im
 _IMAGE_BILLED = 765          # tokens billed per image when usage is unknown (OpenAI high detail, 1024x1024)
 # Inline media sits where the protocols put it: a data URL as the "url" of OpenAI's image_url or
 # video_url, or base64 in a "data" key (Anthropic's base64 source, Gemini's inlineData). Only payloads
-# there that are all base64 count as media; the same bytes in a text field are text.
+# there with no space or escape (base64 has neither; prose has both) count as media; the same bytes in
+# a text field are text.
 _MEDIA_MARKS = (b";base64,", b'"data":')
 _MEDIA_KEYS = (b"url", b"data")
 _MEDIA_URL_KEYS = (b"image_url", b"video_url")
-_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_"
 _LARGE_BODY = 1 << 16     # above this, always walk: multi-byte searches crawl through base64
 _MEDIA_STRING = 256       # shorter strings are not worth checking
 _MAX_QUOTES = 50_000      # the walk stops after this many quotes (what is left counts as text): a body
@@ -48,7 +48,8 @@ def _walk_strings(body: bytes) -> tuple[int, int, int]:
 
 
 def _media_payload(body: bytes, start: int, end: int, key: bytes) -> bool:
-    """Whether the string body[start:end], the value of `key`, is inline media in base64."""
+    """Whether the string body[start:end], the value of `key`, is inline media in base64 (two C-level
+    searches, no copy: checking every byte against the alphabet cost ~0.6 ms per 2 MB image)."""
     if key == b"url":   # a data URL: the payload follows ";base64,"
         if not body.startswith(b"data:", start):
             return False
@@ -56,7 +57,7 @@ def _media_payload(body: bytes, start: int, end: int, key: bytes) -> bool:
         if comma == -1:
             return False
         start = comma + 8
-    return not body[start:end].translate(None, _BASE64)
+    return body.find(b" ", start, end) == -1 and body.find(b"\\", start, end) == -1
 
 
 def _escaped(body: bytes, quote: int) -> bool:
