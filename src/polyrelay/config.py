@@ -149,6 +149,11 @@ def _field_first(message: str) -> str:
     return f"{field or '(top level)'}: {what}"
 
 
+def _has_control_characters(text: str) -> bool:
+    """Whitespace or unprintable characters: in a URL or a header value they would inject headers."""
+    return any(c.isspace() or not c.isprintable() for c in text)
+
+
 def _url_problem(url: str | None) -> str | None:
     """What is wrong with the host or port of an upstream or proxy URL, if anything."""
     if url is None:
@@ -179,7 +184,7 @@ def _check_semantics(config: Config, file: str) -> None:
         names.add(ch.name)
         if not re.match(r"^https?://", ch.base_url):
             fail(f"{where}.base_url", f"must start with http:// or https:// (got {ch.base_url!r})")
-        if any(c.isspace() or not c.isprintable() for c in ch.base_url):
+        if _has_control_characters(ch.base_url):
             fail(f"{where}.base_url", "contains whitespace or control characters")
         if ch.proxy is not None and (not re.match(r"^http://[^/\s]+(:\d+)?/?$", ch.proxy)):
             fail(f"{where}.proxy", "must be an http:// proxy URL like http://user:pass@host:3128")
@@ -197,7 +202,7 @@ def _check_semantics(config: Config, file: str) -> None:
         for j, key in enumerate(ch.api_keys):
             if not key:
                 fail(f"{where}.api_keys[{j}]", "is empty")
-            if any(c.isspace() or not c.isprintable() for c in key):
+            if _has_control_characters(key):
                 fail(f"{where}.api_keys[{j}]", "contains whitespace or control characters (a stray newline?)")
         for field in ("timeout", "connect_timeout", "first_byte_timeout"):
             if not math.isfinite(getattr(ch, field)):

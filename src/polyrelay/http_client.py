@@ -21,7 +21,6 @@ from urllib.parse import unquote, urlsplit
 import httptools
 
 _HIGH_WATER = 1 << 20   # buffered body bytes at which reading from the socket pauses
-_LOW_WATER = 1 << 18
 
 
 class UpstreamTransportError(OSError):
@@ -223,32 +222,35 @@ class _Connection(asyncio.Protocol):
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self.buffered = 0
+        self.resume()
+        return data
+
+    def resume(self) -> None:
+        """Read from the socket again if the high-water mark had paused it."""
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
-        return data
 
     def finish(self) -> None:
         """The caller is done with the response: keep the connection for the next request or close it."""
-        if self.total_timer is not None:
-            self.total_timer.cancel()
-            self.total_timer = None
         unsent = self.transport.get_write_buffer_size() if self.transport is not None else 0
         if self.complete and self.keep_alive and self.error is None and not self.closed and not unsent:
             # (an early answer, e.g. a 401 before the whole body was sent, leaves the rest of the body
             # queued: the next request would be written behind it, so such a connection is closed)
+            self._stop_total_timer()
             self.in_use = False
-            if self.paused and self.transport is not None:
-                self.paused = False
-                self.transport.resume_reading()
+            self.resume()
             self.client.keep(self)
         else:
             self.abort()
 
-    def abort(self) -> None:
+    def _stop_total_timer(self) -> None:
         if self.total_timer is not None:
             self.total_timer.cancel()
             self.total_timer = None
+
+    def abort(self) -> None:
+        self._stop_total_timer()
         if not self.closed and self.transport is not None:
             self.closed = True
             self.transport.abort()
@@ -285,9 +287,7 @@ class UpstreamResponse:
         conn = self._conn
         try:
             conn.unbounded = True
-            if conn.paused and conn.transport is not None:
-                conn.paused = False
-                conn.transport.resume_reading()
+            conn.resume()
             while not conn.complete:
                 await conn.wait()
             return conn.take() if conn.chunks else b""

@@ -27,7 +27,6 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
     channel's own credentials or account being refused: 401/403, 402 billing) are marked retryable;
     other 4xx are the client's and are passed on, scrubbed of the channel's secrets.
     """
-    cfg = channel.config
     timeouts = channel.stream_timeouts if stream else channel.timeouts
     try:
         headers = channel.headers(channel.next_key())

@@ -71,8 +71,8 @@ async def upsert_config_keys(engine: AsyncEngine, keys: list[KeyConfig]) -> None
     is a config key again, enabled by the upsert below.
     """
     now = int(time.time())
-    names = {k.name for k in keys}
-    hashes = {hash_key(k.key) for k in keys}
+    hash_by_name = {k.name: hash_key(k.key) for k in keys}
+    hashes = set(hash_by_name.values())
     revoked: list[str] = []
     async with engine.begin() as conn:
         await lock_for_start(conn)   # Postgres: another node starting now waits, then finds the keys
@@ -81,13 +81,13 @@ async def upsert_config_keys(engine: AsyncEngine, keys: list[KeyConfig]) -> None
             api_keys.c.id, api_keys.c.name, api_keys.c.enabled, api_keys.c.key_hash).where(
             api_keys.c.source == CONFIG))).all()
         for row in from_config:
-            if row.name not in names and row.key_hash not in hashes:   # (same value: a rename, below)
+            if row.name not in hash_by_name and row.key_hash not in hashes:   # (same value: a rename, below)
                 await conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(
                     enabled=False, source=LEFT_CONFIG))
                 if row.enabled:
                     revoked.append(row.name)
         for k in keys:
-            values = dict(key_hash=hash_key(k.key), key_prefix=key_prefix(k.key),
+            values = dict(key_hash=hash_by_name[k.name], key_prefix=key_prefix(k.key),
                           quota_micros=usd_to_micros(k.quota), models=json.dumps(sorted(k.models)),
                           enabled=k.enabled, source=CONFIG)
             found = (await conn.execute(select(api_keys.c.id).where(api_keys.c.name == k.name))).first()
