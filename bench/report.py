@@ -7,7 +7,7 @@ import math
 import sys
 from typing import Any
 
-LABELS = {"direct": "direct", "polyrelay": "polyrelay", "polyrelay-granian": "polyrelay on granian",
+LABELS = {"direct": "direct", "polyrelay": "polyrelay", "polyrelay-base": "polyrelay before (--baseline)", "polyrelay-granian": "polyrelay on granian",
           "polyrelay-2w": "polyrelay, 2 workers (unpinned)", "litellm": "LiteLLM (logging off)",
           "litellm-log": "LiteLLM (logging on)"}
 CLOSED = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4")

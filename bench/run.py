@@ -41,8 +41,9 @@ import servers  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4",
              "open_loop", "slow_streams")
-TARGETS = ("direct", "polyrelay", "polyrelay-granian", "polyrelay-2w", "litellm", "litellm-log")
-POLYRELAY_VARIANTS = {"polyrelay": "uvicorn", "polyrelay-granian": "granian", "polyrelay-2w": "uvicorn-2w"}
+TARGETS = ("direct", "polyrelay", "polyrelay-base", "polyrelay-granian", "polyrelay-2w", "litellm", "litellm-log")
+POLYRELAY_VARIANTS = {"polyrelay": "uvicorn", "polyrelay-base": "uvicorn", "polyrelay-granian": "granian",
+                      "polyrelay-2w": "uvicorn-2w"}
 
 
 def log(text: str) -> None:
@@ -245,7 +246,9 @@ def start_target(name: str, env: Env) -> tuple[servers.Process | None, Target]:
     if name == "direct":
         return None, Target("direct", env.nginx, None, env)
     if name in POLYRELAY_VARIANTS:
-        proc, url = servers.start_polyrelay(env.workdir, env.nginx, env.slow, variant=POLYRELAY_VARIANTS[name])
+        source = env.args.baseline if name == "polyrelay-base" else None
+        proc, url = servers.start_polyrelay(env.workdir, env.nginx, env.slow, variant=POLYRELAY_VARIANTS[name],
+                                            source=source)
     else:
         proc, url = servers.start_litellm(env.workdir, env.nginx, env.slow, logging_on=name == "litellm-log")
     return proc, Target(name, url, proc.pid, env)
@@ -265,7 +268,10 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is reported")
     p.add_argument("--targets", default="direct,polyrelay,litellm",
                    help="direct, polyrelay, litellm (= litellm-nolog and litellm-log), litellm-nolog, "
-                        "litellm-log; polyrelay-granian (needs `pip install granian`), polyrelay-2w (--workers 2)")
+                        "litellm-log; polyrelay-base (with --baseline); polyrelay-granian (needs `pip install granian`), polyrelay-2w (--workers 2)")
+    p.add_argument("--baseline", default=None,
+                   help="a source tree of an earlier polyrelay (e.g. `git worktree add ../base <commit>`): "
+                        "target polyrelay-base runs it, for a before/after in one run")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per timed window")
     p.add_argument("--slow-streams", type=int, default=1000, help="concurrent slow streams")
     p.add_argument("--slow-chunks", type=int, default=40, help="chunks per slow stream (one per 100 ms)")
@@ -282,6 +288,8 @@ def main() -> None:
                 p.error(f"unknown target {t!r}")
             if n.startswith("litellm") and not servers.LITELLM.exists():
                 p.error(f"{servers.LITELLM} is missing: create bench/.venv-litellm first (see --help)")
+            if n == "polyrelay-base" and not (args.baseline and Path(args.baseline, "src", "polyrelay").is_dir()):
+                p.error("target polyrelay-base needs --baseline DIR, a polyrelay source tree (DIR/src/polyrelay)")
             if n not in wanted:
                 wanted.append(n)
     if servers.TWO_CORES:

@@ -161,12 +161,13 @@ def start_slow(workdir: Path, chunks: int, interval: float) -> tuple[Process, st
 # ---- gateways -------------------------------------------------------------------------------
 
 def start_polyrelay(workdir: Path, upstream: str, slow: str, launcher: list[str] | None = None,
-                    variant: str = "uvicorn") -> tuple[Process, str]:
+                    variant: str = "uvicorn", source: str | None = None) -> tuple[Process, str]:
     """`launcher` replaces the `polyrelay` executable (its arguments follow: serve --config ...).
 
     `variant`: "uvicorn" (`polyrelay serve`, one worker pinned to the gateway core), "uvicorn-2w"
     (`serve --workers 2`, not pinned: both cores, shared with the load generator) or "granian" (the
-    same ASGI app under granian, one worker, pinned).
+    same ASGI app under granian, one worker, pinned). `source`: run the polyrelay of that source tree
+    (its src/ first on PYTHONPATH) instead of the installed one.
     """
     port = free_port()
     config = workdir / "polyrelay.yaml"
@@ -186,8 +187,10 @@ prices:
 """)
     db = workdir / f"polyrelay-{port}.db"
     exe = shutil.which("polyrelay")
-    argv = launcher or ([exe] if exe else [sys.executable, "-m", "polyrelay.cli"])
+    argv = launcher or ([exe] if exe and not source else [sys.executable, "-m", "polyrelay.cli"])
     env = {"POLYRELAY_DATABASE_URL": f"sqlite:///{db}"}
+    if source:
+        env["PYTHONPATH"] = str(Path(source).resolve() / "src")
     serve = [*argv, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     if variant == "uvicorn":
         command = pinned(GATEWAY_CORE, serve)
@@ -201,7 +204,7 @@ prices:
             "--no-ws", "polyrelay.server.app:create_app_from_env"])
     else:
         raise ValueError(f"unknown polyrelay variant {variant!r}")
-    proc = Process("polyrelay", command, workdir, env=env)
+    proc = Process("polyrelay-base" if source else "polyrelay", command, workdir, env=env)
     url = f"http://127.0.0.1:{port}"
     proc.wait_ready(_ready_post(url + "/v1/chat/completions", fixtures.chat_request(fixtures.OPENAI_MODEL)))
     return proc, url
