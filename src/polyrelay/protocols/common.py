@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import logging
 import re
 from typing import Any
@@ -48,6 +51,33 @@ def split_data_url(url: str) -> tuple[str, str] | None:
 
 def data_url(media_type: str | None, data: str) -> str:
     return f"data:{media_type or 'application/octet-stream'};base64,{data}"
+
+
+def standard_base64(data: str) -> str:
+    """`data` in standard, padded base64 (what OpenAI data URLs and Anthropic `source.data` require).
+    google-genai sends bytes URL-safe (`-`, `_`) and some clients leave the padding off; valid
+    standard base64 is returned as it is, after two C-level searches."""
+    if "-" in data or "_" in data:
+        data = data.replace("-", "+").replace("_", "/")
+    pad = -len(data) % 4
+    return data + "=" * pad if pad else data
+
+
+def decode_base64(data: str) -> bytes | None:
+    """The bytes of standard or URL-safe base64, padded or not; None if it is neither."""
+    try:
+        return base64.b64decode(standard_base64(data), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def short_identifier(value: str, limit: int) -> str:
+    """`value` if it fits in `limit` characters, else its SHA-256 in hex (64 characters, cut to
+    `limit`): stable, so the upstream still groups one end user's requests, and it reveals nothing
+    of the original (Claude Code's `metadata.user_id` is a ~180-character JSON string)."""
+    if len(value) <= limit:
+        return value
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:limit]
 
 
 def parse_arguments(arguments: str) -> dict[str, Any]:
