@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from polyrelay.errors import invalid_request
+from polyrelay.errors import invalid_request, too_deep
 
 log = logging.getLogger("polyrelay.convert")
 
@@ -101,6 +101,8 @@ def decode_json_object(body: bytes, what: str = "request body") -> dict[str, Any
         value = msgspec.json.decode(body)
     except msgspec.DecodeError as e:
         raise invalid_request(f"the {what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise too_deep(f"the {what}") from None
     if not isinstance(value, dict):
         raise invalid_request(f"the {what} must be a JSON object")
     return value

@@ -84,6 +84,9 @@ def _validate(req: Any) -> str | None:
                 problem = _bad_media(part, f"messages[{i}].content[{j}]")
                 if problem:
                     return problem
+    n = req.get("n")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128):
+        return f"Invalid 'n': expected an integer between 1 and 128, got {str(n)[:40]}"
     user = req.get("user")
     if isinstance(user, str) and len(user) > MAX_USER_CHARS:
         return (f"Invalid 'user': string too long. Expected a string with maximum length {MAX_USER_CHARS}, "
