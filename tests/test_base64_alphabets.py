@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from polyrelay.errors import GatewayError
 from polyrelay.protocols import anthropic_messages, gemini, openai_chat, signatures
 from polyrelay.protocols.common import decode_base64, standard_base64
 from sdk_clients import CLIENTS, PNG_1X1
@@ -59,9 +60,9 @@ def test_gemini_image_converts_to_standard_base64_for_anthropic_and_openai(sent:
 
 
 def test_gemini_data_of_impossible_length_is_a_400() -> None:
-    with pytest.raises(Exception) as info:
+    with pytest.raises(GatewayError) as info:
         gemini.parse_request(_gemini_image_request("-_-_-"))
-    assert getattr(info.value, "status", None) == 400 and "base64" in str(info.value)
+    assert info.value.status == 400 and "base64" in info.value.message
 
 
 @given(st.text(min_size=1, max_size=80), st.booleans())
