@@ -61,7 +61,7 @@ def standard_base64(data: str) -> str:
     google-genai sends bytes URL-safe (`-`, `_`) and some clients leave the padding off; valid
     standard base64 is returned as it is, after two C-level searches."""
     if "-" in data or "_" in data:
-        data = data.translate(_TO_STANDARD)  # ASCII fast path: ~1 ms per 2 MB, half of two replaces
+        data = data.translate(_TO_STANDARD)  # 1.8 ms per 2 MB; two str.replace calls took twice that
     pad = -len(data) % 4
     return data + "=" * pad if pad else data
 
