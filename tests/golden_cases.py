@@ -10,12 +10,18 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import zlib
 from pathlib import Path
 
 GOLDEN = Path(__file__).parent / "golden"
 PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                                      "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef00"
                                      "00000049454e44ae426082")).decode()
+# the same PNG with a text chunk whose bytes (fb ff bf) give '+' and '/' in base64, sent URL-safe ('-', '_')
+_TEXT = b"tEXtComment\x00xx" + b"\xfb\xff\xbf" * 2
+PNG_URLSAFE = base64.urlsafe_b64encode(
+    base64.b64decode(PNG)[:33] + (len(_TEXT) - 4).to_bytes(4, "big") + _TEXT + zlib.crc32(_TEXT).to_bytes(4, "big")
+    + base64.b64decode(PNG)[33:]).decode()
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TOOL_PARAMS = {"type": "object", "properties": {"city": {"type": "string", "description": "a city"}},
                "required": ["city"]}
@@ -128,6 +134,9 @@ GEMINI = {
         "tools": [{"functionDeclarations": [{"name": "get_weather", "parametersJsonSchema": TOOL_PARAMS}]}]},
     "image": {"contents": [{"role": "user", "parts": [
         {"text": "What is this?"}, {"inline_data": {"mime_type": "image/png", "data": PNG}}]}]},
+    # google-genai 3.x sends bytes in URL-safe base64; other upstreams must get the standard alphabet
+    "image_urlsafe": {"contents": [{"role": "user", "parts": [
+        {"text": "What is this?"}, {"inline_data": {"mime_type": "image/png", "data": PNG_URLSAFE}}]}]},
     "thinking": {"contents": [{"role": "user", "parts": [{"text": "Think [[sim:words=3]]"}]}],
                  "generationConfig": {"maxOutputTokens": 4000,
                                       "thinking_config": {"thinking_budget": 2048, "include_thoughts": True}}},

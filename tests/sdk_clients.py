@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +20,19 @@ from google.genai import types
 
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string", "description": "a city"}},
                   "required": ["city"]}
-# 1x1 transparent PNG
-PNG_1X1 = base64.b64decode(
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+# 1x1 transparent PNG with a text chunk whose bytes (fb ff bf) make its base64 hold '+' and '/' (and
+# '=' padding), as most real images' base64 does: google-genai sends such bytes URL-safe ('-', '_'),
+# which OpenAI and Anthropic refuse unless the gateway re-encodes them (protocols.md §0)
+_PLAIN_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+PNG_1X1 = _PLAIN_PNG[:33] + _png_chunk(b"tEXt", b"Comment\x00xx" + b"\xfb\xff\xbf" * 2) + _PLAIN_PNG[33:]
+assert {"+", "/", "="} <= set(base64.b64encode(PNG_1X1).decode())
 
 
 @dataclass

@@ -6,6 +6,9 @@ protocol module renders it in its own wire shape at the edge (`protocols.<name>.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 ErrorKind = Literal[
@@ -51,3 +54,24 @@ class GatewayError(Exception):
 
 def invalid_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(400, "invalid_request", message, param=param)
+
+
+# What code that reads a decoded body raises on a value of an unexpected type (`tools: 3`) or on
+# nesting deeper than the interpreter's recursion limit (a 2 KB body can nest 1,000 levels)
+MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, RecursionError)
+
+
+def too_deep(what: str = "the request body") -> GatewayError:
+    return invalid_request(f"{what} is nested too deeply")
+
+
+@contextmanager
+def blame(what: str, status: int = 400, kind: ErrorKind = "invalid_request") -> Iterator[None]:
+    """Converters validate what they know; a malformed value that slips past them is still the
+    sender's fault (the client's, or the upstream's), never a 500."""
+    try:
+        yield
+    except MALFORMED as exc:
+        logging.getLogger("polyrelay.convert").info("%s: %r", what, exc)
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
+        raise GatewayError(status, kind, f"{what}: {detail}", retryable=status >= 500) from None

@@ -70,6 +70,9 @@ class Ledger:
         """Hold `amount` micro-dollars of `key`'s quota, or raise 429 insufficient_quota."""
         if key.quota_micros is None:
             return Reservation(key.id, amount, leased=False)
+        if amount > key.quota_micros:  # no balance covers it; and past 2^63 the database could not hold it
+            raise GatewayError(429, "insufficient_quota", f"key '{key.name}' has not enough quota for this request: "
+                               f"its estimated cost is more than the key's whole quota")
         lease = self._leases.get(key.id)
         if lease is None:
             lease = self._leases[key.id] = _Lease()

@@ -12,10 +12,11 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols import signatures
 from polyrelay.protocols.common import (
     MIN_THINKING_BUDGET, decode_json_object, dropped, dump_arguments, effort_to_budget, expect,
-    log, parse_arguments, safe_tool_name,
+    log, parse_arguments, safe_tool_name, short_identifier,
 )
 
 DEFAULT_MAX_TOKENS = 4096
+MAX_USER_ID_CHARS = 256  # metadata.user_id (API reference: maxLength 256)
 # Claude 4.7 and later refuse temperature/top_p/top_k ("`temperature` is deprecated for this model")
 _NO_SAMPLING = re.compile(r"claude-(?:opus|sonnet|haiku)-(?:4-[7-9]|[5-9])")
 # Opus 4.1, Sonnet/Haiku 4.5 and later (up to 4.6; 4.7+ is the rule above) refuse temperature and top_p
@@ -446,7 +447,7 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
     if fmt is not None and fmt.type == "json_schema":
         body["output_config"] = {"format": {"type": "json_schema", "schema": fmt.schema or {}}}
     if req.user:
-        body["metadata"] = {"user_id": req.user}
+        body["metadata"] = {"user_id": short_identifier(req.user, MAX_USER_ID_CHARS)}
     for name in ("seed", "frequency_penalty", "presence_penalty"):
         if getattr(req, name) is not None:
             dropped(name, "Anthropic Messages")

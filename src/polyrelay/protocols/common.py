@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import logging
 import re
 from typing import Any
 
 import msgspec
 
-from polyrelay.errors import invalid_request
+from polyrelay.errors import invalid_request, too_deep
 
 log = logging.getLogger("polyrelay.convert")
 
@@ -50,6 +53,36 @@ def data_url(media_type: str | None, data: str) -> str:
     return f"data:{media_type or 'application/octet-stream'};base64,{data}"
 
 
+_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def standard_base64(data: str) -> str:
+    """`data` in standard, padded base64 (what OpenAI data URLs and Anthropic `source.data` require).
+    google-genai sends bytes URL-safe (`-`, `_`) and some clients leave the padding off; valid
+    standard base64 is returned as it is, after two C-level searches."""
+    if "-" in data or "_" in data:
+        data = data.translate(_TO_STANDARD)  # 1.8 ms per 2 MB; two str.replace calls took twice that
+    pad = -len(data) % 4
+    return data + "=" * pad if pad else data
+
+
+def decode_base64(data: str) -> bytes | None:
+    """The bytes of standard or URL-safe base64, padded or not; None if it is neither."""
+    try:
+        return base64.b64decode(standard_base64(data), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def short_identifier(value: str, limit: int) -> str:
+    """`value` if it fits in `limit` characters, else its SHA-256 in hex (64 characters, cut to
+    `limit`): stable, so the upstream still groups one end user's requests, and it reveals nothing
+    of the original (Claude Code's `metadata.user_id` is a ~180-character JSON string)."""
+    if len(value) <= limit:
+        return value
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:limit]
+
+
 def parse_arguments(arguments: str) -> dict[str, Any]:
     """Tool-call arguments as an object; unparseable text becomes {} (logged), never a crash."""
     if not arguments:
@@ -71,6 +104,8 @@ def decode_json_object(body: bytes, what: str = "request body") -> dict[str, Any
         value = msgspec.json.decode(body)
     except msgspec.DecodeError as e:
         raise invalid_request(f"the {what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise too_deep(f"the {what}") from None
     if not isinstance(value, dict):
         raise invalid_request(f"the {what} must be a JSON object")
     return value

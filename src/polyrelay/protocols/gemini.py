@@ -7,7 +7,6 @@ responses only in camelCase, so writing is camelCase only (protocols.md §0).
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections import defaultdict, deque
 from typing import Any
@@ -18,7 +17,8 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import signatures
 from polyrelay.protocols.common import (
-    decode_json_object, dropped, dump_arguments, effort_to_budget, expect, log, parse_arguments,
+    decode_base64, decode_json_object, dropped, dump_arguments, effort_to_budget, expect, log, parse_arguments,
+    standard_base64,
 )
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
@@ -62,11 +62,9 @@ def client_signature(signature: str, origin: str | None, redacted: bool = False)
 
 
 def _signature_from_client(value: str) -> tuple[str, str, bool]:
-    """(signature, origin, redacted) of a thoughtSignature a Gemini client sent back."""
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
+    """(signature, origin, redacted) of a thoughtSignature a Gemini client sent back (google-genai
+    sends it URL-safe: compared as bytes)."""
+    raw = decode_base64(value) or b""
     if raw.startswith(_REDACTED):
         return raw[len(_REDACTED):].decode("utf-8", "replace"), "anthropic", True
     return (*signatures.from_gemini_client(value), False)
@@ -173,6 +171,9 @@ def _parts(raw: Any, role: str, where: str, calls: _CallIds) -> list[ir.Part]:
             mime, data = get(inline, "mimeType"), inline.get("data")
             expect(isinstance(mime, str) and isinstance(data, str), f"{where}.parts[{j}].inlineData needs mimeType "
                    "and data", "contents")
+            data = standard_base64(data)  # google-genai sends URL-safe base64; the IR carries standard
+            expect(not data.endswith("==="), f"{where}.parts[{j}].inlineData.data is "
+                   "not valid base64", "contents")
             out.append(ir.MediaPart(_media_kind(mime), data=data, media_type=mime))  # type: ignore[arg-type]
         elif file is not None:
             uri, mime = get(file, "fileUri"), get(file, "mimeType") or "application/octet-stream"

@@ -11,8 +11,13 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import signatures
 from polyrelay.protocols.common import (
-    budget_to_effort, data_url, decode_json_object, dropped, expect, log, safe_tool_name, split_data_url,
+    budget_to_effort, data_url, decode_json_object, dropped, expect, log, safe_tool_name, short_identifier,
+    split_data_url,
 )
+
+# `user` longer than this is refused (OpenAI API reference: "maximum length of 64 characters" for the
+# identifier `safety_identifier` replaces; the openai 3.57 SDK documents 128 for safety_identifier)
+MAX_USER_CHARS = 64
 
 _TYPE_BY_KIND = {
     "invalid_request": "invalid_request_error",
@@ -392,10 +397,12 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
         body["stream_options"] = {"include_usage": True}
     if req.max_tokens is not None:
         body["max_completion_tokens" if req.reasoning else "max_tokens"] = req.max_tokens
-    for name in ("temperature", "top_p", "seed", "n", "frequency_penalty", "presence_penalty", "user"):
+    for name in ("temperature", "top_p", "seed", "n", "frequency_penalty", "presence_penalty"):
         value = getattr(req, name)
         if value is not None:
             body[name] = value
+    if req.user is not None:  # OpenAI refuses a longer `user` (Claude Code's user_id is ~180 characters)
+        body["user"] = short_identifier(req.user, MAX_USER_CHARS)
     if req.top_k is not None:
         dropped("top_k", "OpenAI Chat")
     if req.stop:

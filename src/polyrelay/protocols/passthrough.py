@@ -13,7 +13,7 @@ from typing import TypeVar
 import msgspec
 
 from polyrelay import ir
-from polyrelay.errors import invalid_request
+from polyrelay.errors import invalid_request, too_deep
 from polyrelay.protocols.sse import SseSplitter
 
 Top = dict[str, msgspec.Raw]
@@ -41,13 +41,15 @@ def decode_top(body: bytes) -> Top:
         return msgspec.json.decode(body, type=Top)
     except (msgspec.DecodeError, msgspec.ValidationError):
         raise invalid_request("the request body must be a JSON object") from None
+    except RecursionError:  # skipping a raw value still recurses: a body nested ~1,000 levels
+        raise too_deep() from None
 
 
 def decode_or_none(body: bytes, typ: type[T]) -> T | None:
     """`body` decoded as `typ`, or None when it is not (tapping must never fail a response)."""
     try:
         return msgspec.json.decode(body, type=typ)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
 
 

@@ -4,13 +4,15 @@ Inside, a signature travels with its origin ("anthropic" | "gemini"). Each clien
 signature in a form it accepts and that comes back unchanged on the next turn:
 - Chat and Anthropic clients: Anthropic signatures as they are, Gemini ones as "gemini:<sig>";
 - Gemini clients (which require standard base64): Gemini signatures as they are, Anthropic ones as
-  base64 of "anthropic:<sig>".
+  base64 of "anthropic:<sig>". google-genai decodes what it gets and sends it back in URL-safe
+  base64, so what comes back is read as bytes, in either alphabet, padded or not.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
+
+from polyrelay.protocols.common import decode_base64
 
 _GEMINI_PREFIX = "gemini:"
 _ANTHROPIC_PREFIX = b"anthropic:"
@@ -35,10 +37,9 @@ def to_gemini_client(signature: str, origin: str | None) -> str:
 
 
 def from_gemini_client(value: str) -> tuple[str, str]:
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return value, "gemini"
-    if raw.startswith(_ANTHROPIC_PREFIX):
+    """(signature, origin). A Gemini signature stays as the client sent it: Gemini reads both
+    alphabets, and `skip_thought_signature_validator` must reach it letter for letter."""
+    raw = decode_base64(value)
+    if raw is not None and raw.startswith(_ANTHROPIC_PREFIX):
         return raw[len(_ANTHROPIC_PREFIX):].decode("utf-8", "replace"), "anthropic"
     return value, "gemini"

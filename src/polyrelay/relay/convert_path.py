@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -12,7 +10,7 @@ import msgspec
 from polyrelay import ir
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
-from polyrelay.errors import ErrorKind, GatewayError
+from polyrelay.errors import MALFORMED, GatewayError, blame
 from polyrelay.protocols.anthropic_messages_passthrough import THINKING_SUFFIX, thinking_base_model
 from polyrelay.protocols.passthrough import RequestPeek, TapState
 from polyrelay.relay.gateway import Gateway
@@ -39,7 +37,7 @@ class Converted:
 
     def request(self) -> ir.Request:
         if self._request is None:
-            with _blame("the request is malformed", 400, "invalid_request"):
+            with blame("the request is malformed", 400, "invalid_request"):
                 req = self.surface.protocol.parse_request(self.body)
             if self.surface is GEMINI:  # the model and the stream flag live in the URL
                 req.model, req.stream = self.peek.model, self.peek.stream
@@ -69,14 +67,14 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
         from polyrelay import media  # only needed when converting for such an upstream
 
         await media.inline_remote_media(req, kinds, gw.media_http, allow_private=media.ALLOW_PRIVATE)
-    with _blame("the request cannot be converted", 400, "invalid_request"):
+    with blame("the request cannot be converted", 400, "invalid_request"):
         up_body = upstream.render_request(req, upstream_model)
     names = tool_names_to_restore(req, upstream)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, req.stream, upstream.parse_error)
     if not req.stream:
         data = await read_all(resp, channel)
         meter.first_byte()
-        with _blame(f"upstream channel '{channel.name}' sent an answer that cannot be read", 502, "upstream"):
+        with blame(f"upstream channel '{channel.name}' sent an answer that cannot be read", 502, "upstream"):
             answer = upstream.parse_response(data)
         for choice in answer.choices:
             for part in choice.parts:
@@ -101,18 +99,6 @@ def tool_names_to_restore(req: ir.Request, upstream: Any) -> dict[str, str]:
     return {rename(t.name): t.name for t in req.tools if rename(t.name) != t.name}
 
 
-@contextmanager
-def _blame(what: str, status: int, kind: ErrorKind) -> Iterator[None]:
-    """Converters validate what they know; a value of an unexpected type that slips past them is
-    still the sender's fault (the client's, or the upstream's), never a 500."""
-    try:
-        yield
-    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
-        log.info("%s: %r", what, exc)
-        raise GatewayError(status, kind, f"{what}: {type(exc).__name__}: {exc}",
-                           retryable=status >= 500) from None
-
-
 class ConvertingTap(TapState):
     """Upstream stream bytes -> IR events -> client stream bytes, noting usage and the finish."""
 
@@ -133,7 +119,7 @@ class ConvertingTap(TapState):
             return []
         try:
             return step(*args)
-        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+        except MALFORMED as exc:
             log.info("unreadable upstream stream event: %r", exc)
             return [ir.StreamError(502, "upstream", "upstream sent a stream event that cannot be read")]
 

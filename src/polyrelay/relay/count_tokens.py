@@ -12,7 +12,7 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.channels import Channel
-from polyrelay.errors import GatewayError
+from polyrelay.errors import GatewayError, blame
 from polyrelay.protocols.anthropic_messages_passthrough import thinking_base_model
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply
@@ -49,6 +49,19 @@ def _number(data: bytes, field: str, channel: Channel) -> int:
                        retryable=True)
 
 
+def parse_request(client: Surface, body: bytes) -> ir.Request:
+    """The client's count_tokens body as IR; a malformed one is a 400 in the client's shape."""
+    with blame("the request is malformed"):
+        return client.protocol.parse_count_tokens_request(body)
+
+
+def _estimate(req: ir.Request) -> int:
+    from polyrelay.tokens import estimate_request_tokens
+
+    with blame("the request is malformed"):
+        return estimate_request_tokens(req)
+
+
 async def count_tokens(gw: Gateway, client: Surface, req: ir.Request, body: bytes,
                        forward_headers: dict[str, str] | None = None) -> Reply:
     """`req` is the client's request parsed (with its public model); the answer is in the client's shape.
@@ -62,7 +75,8 @@ async def count_tokens(gw: Gateway, client: Surface, req: ir.Request, body: byte
         if channel.protocol == "anthropic_messages":
             upstream_model = thinking_base_model(req.model, upstream_model)
         try:
-            url, up_body = render(channel, req, upstream_model, client, body)
+            with blame("the request cannot be converted"):
+                url, up_body = render(channel, req, upstream_model, client, body)
         except GatewayError:
             continue  # this channel cannot take the request as it is (e.g. media it cannot fetch)
         try:
@@ -77,8 +91,6 @@ async def count_tokens(gw: Gateway, client: Surface, req: ir.Request, body: byte
         except GatewayError as err:
             if not err.retryable:
                 raise
-    from polyrelay.tokens import estimate_request_tokens
-
     # in a thread: the first count loads the tokenizer's tables (~250 ms), which must not stall the loop
-    count = await asyncio.to_thread(estimate_request_tokens, req)
+    count = await asyncio.to_thread(_estimate, req)
     return Reply(200, client.protocol.render_count_tokens_response(count))

@@ -71,7 +71,9 @@ async def list_logs(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     try:
         limit = min(1000, int(query_params(scope).get("limit", "50")))
     except ValueError:
-        raise GatewayError(400, "invalid_request", "'limit' must be a number", param="limit") from None
+        limit = 0
+    if limit < 1:  # a negative LIMIT is "all rows" to SQLite, and below -2^63 it cannot bind it at all
+        raise GatewayError(400, "invalid_request", "'limit' must be a whole number from 1 to 1000", param="limit")
     return Reply(200, msgspec.json.encode({"data": await recent_logs(gw.engine, limit)}))
 
 

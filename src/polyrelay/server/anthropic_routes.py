@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from polyrelay.protocols import anthropic_messages_passthrough
 from polyrelay.relay.count_tokens import count_tokens as relay_count_tokens
+from polyrelay.relay.count_tokens import parse_request
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
@@ -24,7 +25,7 @@ async def messages(gw: Gateway, scope: Scope, body: bytes) -> Reply | StreamRepl
 async def count_tokens(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     """Asked natively of the model's Anthropic or Gemini channel; estimated locally otherwise."""
     key = await gw.keys.authenticate(anthropic_key(scope))
-    req = ANTHROPIC_MESSAGES.protocol.parse_count_tokens_request(body)
+    req = parse_request(ANTHROPIC_MESSAGES, body)
     gw.authorize_model(key, req.model)
     beta = header(scope, b"anthropic-beta")
     return await relay_count_tokens(gw, ANTHROPIC_MESSAGES, req, body, {"anthropic-beta": beta} if beta else None)

@@ -7,7 +7,7 @@ import msgspec
 
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import gemini_passthrough, model_lists
-from polyrelay.relay.count_tokens import count_tokens
+from polyrelay.relay.count_tokens import count_tokens, parse_request
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
@@ -39,7 +39,7 @@ async def model_method(gw: Gateway, scope: Scope, body: bytes) -> Reply | Stream
 
 async def _count_tokens(gw: Gateway, key, model: str, body: bytes) -> Reply:  # type: ignore[no-untyped-def]
     """Asked natively of the model's Gemini or Anthropic channel; estimated locally otherwise."""
-    req = GEMINI.protocol.parse_count_tokens_request(body)
+    req = parse_request(GEMINI, body)
     req.model = model
     gw.authorize_model(key, model)
     return await count_tokens(gw, GEMINI, req, body)

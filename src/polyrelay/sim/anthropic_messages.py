@@ -71,7 +71,14 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
             _check(isinstance(b.get("name"), str) and isinstance(b.get("input"), dict), f"{at}: tool_use needs name and input")
         elif t == "tool_result":
             _check(isinstance(b.get("tool_use_id"), str), f"{at}.tool_use_id: Field required")
-        elif t in ("thinking", "redacted_thinking", "document"):
+        elif t == "document":
+            source = b.get("source") or {}
+            if source.get("type") == "base64":
+                try:  # like the API: the standard alphabet only, padded
+                    base64.b64decode(source.get("data", ""), validate=True)
+                except (binascii.Error, ValueError):
+                    raise Invalid(f"{at}.source.data: invalid base64") from None
+        elif t in ("thinking", "redacted_thinking"):
             pass
         else:
             raise Invalid(f"{at}.type: unknown block type {t!r}")

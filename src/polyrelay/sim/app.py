@@ -18,6 +18,7 @@ from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import read_script
 
 Scope = dict[str, Any]
+_MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, RecursionError, OverflowError)
 
 
 class SimApp:
@@ -70,6 +71,16 @@ class SimApp:
         script = read_script(body, api_key)
         if script.hang_ms:
             await asyncio.sleep(script.hang_ms / 1000)
+        try:
+            return self._upstream(path, method, body, headers, api_key, script, scope)
+        except _MALFORMED as exc:  # like the real APIs: a request they cannot read is a 400, not a 500
+            module = anthropic_messages if path.startswith("/v1/messages") else gemini if "/models/" in path \
+                else openai_chat
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
+            return module.error_reply(400, f"Invalid request: {reason}")
+
+    def _upstream(self, path: str, method: str, body: bytes, headers: dict[str, str], api_key: str | None,
+                  script: Any, scope: Scope) -> SimReply | SimStream:
         if method == "POST" and path.endswith("/chat/completions"):
             return openai_chat.handle(body, script)
         if method == "POST" and path == "/v1/messages":

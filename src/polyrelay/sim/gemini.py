@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import re
 import struct
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from polyrelay.sim.plan import THINKING_TEXT, plan, sign, verify
+from polyrelay.sim.plan import THINKING_TEXT, plan, sign
 from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import Script, split_words
 from polyrelay.tokens import estimate_text_tokens
@@ -68,10 +69,8 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
             inline = get(p, "inlineData")
             if inline is not None:
                 _check(isinstance(get(inline, "mimeType"), str), f"contents[{i}].parts[{j}].inlineData.mimeType required")
-                try:
-                    base64.b64decode(inline.get("data", ""), validate=True)
-                except (binascii.Error, ValueError):
-                    raise Invalid(f"contents[{i}].parts[{j}].inlineData.data: invalid base64") from None
+                _check(_b64bytes(inline.get("data", "")) is not None,
+                       f"contents[{i}].parts[{j}].inlineData.data: invalid base64")
             if get(p, "fileData") is not None:
                 _check(isinstance(get(get(p, "fileData"), "fileUri"), str), f"contents[{i}].parts[{j}].fileData.fileUri required")
             if get(p, "functionCall") is not None:
@@ -80,7 +79,7 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
                 responses.append(get(p, "functionResponse").get("name"))
         if calls and "gemini-3" in model:
             name, signature = calls[0]
-            _check(signature == SKIP_SIGNATURE or verify(f"call:{name}", _b64text(signature)),
+            _check(signature == SKIP_SIGNATURE or _signed(f"call:{name}", signature),
                    f"Function call is missing a thought_signature in functionCall parts (contents[{i}])")
         if responses:
             _check(sorted(responses) == sorted(previous_calls),
@@ -93,11 +92,25 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
     return req
 
 
-def _b64text(value: Any) -> str | None:
+def _b64bytes(value: Any) -> bytes | None:
+    """Like the real API, bytes fields take standard or URL-safe base64 (google-genai sends URL-safe)."""
     try:
-        return base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        return base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError, TypeError, AttributeError):
         return None
+
+
+# Real thought signatures are binary, so their base64 has '+' and '/' (a client sends them back URL-safe)
+_SIGNATURE_HEAD = b"\xfb\xff\xbf"
+
+
+def _signature(text: str) -> str:
+    return base64.b64encode(_SIGNATURE_HEAD + base64.b64decode(sign(text))).decode()
+
+
+def _signed(text: str, signature: Any) -> bool:
+    raw = _b64bytes(signature)
+    return raw is not None and hmac.compare_digest(raw, _SIGNATURE_HEAD + base64.b64decode(sign(text)))
 
 
 def _text(content: dict[str, Any]) -> str:
@@ -145,7 +158,7 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
     for k, (name, args) in enumerate(answer.calls):
         part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
         if k == 0:
-            part["thoughtSignature"] = base64.b64encode(sign(f"call:{name}").encode()).decode()
+            part["thoughtSignature"] = _signature(f"call:{name}")
         parts.append(part)
     prompt = sum(estimate_text_tokens(_text(c)) + 3 for c in req["contents"])
     # like the real API: thinking is counted in thoughtsTokenCount only, not in candidatesTokenCount

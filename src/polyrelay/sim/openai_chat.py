@@ -4,6 +4,8 @@ DeepSeek-style OpenAI-compatible reasoning models do."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Any
 
@@ -32,6 +34,33 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+MAX_USER_CHARS = 64
+
+
+def _standard_base64(data: Any) -> bool:
+    """Like OpenAI: the standard alphabet, padded; URL-safe base64 is refused."""
+    try:
+        base64.b64decode(data, validate=True)
+        return isinstance(data, str)
+    except (binascii.Error, ValueError, TypeError):
+        return False
+
+
+def _bad_media(part: Any, where: str) -> str | None:
+    if not isinstance(part, dict):
+        return None
+    kind = part.get("type")
+    if kind in ("image_url", "video_url", "file"):
+        url = (part.get(kind) or {}).get("file_data" if kind == "file" else "url")
+        if isinstance(url, str) and url.startswith("data:"):
+            head, _, data = url.partition(",")
+            if not head.endswith(";base64") or not _standard_base64(data):
+                return f"Invalid image URL: '{where}.{kind}'. Expected a base64-encoded data URL"
+    elif kind == "input_audio" and not _standard_base64((part.get("input_audio") or {}).get("data")):
+        return f"Invalid '{where}.input_audio.data': expected base64-encoded audio data"
+    return None
+
+
 def _validate(req: Any) -> str | None:
     if not isinstance(req, dict):
         return "request body must be a JSON object"
@@ -50,6 +79,18 @@ def _validate(req: Any) -> str | None:
         for call in m.get("tool_calls") or []:
             if len(str(call.get("id", ""))) > 40:
                 return f"messages[{i}].tool_calls.id: string_above_max_length"
+        if isinstance(m.get("content"), list):
+            for j, part in enumerate(m["content"]):
+                problem = _bad_media(part, f"messages[{i}].content[{j}]")
+                if problem:
+                    return problem
+    n = req.get("n")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128):
+        return f"Invalid 'n': expected an integer between 1 and 128, got {str(n)[:40]}"
+    user = req.get("user")
+    if isinstance(user, str) and len(user) > MAX_USER_CHARS:
+        return (f"Invalid 'user': string too long. Expected a string with maximum length {MAX_USER_CHARS}, "
+                f"but got a string with length {len(user)} instead.")
     for t in req.get("tools") or []:
         if t.get("type") != "function" or not isinstance(t.get("function"), dict):
             return "tools[].type must be 'function' with a 'function' object"
