@@ -61,6 +61,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     channels: list[ChannelConfig] = []
     keys: list[KeyConfig] = []
     prices: dict[str, PriceConfig] = {}
+    # a served model with no price (its own, or inherited from what it maps to): "refuse" it (403),
+    # or serve it "free" (self-use gateways)
+    unpriced: Literal["refuse", "free"] = "refuse"
 
 
 # Quotas are stored as integer micro-dollars in a 64-bit column (max ~9.2e12 USD).

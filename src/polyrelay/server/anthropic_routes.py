@@ -27,7 +27,8 @@ async def count_tokens(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     req = ANTHROPIC_MESSAGES.protocol.parse_count_tokens_request(body)
     gw.authorize_model(key, req.model)
     beta = header(scope, b"anthropic-beta")
-    return await relay_count_tokens(gw, ANTHROPIC_MESSAGES, req, body, {"anthropic-beta": beta} if beta else None)
+    return await relay_count_tokens(gw, ANTHROPIC_MESSAGES, key, req, body,
+                                    {"anthropic-beta": beta} if beta else None)
 
 
 ROUTES = [

@@ -70,6 +70,10 @@ class SimApp:
         script = read_script(body, api_key)
         if script.hang_ms:
             await asyncio.sleep(script.hang_ms / 1000)
+        if script.garbage and method == "POST":
+            if b'"stream":true' in body.replace(b" ", b"") or "streamGenerateContent" in path:
+                return SimStream([b"data: {\"id\": broken\n\n", b"data: <html>oops</html>\n\n", b"data: [DONE]\n\n"])
+            return SimReply(200, b"<html>502 Bad Gateway from a proxy</html>", content_type="text/html")
         if method == "POST" and path.endswith("/chat/completions"):
             return openai_chat.handle(body, script)
         if method == "POST" and path == "/v1/messages":
