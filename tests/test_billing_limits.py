@@ -453,3 +453,19 @@ async def _keys(engine):  # type: ignore[no-untyped-def]
     from polyrelay.store.keys import list_keys
 
     return await list_keys(engine)
+
+
+@pytest.mark.parametrize("text,field", [
+    ("prices: {m: {input: 1, max_output: -100}}", "prices.m.max_output"),   # a negative reservation
+    ("prices: {m: {input: 1, max_output: 0}}", "prices.m.max_output"),
+    ("prices: {m: {input: 1, max_output: 9223372036854775808}}", "prices.m.max_output"),
+    ("prices: {m: {input: 1.0e+15}}", "prices.m.input"),                     # costs past 64 bits
+    ("unpriced: gratis", "unpriced"),
+])
+def test_config_bounds_what_feeds_a_reservation(text: str, field: str) -> None:
+    from polyrelay.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.yaml")
+    assert field in str(caught.value)
+    assert parse_config("unpriced: free").unpriced == "free" and parse_config("").unpriced == "refuse"

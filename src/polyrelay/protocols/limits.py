@@ -18,9 +18,9 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
+from polyrelay.config import MAX_OUTPUT_TOKENS   # no model writes more in one answer (the largest: 128K)
 from polyrelay.errors import invalid_request
 
-MAX_OUTPUT_TOKENS = 1_000_000   # no model writes more in one answer (the largest today: 128K)
 MAX_CHOICES = 128
 
 

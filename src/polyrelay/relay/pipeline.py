@@ -51,16 +51,17 @@ async def _reserve(gw: Gateway, key: KeyRecord, price: Price | None, body: bytes
     never lowered: if the balance cannot cover it, the request is refused (429).
     """
     prompt = estimate_prompt_tokens(body)
+    output = peek.max_output if peek.max_output is not None else (price.max_output if price else 0)
+    amount = max(1, max_cost_micros(price, prompt, output * peek.n))
+    if key.quota_micros is None:
+        return await gw.ledger.reserve(key, amount)   # nothing is held for an unlimited key
     each = "" if peek.n == 1 else f" for each of {peek.n} answers"
-    if peek.max_output is not None or key.quota_micros is None or price is None:
-        output = peek.max_output if peek.max_output is not None else (price.max_output if price else 0)
-        return await gw.ledger.reserve(key, max(1, max_cost_micros(price, prompt, output * peek.n)),
-                                       what=f" (a prompt of about {prompt:,} tokens and up to {output:,} "
-                                            f"output tokens{each})")
+    if peek.max_output is not None or price is None:
+        return await gw.ledger.reserve(key, amount, what=f" (a prompt of about {prompt:,} tokens and up to "
+                                                         f"{output:,} output tokens{each})")
     least = min(price.max_output, MIN_OUTPUT_TOKENS)
     reservation = await gw.ledger.reserve(
-        key, max(1, max_cost_micros(price, prompt, price.max_output * peek.n)),
-        minimum=max(1, max_cost_micros(price, prompt, least * peek.n)),
+        key, amount, minimum=max(1, max_cost_micros(price, prompt, least * peek.n)),
         what=f" at the least (a prompt of about {prompt:,} tokens and {least} output tokens{each})")
     peek.upstream_max_output = min(price.max_output, covered_output_tokens(price, prompt, reservation.amount, peek.n))
     return reservation
