@@ -48,7 +48,13 @@ class RawFields:
             return None
         if memoryview(raw)[:1] == b"{":
             return RawFields(msgspec.json.decode(raw, type=dict[str, msgspec.Raw]))
-        return msgspec.json.decode(raw)
+        try:   # a scalar; an array (however deeply nested) is refused at its first byte, not walked
+            return msgspec.json.decode(raw, type=int | float | str | bool | None)
+        except msgspec.ValidationError:
+            return _NOT_A_SCALAR
+
+
+_NOT_A_SCALAR = ("not", "a", "scalar")   # what an array reads as: neither a number nor an object
 
 
 def integer(value: Any, name: str, lowest: int, highest: int) -> int | None:
@@ -67,7 +73,7 @@ def integer(value: Any, name: str, lowest: int, highest: int) -> int | None:
 def _one_of(fields: Fields, names: tuple[str, str], where: str = "") -> tuple[Any, str]:
     """The value of a field that has two names; both given with different values is a 400."""
     first, second = fields.get(names[0]), fields.get(names[1])
-    if first is not None and second is not None and (first != second or isinstance(first, RawFields)):
+    if first is not None and second is not None and (first != second or isinstance(first, (dict, RawFields))):
         raise invalid_request(f"'{where}{names[0]}' and '{where}{names[1]}' are the same setting, given twice "
                               "with different values: give one of them",
                               param=f"{where}{names[0]}")
