@@ -91,6 +91,10 @@ prices:
   claude-sim-sonnet-thinking: {{input: 3.0, output: 15.0}}
   gemini-2.5-flash: {{input: 0.30, output: 2.50, cached_input: 0.03}}
   gemini-3-pro-preview: {{input: 2.0, output: 12.0}}
+  slow-model: {{input: 1.0, output: 2.0}}
+  leaky-model: {{input: 1.0, output: 2.0}}
+  deepseek-sim-reasoner: {{input: 0.28, output: 0.42}}
+# free-model has no price: refused (tests/test_billing_limits.py)
 """
 
 

@@ -61,10 +61,16 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     channels: list[ChannelConfig] = []
     keys: list[KeyConfig] = []
     prices: dict[str, PriceConfig] = {}
+    # a served model with no price (its own, or inherited from what it maps to): "refuse" it (403),
+    # or serve it "free" (self-use gateways)
+    unpriced: Literal["refuse", "free"] = "refuse"
 
 
 # Quotas are stored as integer micro-dollars in a 64-bit column (max ~9.2e12 USD).
 MAX_QUOTA_USD = 1e12
+# With requests' limits bounded (protocols/limits.py), these keep every cost inside 64 bits.
+MAX_PRICE_USD = 1_000_000.0     # per 1M tokens
+MAX_OUTPUT_TOKENS = 1_000_000   # the same bound as a request's own output limit
 
 
 def quota_problem(quota: float) -> str | None:
@@ -231,6 +237,10 @@ def _check_semantics(config: Config, file: str) -> None:
                 fail(f"prices.{model}.{field}", "must be a finite number (not .inf or .nan)")
             if value is not None and value < 0:
                 fail(f"prices.{model}.{field}", "must not be negative")
+            if value is not None and value > MAX_PRICE_USD:
+                fail(f"prices.{model}.{field}", f"must be at most {MAX_PRICE_USD:,.0f} USD per 1M tokens")
+        if not 1 <= price.max_output <= MAX_OUTPUT_TOKENS:
+            fail(f"prices.{model}.max_output", f"must be an integer from 1 to {MAX_OUTPUT_TOKENS:,}")
 
 
 def load_config(path: str | Path) -> Config:

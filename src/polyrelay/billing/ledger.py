@@ -34,6 +34,11 @@ _MAX_CHUNK_MICROS = 1_000_000    # lease at most $1 ahead of need ...
 _CHUNK_DIVISOR = 100              # ... and at most 1% of the quota, so other processes are not starved
 
 
+def usd(micros: int) -> str:
+    """Micro-dollars as dollars, exactly: 420 -> "$0.000420"."""
+    return f"${micros // 1_000_000:,}.{micros % 1_000_000:06d}"
+
+
 class Reservation:
     __slots__ = ("key_id", "amount", "leased")
 
@@ -66,13 +71,18 @@ class Ledger:
 
     # ---- request path -----------------------------------------------------------------------
 
-    async def reserve(self, key: KeyRecord, amount: int) -> Reservation:
-        """Hold `amount` micro-dollars of `key`'s quota, or raise 429 insufficient_quota."""
+    async def reserve(self, key: KeyRecord, amount: int, minimum: int | None = None, what: str = "") -> Reservation:
+        """Hold `amount` micro-dollars of `key`'s quota. With `minimum`, when the key cannot cover
+        `amount`, hold all it has left if that is at least `minimum` (the Reservation says how much).
+        Otherwise raise 429 insufficient_quota naming the balance and what was needed (`what` says
+        what the amount covers). A non-positive amount is a bug upstream of here: ValueError."""
+        if amount <= 0 or (minimum is not None and not 0 < minimum <= amount):
+            raise ValueError(f"reservation of {amount} (minimum {minimum}) micro-dollars: must be positive")
         if key.quota_micros is None:
             return Reservation(key.id, amount, leased=False)
-        if amount > key.quota_micros:  # no balance covers it; and past 2^63 the database could not hold it
-            raise GatewayError(429, "insufficient_quota", f"key '{key.name}' has not enough quota for this request: "
-                               f"its estimated cost is more than the key's whole quota")
+        asked = amount
+        # more than the whole quota can never be held (and past 2^63 the database could not store it)
+        amount = min(amount, key.quota_micros + 1)
         lease = self._leases.get(key.id)
         if lease is None:
             lease = self._leases[key.id] = _Lease()
@@ -81,13 +91,20 @@ class Ledger:
             return Reservation(key.id, amount, leased=True)
         async with lease.lock:
             if lease.left < amount and not await self._extend_lease(key, lease, amount - lease.left):
-                raise GatewayError(429, "insufficient_quota",
-                                   f"key '{key.name}' has not enough quota left for this request")
+                if minimum is not None:
+                    await self._lease_the_rest(key.id, lease, amount - lease.left)
+                    amount = min(amount, lease.left)
+                if minimum is None or amount < minimum:
+                    balance = lease.left + await self._unleased(key.id)
+                    raise GatewayError(429, "insufficient_quota", f"key '{key.name}' has {usd(balance)} left, "
+                                       f"less than the {usd(minimum or asked)} this request may cost{what}")
             lease.left -= amount
         return Reservation(key.id, amount, leased=True)
 
     async def settle(self, res: Reservation, cost: int) -> int:
         """Charge `cost` against the reservation; return what was charged (less only if quota ran out)."""
+        if cost < 0:   # usage is clamped to >= 0 before pricing: a negative cost is a bug, never a credit
+            raise ValueError(f"negative cost {cost} for key {res.key_id}")
         charged = cost
         if res.leased:
             lease = self._leases[res.key_id]
@@ -130,6 +147,21 @@ class Ledger:
             lease.left += shortfall
             return True
         return False
+
+    async def _lease_the_rest(self, key_id: int, lease: _Lease, wanted: int) -> None:
+        """Lease up to `wanted` from what the key has left (a few tries: other holders race us)."""
+        for _ in range(3):
+            take = min(wanted, await self._unleased(key_id))
+            if take <= 0 or await self._lease(key_id, take):
+                lease.left += max(0, take)
+                return
+
+    async def _unleased(self, key_id: int) -> int:
+        """What the key has left that no gateway process holds."""
+        remaining = api_keys.c.quota_micros - api_keys.c.spent_micros - api_keys.c.leased_micros
+        async with self._engine.connect() as conn:
+            value = (await conn.execute(select(remaining).where(api_keys.c.id == key_id))).scalar()
+        return max(0, value or 0)
 
     async def _extend_lease_by_id(self, key_id: int, lease: _Lease, shortfall: int) -> None:
         if await self._lease(key_id, shortfall):

@@ -9,7 +9,7 @@ import msgspec
 
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import signatures
+from polyrelay.protocols import limits, signatures
 from polyrelay.protocols.common import (
     MIN_THINKING_BUDGET, decode_json_object, dropped, dump_arguments, effort_to_budget, expect,
     log, parse_arguments, safe_tool_name, short_identifier,
@@ -208,10 +208,9 @@ def _tool_choice(raw: Any) -> ir.ToolChoice | None:
 def _parse(b: dict[str, Any], need_max_tokens: bool) -> ir.Request:
     model = b.get("model")
     expect(isinstance(model, str) and bool(model), "model: Field required", "model")
-    max_tokens = b.get("max_tokens")
-    if need_max_tokens:
-        expect(isinstance(max_tokens, int) and max_tokens >= 1, "max_tokens: a positive integer is required",
-               "max_tokens")
+    max_tokens = limits.anthropic_messages(b).max_output if need_max_tokens else None
+    # 0 only pre-warms Anthropic's prompt cache: other providers have no such request
+    expect(max_tokens != 0, "max_tokens: 0 is possible only with Anthropic channels; give at least 1", "max_tokens")
     system = _text_blocks(b.get("system"), "system") if b.get("system") is not None else []
     lifted, messages = _messages(b.get("messages"))
     tools = []
@@ -227,7 +226,7 @@ def _parse(b: dict[str, Any], need_max_tokens: bool) -> ir.Request:
     user = (b.get("metadata") or {}).get("user_id")
     return ir.Request(
         model=model, messages=messages, system=system + lifted, stream=bool(b.get("stream")),
-        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        max_tokens=max_tokens,
         temperature=b.get("temperature"), top_p=b.get("top_p"), top_k=b.get("top_k"),
         stop=[stop] if isinstance(stop, str) else list(stop or []), tools=tools,
         tool_choice=_tool_choice(b.get("tool_choice")),

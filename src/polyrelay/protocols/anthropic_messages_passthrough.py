@@ -8,7 +8,9 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.errors import invalid_request
+from polyrelay.protocols import limits
 from polyrelay.protocols.passthrough import (
+    decode_answer,
     RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths, rename_first,
     with_field,
 )
@@ -21,8 +23,9 @@ def peek_request(body: bytes) -> RequestPeek:
         raise invalid_request("model: Field required", param="model")
     if "messages" not in top:
         raise invalid_request("messages: Field required", param="messages")
+    max_output, _ = limits.anthropic_messages(limits.RawFields(top))
     return RequestPeek(top, model, bool(field(top, "stream", bool | None, False)),  # type: ignore[arg-type]
-                       True, field(top, "max_tokens", int | None), 1)  # type: ignore[arg-type]
+                       True, max_output, 1)
 
 
 THINKING_SUFFIX = "-thinking"
@@ -75,8 +78,10 @@ def _merge(into: ir.Usage | None, u: _Usage) -> ir.Usage:
                     cache_read_tokens=read, cache_write_tokens=write)
 
 
-def usage_of(body: bytes) -> ir.Usage | None:
-    holder = decode_or_none(body, _Holder)
+def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
+    """The usage of an answer or a stream event, None when it has none. A `whole` answer that is not
+    JSON raises Unreadable (a stream event never fails the stream)."""
+    holder = decode_answer(body, _Holder) if whole else decode_or_none(body, _Holder)
     return _merge(None, holder.usage) if holder and holder.usage else None
 
 
@@ -115,6 +120,8 @@ class MessagesStreamTap(SseTap):
                 self.finished = True
         elif b"message_stop" in head:
             self.done = True
+            if not self.finished:   # no stop reason read: hold it back, the client gets an error event
+                return b""
         elif head.endswith(b"error"):
             self.errored = True
         return event

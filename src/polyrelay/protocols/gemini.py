@@ -15,7 +15,7 @@ import msgspec
 
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError, invalid_request
-from polyrelay.protocols import signatures
+from polyrelay.protocols import limits, signatures
 from polyrelay.protocols.common import (
     decode_base64, decode_json_object, dropped, dump_arguments, effort_to_budget, expect, log, parse_arguments,
     standard_base64,
@@ -334,11 +334,12 @@ def _parse_fields(b: dict[str, Any]) -> ir.Request:
     if get(cfg, "responseModalities") or get(cfg, "imageConfig"):
         dropped("generationConfig.responseModalities/imageConfig", "non-Gemini channels")
     stop = get(cfg, "stopSequences")
+    max_tokens, n = limits.gemini(b)
     return ir.Request(
         model="", messages=messages, system=_text_parts(get(b, "systemInstruction")), tools=tools,
         tool_choice=_tool_choice(get(b, "toolConfig")), response_format=fmt, reasoning=_reasoning(cfg),
-        max_tokens=get(cfg, "maxOutputTokens"), temperature=get(cfg, "temperature"), top_p=get(cfg, "topP"),
-        top_k=get(cfg, "topK"), stop=list(stop or []), seed=get(cfg, "seed"), n=get(cfg, "candidateCount"),
+        max_tokens=max_tokens, temperature=get(cfg, "temperature"), top_p=get(cfg, "topP"),
+        top_k=get(cfg, "topK"), stop=list(stop or []), seed=get(cfg, "seed"), n=n,
         presence_penalty=get(cfg, "presencePenalty"), frequency_penalty=get(cfg, "frequencyPenalty"),
         include_usage=True)
 

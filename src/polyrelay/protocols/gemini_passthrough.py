@@ -7,35 +7,28 @@ import re
 import msgspec
 
 from polyrelay import ir
+from polyrelay.protocols import limits
 from polyrelay.protocols.passthrough import (
-    ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, model_field, quoted_lengths, rename_first,
+    decode_answer,
+    ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
+    rename_first, with_field,
 )
-
-
-class _GenerationConfig(msgspec.Struct):
-    maxOutputTokens: int | None = None
-    max_output_tokens: int | None = None
-    candidateCount: int | None = None
-    candidate_count: int | None = None
 
 
 def peek_request(body: bytes, model: str, stream: bool) -> RequestPeek:
     top = decode_top(body)
-    max_output, n = None, 1
-    raw = top.get("generationConfig") or top.get("generation_config")
-    if raw is not None:
-        try:
-            cfg = msgspec.json.decode(raw, type=_GenerationConfig | None)
-        except msgspec.ValidationError:
-            cfg = None  # the converter or the upstream will say what is wrong
-        if cfg is not None:
-            max_output = cfg.maxOutputTokens or cfg.max_output_tokens
-            n = cfg.candidateCount or cfg.candidate_count or 1
-    return RequestPeek(top, model, stream, True, max_output, max(1, n))
+    max_output, n = limits.gemini(limits.RawFields(top))
+    return RequestPeek(top, model, stream, True, max_output, n or 1)
 
 
 def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool = True) -> bytes:
-    return msgspec.json.encode(peek.top)
+    """The body as it came (the model is in the URL), with the relay's output limit when it set one."""
+    top = peek.top
+    if peek.upstream_max_output is not None:
+        name = next((n for n in limits.GEMINI_CONFIG if top.get(n) is not None), limits.GEMINI_CONFIG[0])
+        config = field(top, name, dict, {})
+        top = with_field(top, name, {**config, "maxOutputTokens": peek.upstream_max_output})  # type: ignore[dict-item]
+    return msgspec.json.encode(top)
 
 
 class _UsageMetadata(msgspec.Struct):
@@ -57,8 +50,10 @@ def _to_ir(u: _UsageMetadata) -> ir.Usage:
                     cache_read_tokens=u.cachedContentTokenCount, reasoning_tokens=u.thoughtsTokenCount)
 
 
-def usage_of(body: bytes) -> ir.Usage | None:
-    holder = decode_or_none(body, _Holder)
+def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
+    """The usage of an answer or a stream event, None when it has none. A `whole` answer that is not
+    JSON raises Unreadable (a stream event never fails the stream)."""
+    holder = decode_answer(body, _Holder) if whole else decode_or_none(body, _Holder)
     return _to_ir(holder.usageMetadata) if holder and holder.usageMetadata else None
 
 

@@ -9,7 +9,7 @@ import msgspec
 
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import signatures
+from polyrelay.protocols import limits, signatures
 from polyrelay.protocols.common import (
     budget_to_effort, data_url, decode_json_object, dropped, expect, log, safe_tool_name, short_identifier,
     split_data_url,
@@ -306,12 +306,13 @@ def parse_request(body: bytes) -> ir.Request:
     stop = b.get("stop")
     options = b.get("stream_options") or {}
     effort = b.get("reasoning_effort")
+    max_tokens, n = limits.openai_chat(b)
     return ir.Request(
         model=model, messages=messages, system=system, stream=bool(b.get("stream")),
-        max_tokens=_number(b, "max_completion_tokens", int) or _number(b, "max_tokens", int),
+        max_tokens=max_tokens,
         temperature=_number(b, "temperature"), top_p=_number(b, "top_p"),
         stop=[stop] if isinstance(stop, str) else [str(s) for s in stop or []],
-        seed=_number(b, "seed", int), n=_number(b, "n", int),
+        seed=_number(b, "seed", int), n=n,
         frequency_penalty=_number(b, "frequency_penalty"), presence_penalty=_number(b, "presence_penalty"),
         tools=_tools(b.get("tools")), tool_choice=_tool_choice(b.get("tool_choice"), b.get("parallel_tool_calls")),
         response_format=_response_format(b.get("response_format")),

@@ -12,7 +12,9 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.errors import invalid_request
+from polyrelay.protocols import limits
 from polyrelay.protocols.passthrough import (
+    decode_answer,
     ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
     quoted_lengths_all,
     rename_first, with_field,
@@ -33,19 +35,18 @@ def peek_request(body: bytes) -> RequestPeek:
     if "messages" not in top:
         raise invalid_request("'messages' is required", param="messages")
     options = field(top, "stream_options", _StreamOptions | None)
-    max_output = field(top, "max_completion_tokens", int | None)
-    if max_output is None:
-        max_output = field(top, "max_tokens", int | None)
-    n = field(top, "n", int | None, 1)
-    if n < 1:  # type: ignore[operator]
-        raise invalid_request("'n' must be at least 1", param="n")
+    max_output, n = limits.openai_chat(limits.RawFields(top))
     return RequestPeek(top, model, bool(field(top, "stream", bool | None, False)),  # type: ignore[arg-type]
-                       bool(options and options.include_usage), max_output, n)  # type: ignore[arg-type, union-attr]
+                       bool(options and options.include_usage), max_output, n or 1)  # type: ignore[union-attr]
 
 
 def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool) -> bytes:
-    """The client's body with the model renamed (and usage asked for in streams when `force_usage`)."""
+    """The client's body with the model renamed (and usage asked for in streams when `force_usage`),
+    and the relay's output limit when it set one: `max_completion_tokens`, which every OpenAI chat
+    model takes (o-series and gpt-5 refuse `max_tokens`)."""
     top = with_field(peek.top, "model", upstream_model)
+    if peek.upstream_max_output is not None:
+        top = with_field(top, "max_completion_tokens", peek.upstream_max_output)
     if peek.stream and force_usage and not peek.include_usage:
         options = field(top, "stream_options", dict, {})
         top = with_field(top, "stream_options", {**options, **_INCLUDE_USAGE})  # type: ignore[dict-item]
@@ -86,9 +87,10 @@ def _to_ir(u: _Usage) -> ir.Usage:
     )
 
 
-def usage_of(body: bytes) -> ir.Usage | None:
-    """The usage of a Chat response or chunk, or None when it has none (or is not JSON)."""
-    holder = decode_or_none(body, _UsageHolder)
+def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
+    """The usage of an answer or a stream event, None when it has none. A `whole` answer that is not
+    JSON raises Unreadable (a stream event never fails the stream)."""
+    holder = decode_answer(body, _UsageHolder) if whole else decode_or_none(body, _UsageHolder)
     return _to_ir(holder.usage) if holder and holder.usage else None
 
 
@@ -146,7 +148,8 @@ class ChatStreamTap(SseTap):
         payload = event[5:].lstrip()
         if payload.startswith(b"[DONE]"):
             self.done = True
-            return event
+            # nothing of the stream could be read: hold back [DONE], so the client gets the error event
+            return event if self.finished or self.usage is not None else b""
         if payload.startswith(b'{"error"'):
             self.errored = True
             return event

@@ -23,7 +23,8 @@ T = TypeVar("T")
 class RequestPeek:
     """What the gateway needs to know about a request, read without a full parse."""
 
-    __slots__ = ("top", "model", "stream", "include_usage", "max_output", "n", "forward_headers")
+    __slots__ = ("top", "model", "stream", "include_usage", "max_output", "n", "forward_headers",
+                 "upstream_max_output")
 
     def __init__(self, top: Top, model: str, stream: bool, include_usage: bool,
                  max_output: int | None, n: int) -> None:
@@ -34,6 +35,9 @@ class RequestPeek:
         self.max_output = max_output        # the client's output limit, if any
         self.n = n                          # answers asked for
         self.forward_headers: dict[str, str] | None = None   # client headers for a same-kind upstream
+        # set by the relay when the client set no limit and the key's balance is finite: the output
+        # limit the reservation covers, sent upstream so the answer cannot cost more than was held
+        self.upstream_max_output: int | None = None
 
 
 def decode_top(body: bytes) -> Top:
@@ -51,6 +55,27 @@ def decode_or_none(body: bytes, typ: type[T]) -> T | None:
         return msgspec.json.decode(body, type=typ)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
+
+
+class Unreadable(Exception):
+    """A whole upstream answer that is not a JSON object: a failed request, never billed."""
+
+
+def decode_answer(body: bytes, typ: type[T]) -> T | None:
+    """A whole (non-stream) upstream answer decoded as `typ`: None when it is a JSON object of another
+    shape (no usage to read), Unreadable when it is not a JSON object at all. One decode on the
+    common path; the second look happens only for a body that does not fit `typ`."""
+    try:
+        return msgspec.json.decode(body, type=typ)
+    except msgspec.DecodeError:
+        raise Unreadable from None
+    except msgspec.ValidationError:
+        pass
+    try:
+        msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise Unreadable from None
+    return None
 
 
 def field(top: Top, name: str, typ: object, default: object = None) -> object:

@@ -41,6 +41,8 @@ class Converted:
                 req = self.surface.protocol.parse_request(self.body)
             if self.surface is GEMINI:  # the model and the stream flag live in the URL
                 req.model, req.stream = self.peek.model, self.peek.stream
+            if req.max_tokens is None:   # the limit the reservation covers, if the relay set one
+                req.max_tokens = self.peek.upstream_max_output
             self._request = req
         return self._request
 
@@ -74,8 +76,12 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
     if not req.stream:
         data = await read_all(resp, channel)
         meter.first_byte()
-        with blame(f"upstream channel '{channel.name}' sent an answer that cannot be read", 502, "upstream"):
-            answer = upstream.parse_response(data)
+        unreadable = f"upstream channel '{channel.name}' sent an answer that cannot be read"
+        with blame(unreadable, 502, "upstream"):
+            try:
+                answer = upstream.parse_response(data)
+            except GatewayError as err:   # the parser's 400 is about the upstream's body here, not the client's
+                raise GatewayError(502, "upstream", f"{unreadable}: {err.message}", retryable=True) from None
         for choice in answer.choices:
             for part in choice.parts:
                 if isinstance(part, ir.ToolCallPart):

@@ -6,6 +6,7 @@ with none left the count is estimated locally."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import msgspec
@@ -15,9 +16,11 @@ from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError, blame
 from polyrelay.protocols.anthropic_messages_passthrough import thinking_base_model
 from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply
 from polyrelay.relay.surfaces import Surface, protocol_module
 from polyrelay.relay.upstream import open_upstream, read_all
+from polyrelay.store.keys import KeyRecord
 
 
 def _anthropic(channel: Channel, req: ir.Request, model: str, client: Surface, body: bytes) -> tuple[str, bytes]:
@@ -62,10 +65,32 @@ def _estimate(req: ir.Request) -> int:
         return estimate_request_tokens(req)
 
 
-async def count_tokens(gw: Gateway, client: Surface, req: ir.Request, body: bytes,
+async def count_tokens(gw: Gateway, client: Surface, key: KeyRecord, req: ir.Request, body: bytes,
                        forward_headers: dict[str, str] | None = None) -> Reply:
     """`req` is the client's request parsed (with its public model); the answer is in the client's shape.
-    `forward_headers` (the client's, e.g. anthropic-beta) go only to channels of the client's protocol."""
+    `forward_headers` (the client's, e.g. anthropic-beta) go only to channels of the client's protocol.
+
+    Counting is free, but not for a key with nothing left (429, like a generation), and every count
+    is logged (surface `<surface>:count_tokens`, cost 0)."""
+    meter = Meter(gw.ledger, None, None, key, f"{client.name}:count_tokens", req.model, False, time.perf_counter())
+    try:
+        # 1 micro-dollar held and given back: refuses a key with no balance, at no store round trip
+        # when this process already holds part of the key's quota
+        meter.reservation = await gw.ledger.reserve(key, 1, what=" (counting tokens needs a balance)")
+        reply = await _count(gw, client, req, body, forward_headers, meter)
+    except GatewayError as err:
+        meter.fail(err.status, err.message)
+        raise
+    except BaseException as exc:
+        meter.fail(499 if isinstance(exc, asyncio.CancelledError) else 500, f"count failed: {type(exc).__name__}")
+        raise
+    meter.first_byte()
+    await meter.succeed(ir.Usage())
+    return reply
+
+
+async def _count(gw: Gateway, client: Surface, req: ir.Request, body: bytes,
+                 forward_headers: dict[str, str] | None, meter: Meter) -> Reply:
     for channel in gw.router.candidates(req.model):
         counter = _COUNTERS.get(channel.protocol)
         if counter is None:
@@ -74,6 +99,8 @@ async def count_tokens(gw: Gateway, client: Surface, req: ir.Request, body: byte
         upstream_model = channel.upstream_model(req.model)
         if channel.protocol == "anthropic_messages":
             upstream_model = thinking_base_model(req.model, upstream_model)
+        meter.attempts += 1
+        meter.channel, meter.upstream_model = channel.name, upstream_model
         try:
             with blame("the request cannot be converted"):
                 url, up_body = render(channel, req, upstream_model, client, body)

@@ -7,7 +7,8 @@ import msgspec
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.protocols.anthropic_messages_passthrough import thinking_base_model
-from polyrelay.protocols.passthrough import RequestPeek
+from polyrelay.errors import GatewayError
+from polyrelay.protocols.passthrough import RequestPeek, Unreadable
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
@@ -22,7 +23,8 @@ async def call(gw: Gateway, surface: Surface, channel: Channel, peek: RequestPee
     passthrough = surface.passthrough
     if surface is ANTHROPIC_MESSAGES:
         upstream_model = meter.upstream_model = thinking_base_model(peek.model, upstream_model)
-    unchanged = upstream_model == peek.model and (not peek.stream or peek.include_usage)
+    unchanged = (upstream_model == peek.model and (not peek.stream or peek.include_usage)
+                 and peek.upstream_max_output is None)
     up_body = body if unchanged else passthrough.upstream_body(peek, upstream_model, channel.config.stream_options)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, peek.stream,
                                surface.protocol.parse_error, extra_headers=peek.forward_headers)
@@ -30,7 +32,12 @@ async def call(gw: Gateway, surface: Surface, channel: Channel, peek: RequestPee
     if not peek.stream:
         data = await read_all(resp, channel)
         meter.first_byte()
-        await meter.succeed(passthrough.usage_of(data) or estimated_usage(body, len(data) // 2))
+        try:
+            usage = passthrough.usage_of(data, whole=True)
+        except Unreadable:
+            raise GatewayError(502, "upstream", f"upstream channel '{channel.name}' answered with a body that is "
+                               "not JSON", retryable=True) from None
+        await meter.succeed(usage or estimated_usage(body, len(data) // 2))
         return Reply(resp.status, passthrough.rename_model(data, model_json))
     first = await first_chunk(resp, channel)
     meter.first_byte()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyrelay.billing.ledger import Ledger
-from polyrelay.billing.prices import Price, price_table
+from polyrelay.billing.prices import Price, price_table, served_prices
 from polyrelay.channels import build_channel
 from polyrelay.config import Config
 from polyrelay.errors import GatewayError
@@ -19,6 +20,8 @@ from polyrelay.store.keys import KeyRecord
 if TYPE_CHECKING:
     import aiohttp
 
+log = logging.getLogger("polyrelay.gateway")
+
 
 class Gateway:
     def __init__(self, config: Config, engine: AsyncEngine) -> None:
@@ -26,7 +29,11 @@ class Gateway:
         self.engine = engine
         self.channels = [build_channel(c) for c in config.channels]
         self.router = Router(self.channels)
-        self.prices: dict[str, Price] = price_table(config.prices)
+        self.prices, self.unpriced = served_prices(price_table(config.prices), config.channels)
+        if self.unpriced:
+            log.warning("served models without a price (%s): %s", "served free, as the config's 'unpriced: free' "
+                        "says" if config.unpriced == "free" else "refused until priced in 'prices:'",
+                        ", ".join(self.unpriced))
         self.ledger = Ledger(engine)
         self.keys = KeyCache(engine)
         self.http = UpstreamClient()
@@ -61,6 +68,15 @@ class Gateway:
         for channel in self.router.candidates(model)[:1]:
             return channel.config.type
         return "openai"
+
+    def price_of(self, model: str) -> Price | None:
+        """The price of a served model; an unpriced one is refused unless the config serves it free."""
+        price = self.prices.get(model)
+        if price is None and self.config.unpriced != "free":
+            raise GatewayError(403, "permission", f"model '{model}' has no price on this gateway, so it cannot "
+                               "be billed; the operator must add it to 'prices:' (or set 'unpriced: free')",
+                               param="model", code="model_not_priced")
+        return price
 
     def authorize_model(self, key: KeyRecord, model: str) -> None:
         if key.models and model not in key.models:

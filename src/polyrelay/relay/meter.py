@@ -6,18 +6,18 @@ import time
 
 from polyrelay import ir
 from polyrelay.billing.ledger import Ledger, Reservation
-from polyrelay.billing.prices import Price, cost_micros
+from polyrelay.billing.prices import Price, bounded_usage, cost_micros
 from polyrelay.store.keys import KeyRecord
 
 
 class Meter:
-    __slots__ = ("_ledger", "_reservation", "_price", "key", "surface", "model", "stream",
+    __slots__ = ("_ledger", "reservation", "_price", "key", "surface", "model", "stream",
                  "started", "ttfb", "attempts", "channel", "upstream_model", "_closed")
 
-    def __init__(self, ledger: Ledger, reservation: Reservation, price: Price | None, key: KeyRecord,
+    def __init__(self, ledger: Ledger, reservation: Reservation | None, price: Price | None, key: KeyRecord,
                  surface: str, model: str, stream: bool, started: float) -> None:
         self._ledger = ledger
-        self._reservation = reservation
+        self.reservation = reservation   # None until held (a request refused for quota holds nothing)
         self._price = price
         self.key = key
         self.surface = surface
@@ -39,8 +39,10 @@ class Meter:
         if self._closed:
             return
         self._closed = True
+        usage = bounded_usage(usage)
         cost = cost_micros(self._price, usage)
-        charged = await self._ledger.settle(self._reservation, cost)
+        assert self.reservation is not None, "settling a request that holds no reservation"
+        charged = await self._ledger.settle(self.reservation, cost)
         self._log(status, usage, cost, charged, error)
 
     def fail(self, status: int, error: str) -> None:
@@ -48,7 +50,8 @@ class Meter:
         if self._closed:
             return
         self._closed = True
-        self._ledger.refund(self._reservation)
+        if self.reservation is not None:
+            self._ledger.refund(self.reservation)
         self._log(status, None, 0, 0, error)
 
     def _log(self, status: int, usage: ir.Usage | None, cost: int, charged: int, error: str | None) -> None:

@@ -6,7 +6,8 @@ import asyncio
 import time
 
 from polyrelay.billing.estimate import estimate_prompt_tokens
-from polyrelay.billing.prices import max_cost_micros
+from polyrelay.billing.ledger import Reservation
+from polyrelay.billing.prices import Price, covered_output_tokens, max_cost_micros
 from polyrelay.errors import GatewayError
 from polyrelay.protocols.passthrough import RequestPeek
 from polyrelay.relay import convert_path, fast_path
@@ -17,6 +18,7 @@ from polyrelay.relay.surfaces import Surface
 from polyrelay.store.keys import KeyRecord
 
 _RETRY_KINDS = ("upstream", "overloaded", "timeout", "rate_limit", "insufficient_quota")
+MIN_OUTPUT_TOKENS = 16   # a request the balance cannot pay this much output for (with its prompt) is refused
 
 
 async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek: RequestPeek,
@@ -24,12 +26,10 @@ async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek
     """Serve one generation request; `client_sse` is False for Gemini's JSON-array streams."""
     started = time.perf_counter()
     gw.authorize_model(key, peek.model)
-    price = gw.prices.get(peek.model)
-    max_output = peek.max_output or (price.max_output if price else 0)
-    estimate = max_cost_micros(price, estimate_prompt_tokens(body), max_output * peek.n)
-    reservation = await gw.ledger.reserve(key, estimate)
-    meter = Meter(gw.ledger, reservation, price, key, surface.name, peek.model, peek.stream, started)
+    price = gw.price_of(peek.model)
+    meter = Meter(gw.ledger, None, price, key, surface.name, peek.model, peek.stream, started)
     try:
+        meter.reservation = await _reserve(gw, key, price, body, peek)
         return await _try_candidates(gw, surface, peek, body, meter, client_sse)
     except GatewayError as err:
         meter.fail(err.status, err.message)
@@ -40,6 +40,31 @@ async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek
     except BaseException as exc:
         meter.fail(500, f"internal error: {type(exc).__name__}")
         raise
+
+
+async def _reserve(gw: Gateway, key: KeyRecord, price: Price | None, body: bytes, peek: RequestPeek) -> Reservation:
+    """Hold the most the request may cost (at least 1 micro-dollar: a key with a quota needs a balance).
+
+    A request with no output limit, on a key with a finite balance, gets one: the price's max_output,
+    or what the balance covers if less (down to MIN_OUTPUT_TOKENS), set in `peek.upstream_max_output`
+    and sent upstream, so the answer cannot cost more than was held. An explicit client limit is
+    never lowered: if the balance cannot cover it, the request is refused (429).
+    """
+    prompt = estimate_prompt_tokens(body)
+    output = peek.max_output if peek.max_output is not None else (price.max_output if price else 0)
+    amount = max(1, max_cost_micros(price, prompt, output * peek.n))
+    if key.quota_micros is None:
+        return await gw.ledger.reserve(key, amount)   # nothing is held for an unlimited key
+    each = "" if peek.n == 1 else f" for each of {peek.n} answers"
+    if peek.max_output is not None or price is None:
+        return await gw.ledger.reserve(key, amount, what=f" (a prompt of about {prompt:,} tokens and up to "
+                                                         f"{output:,} output tokens{each})")
+    least = min(price.max_output, MIN_OUTPUT_TOKENS)
+    reservation = await gw.ledger.reserve(
+        key, amount, minimum=max(1, max_cost_micros(price, prompt, least * peek.n)),
+        what=f" at the least (a prompt of about {prompt:,} tokens and {least} output tokens{each})")
+    peek.upstream_max_output = min(price.max_output, covered_output_tokens(price, prompt, reservation.amount, peek.n))
+    return reservation
 
 
 async def _try_candidates(gw: Gateway, surface: Surface, peek: RequestPeek, body: bytes, meter: Meter,

@@ -73,7 +73,7 @@ async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
             await write(out)
         if tap.errored:
             status, error = 502, "upstream sent an error event mid-stream"
-        elif not (tap.done or tap.finished):
+        elif not tap.finished and tap.usage is None:   # a terminator alone does not make an answer
             status, error = 502, "upstream stream ended before it was complete"
     except TRANSPORT_ERRORS as exc:
         status, error = 502, transport_error(exc, channel.name).message
@@ -85,10 +85,13 @@ async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
         raise
     finally:
         resp.close()  # cancels the upstream request if it is still running
-        usage = tap.usage or estimated_usage(body, tap.text_bytes, tap.start_usage)
-        # shielded: a disconnect that cancels this producer while the ledger extends a lease must
-        # not leave the stream unbilled and unlogged
-        await asyncio.shield(meter.succeed(usage, status, error))
+        if status == 502 and not (tap.usage or tap.start_usage or tap.text_bytes):
+            meter.fail(status, error or "")   # the upstream said nothing readable: a failed request, not billed
+        else:
+            usage = tap.usage or estimated_usage(body, tap.text_bytes, tap.start_usage)
+            # shielded: a disconnect that cancels this producer while the ledger extends a lease must
+            # not leave the stream unbilled and unlogged
+            await asyncio.shield(meter.succeed(usage, status, error))
     if error and not tap.errored:
         # The client must not mistake a cut stream for a complete one: end with an error event.
         await write(stream_error(GatewayError(502, "upstream", error)))

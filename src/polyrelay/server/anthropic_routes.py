@@ -28,7 +28,8 @@ async def count_tokens(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     req = parse_request(ANTHROPIC_MESSAGES, body)
     gw.authorize_model(key, req.model)
     beta = header(scope, b"anthropic-beta")
-    return await relay_count_tokens(gw, ANTHROPIC_MESSAGES, req, body, {"anthropic-beta": beta} if beta else None)
+    return await relay_count_tokens(gw, ANTHROPIC_MESSAGES, key, req, body,
+                                    {"anthropic-beta": beta} if beta else None)
 
 
 ROUTES = [

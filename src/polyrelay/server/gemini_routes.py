@@ -42,7 +42,7 @@ async def _count_tokens(gw: Gateway, key, model: str, body: bytes) -> Reply:  # 
     req = parse_request(GEMINI, body)
     req.model = model
     gw.authorize_model(key, model)
-    return await count_tokens(gw, GEMINI, req, body)
+    return await count_tokens(gw, GEMINI, key, req, body)
 
 
 async def list_models(gw: Gateway, scope: Scope, body: bytes) -> Reply:

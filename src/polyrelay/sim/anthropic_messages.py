@@ -13,7 +13,7 @@ import msgspec
 
 from polyrelay.sim.plan import THINKING_TEXT, plan, sign, verify
 from polyrelay.sim.replies import SimReply, SimStream
-from polyrelay.sim.script import Script, split_words
+from polyrelay.sim.script import Script, fit, split_words
 from polyrelay.tokens import estimate_text_tokens
 
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
@@ -175,11 +175,37 @@ def _answer(req: dict[str, Any], script: Script) -> tuple[list[dict[str, Any]], 
         estimate_text_tokens(_text(m["content"])) + 3 for m in req["messages"])
     cached = min(script.cached, prompt)
     written = min(script.cache_write, prompt - cached)
-    output = sum(estimate_text_tokens(b.get("text") or b.get("thinking") or msgspec.json.encode(
-        b.get("input")).decode()) for b in blocks) + script.reasoning
+    output = sum(_tokens(b) for b in blocks) + script.reasoning
+    stop = "tool_use" if answer.calls else "end_turn"
+    if output > req["max_tokens"]:   # honoured strictly, as the real API does
+        blocks, output = _cut(blocks, min(script.reasoning, req["max_tokens"]), req["max_tokens"])
+        stop = "max_tokens"
     usage = {"input_tokens": prompt - cached - written, "cache_creation_input_tokens": written,
              "cache_read_input_tokens": cached, "output_tokens": output}
-    return blocks, "tool_use" if answer.calls else "end_turn", usage
+    return blocks, stop, usage
+
+
+def _tokens(block: dict[str, Any]) -> int:
+    return estimate_text_tokens(block.get("text") or block.get("thinking") or msgspec.json.encode(
+        block.get("input")).decode())
+
+
+def _cut(blocks: list[dict[str, Any]], reasoning: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The blocks that fit in `limit` output tokens (text cut at a word; tool calls dropped), and their tokens."""
+    kept, used = [], reasoning
+    for block in blocks:
+        if block["type"] == "tool_use":
+            continue
+        if block["type"] == "text":
+            text, _ = fit(block["text"], limit - used, estimate_text_tokens)
+            if text:
+                kept.append({**block, "text": text})
+                used += estimate_text_tokens(text)
+            break
+        if used + _tokens(block) <= limit:
+            kept.append(block)
+            used += _tokens(block)
+    return kept, used
 
 
 def handle(body: bytes, headers: dict[str, str], script: Script) -> SimReply | SimStream:

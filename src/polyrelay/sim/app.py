@@ -81,6 +81,10 @@ class SimApp:
 
     def _upstream(self, path: str, method: str, body: bytes, headers: dict[str, str], api_key: str | None,
                   script: Any, scope: Scope) -> SimReply | SimStream:
+        if script.garbage and method == "POST":
+            if b'"stream":true' in body.replace(b" ", b"") or "streamGenerateContent" in path:
+                return SimStream([b"data: {\"id\": broken\n\n", b"data: <html>oops</html>\n\n", b"data: [DONE]\n\n"])
+            return SimReply(200, b"<html>502 Bad Gateway from a proxy</html>", content_type="text/html")
         if method == "POST" and path.endswith("/chat/completions"):
             return openai_chat.handle(body, script)
         if method == "POST" and path == "/v1/messages":

@@ -17,7 +17,7 @@ import msgspec
 
 from polyrelay.sim.plan import THINKING_TEXT, plan, sign
 from polyrelay.sim.replies import SimReply, SimStream
-from polyrelay.sim.script import Script, split_words
+from polyrelay.sim.script import Script, fit, split_words
 from polyrelay.tokens import estimate_text_tokens
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -131,7 +131,7 @@ def _png(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
-def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[str, Any]], dict[str, int], str]:
     cfg = get(req, "generationConfig", {})
     last = req["contents"][-1]
     last_is_result = any(get(p, "functionResponse") is not None for p in last.get("parts") or [])
@@ -164,13 +164,22 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
     # like the real API: thinking is counted in thoughtsTokenCount only, not in candidatesTokenCount
     thoughts = (estimate_text_tokens(THINKING_TEXT) if parts and parts[0].get("thought") else 0) + script.reasoning
     candidates = sum(estimate_text_tokens(p.get("text", "")) for p in parts if not p.get("thought")) + 5 * len(answer.calls)
+    limit = get(cfg, "maxOutputTokens")
+    finish = "STOP"
+    if isinstance(limit, int) and thoughts + candidates > limit:   # maxOutputTokens includes thinking
+        thoughts = min(thoughts, limit)
+        budget = limit - thoughts
+        parts = [p if p.get("thought") else {**p, "text": fit(p["text"], budget, estimate_text_tokens)[0]}
+                 for p in parts if "text" in p]   # function calls do not fit a cut answer
+        candidates = sum(estimate_text_tokens(p["text"]) for p in parts if not p.get("thought"))
+        finish = "MAX_TOKENS"
     usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates,
              "totalTokenCount": prompt + candidates + thoughts}
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
     if script.cached:
         usage["cachedContentTokenCount"] = min(script.cached, prompt)
-    return parts, usage
+    return parts, usage, finish
 
 
 def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None, script: Script) -> SimReply | SimStream:
@@ -195,11 +204,11 @@ def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
         return error_reply(400, str(e))
     if script.status >= 400:
         return error_reply(script.status, f"simulated error {script.status}")
-    parts, usage = _answer(req, model, script)
+    parts, usage, finish = _answer(req, model, script)
     rid = f"sim{time.time_ns() % 10**12}"
     if method == "generateContent":
         return SimReply(200, msgspec.json.encode({
-            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
             "usageMetadata": usage, "modelVersion": model, "responseId": rid}))
     chunks = []
     for part in parts:
@@ -207,7 +216,10 @@ def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
         for piece in pieces:
             chunks.append({"candidates": [{"content": {"role": "model", "parts": [
                 part if piece is None else {"text": piece}]}, "index": 0}], "modelVersion": model, "responseId": rid})
-    chunks[-1]["candidates"][0]["finishReason"] = "STOP"
+    if not chunks:   # an answer cut to nothing
+        chunks.append({"candidates": [{"content": {"role": "model", "parts": []}, "index": 0}],
+                       "modelVersion": model, "responseId": rid})
+    chunks[-1]["candidates"][0]["finishReason"] = finish
     chunks[-1]["usageMetadata"] = usage
     encoded = [msgspec.json.encode(c) for c in chunks]
     if sse:

@@ -13,7 +13,7 @@ import msgspec
 
 from polyrelay.sim.plan import THINKING_TEXT, plan
 from polyrelay.sim.replies import SimReply, SimStream
-from polyrelay.sim.script import Script, split_words
+from polyrelay.sim.script import Script, fit, split_words
 from polyrelay.tokens import estimate_text_tokens
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
@@ -129,6 +129,21 @@ def _plan(req: dict[str, Any], script: Script) -> tuple[str | None, list[dict[st
     return answer.text, calls
 
 
+def _within(limit: int, text: str | None, calls: list[dict[str, Any]], thinking: str | None,
+            script: Script) -> tuple[str | None, list[dict[str, Any]], str | None, Script, bool]:
+    """The answer cut to `limit` output tokens (reasoning first, then text; tool calls do not fit a cut
+    answer), and whether it was cut."""
+    call_tokens = sum(len(c["function"]["arguments"]) // 4 + 1 for c in calls)
+    thought = estimate_text_tokens(thinking or "")
+    if thought + script.reasoning + call_tokens + estimate_text_tokens(text or "") <= limit:
+        return text, calls, thinking, script, False
+    if thought > limit:
+        thinking, thought = None, 0
+    script = msgspec.structs.replace(script, reasoning=min(script.reasoning, limit - thought))
+    text, _ = fit(text or "", limit - thought - script.reasoning, estimate_text_tokens)
+    return text, [], thinking, script, True
+
+
 def handle(body: bytes, script: Script) -> SimReply | SimStream:
     try:
         req = msgspec.json.decode(body)
@@ -141,15 +156,22 @@ def handle(body: bytes, script: Script) -> SimReply | SimStream:
         if script.status == 401:  # like OpenAI, echo the key: the gateway must not pass it on
             return error_reply(401, f"Incorrect API key provided: {script.api_key}.")
         return error_reply(script.status, f"simulated error {script.status}")
+    limit = req.get("max_completion_tokens", req.get("max_tokens"))
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        return error_reply(400, "Invalid 'max_completion_tokens': integer below minimum value. Expected a value "
+                           ">= 1.")
     text, calls = _plan(req, script)
     rid = f"chatcmpl-sim{time.time_ns() % 10**12}"
     created = int(time.time())
     model = req["model"]
     n = int(req.get("n") or 1)
     thinking = THINKING_TEXT if req.get("reasoning_effort") not in (None, "none") else None
+    cut = False
+    if limit is not None:
+        text, calls, thinking, script, cut = _within(limit, text, calls, thinking, script)
     completion = estimate_text_tokens(text or "") + sum(len(c["function"]["arguments"]) // 4 + 1 for c in calls)
     usage = _usage(req, completion * n, estimate_text_tokens(thinking or "") * n, script)
-    finish = "tool_calls" if calls else "stop"
+    finish = "length" if cut else "tool_calls" if calls else "stop"
     if not req.get("stream"):
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
         if thinking:

@@ -5,12 +5,14 @@ Directives (comma separated, anywhere in the request text): status=N, chunks=N (
 delay_ms=N (between stream pieces), hang_ms=N (before answering), cut=N (stream stops after N
 pieces without finishing), words=N (reply length), cached=N (cached prompt tokens), cache_write=N
 (prompt tokens written to the cache; Anthropic mode only, as cache_creation_input_tokens), reasoning=N
-(reasoning tokens), notool (answer in text even when tools are offered).
+(reasoning tokens), notool (answer in text even when tools are offered), garbage (answer 200 with a
+body that is not JSON, or a stream of unreadable events then `data: [DONE]`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import msgspec
 
@@ -29,6 +31,7 @@ class Script(msgspec.Struct):
     cache_write: int = 0
     reasoning: int = 0
     notool: bool = False
+    garbage: bool = False
     api_key: str = ""
 
 
@@ -37,8 +40,8 @@ def read_script(body: bytes, api_key: str | None) -> Script:
     for m in _DIRECTIVE.finditer(body):
         for item in m.group(1).decode().split(","):
             name, _, value = item.strip().partition("=")
-            if name == "notool":
-                script.notool = True
+            if name in ("notool", "garbage"):
+                setattr(script, name, True)
             elif name in Script.__struct_fields__ and value.isdigit():
                 setattr(script, name, int(value))
     if api_key:
@@ -56,6 +59,22 @@ _WORDS = ("the quick brown fox jumps over the lazy dog while simulated upstreams
 def reply_words(n: int) -> list[str]:
     """`n` deterministic words, each followed by a space except the last."""
     return split_words(" ".join(_WORDS[i % len(_WORDS)] for i in range(max(1, n))))
+
+
+def fit(text: str, budget: int, count: Callable[[str], int]) -> tuple[str, bool]:
+    """The longest word prefix of `text` that `count` says has at most `budget` tokens, and whether
+    it had to be cut (the simulator honours max tokens strictly, as the real APIs do)."""
+    if count(text) <= budget:
+        return text, False
+    words = split_words(text)
+    low, high = 0, len(words)   # words[:low] fits, words[:high + 1] does not
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count("".join(words[:mid])) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return "".join(words[:low]), True
 
 
 def split_words(text: str) -> list[str]:
