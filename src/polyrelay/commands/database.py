@@ -127,9 +127,10 @@ def run(db: Database, work: Callable[[AsyncEngine], Awaitable[T]], *, create: bo
             if check is not None and not missing:
                 await check(engine)
             await migrate(engine)
-            if announce:
+            result = await work(engine)
+            if announce:   # after the work: a failure is one line that names the database itself
                 typer.echo(f"polyrelay: database {db.describe()}{', created now' if missing else ''}", err=True)
-            return await work(engine)
+            return result
         finally:
             await engine.dispose()
 

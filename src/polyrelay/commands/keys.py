@@ -29,7 +29,7 @@ def _check_against_config(path: Path, name: str, models: list[str]) -> None:
     if unknown:
         fail(f"--model {', '.join(unknown)}: not served by {path} (it serves {', '.join(sorted(served))})")
     if any(k.name == name for k in config.keys):
-        fail(f"'{name}' is a key of {path}: the next start would replace it; choose another --name")
+        fail(f"'{name}' is a key in the config {path}: the next start would take it over; choose another --name")
 
 
 @app.command("create")
