@@ -13,7 +13,6 @@ import typer
 import uvicorn
 
 from polyrelay.commands import keys as keys_commands
-from polyrelay.commands import output
 from polyrelay.commands.database import Database, DatabaseOption, choose, fail, run
 from polyrelay.commands.listen import QuietServer, Server, bind, port_option, serve_together
 from polyrelay.config import Config, ConfigError, load_config, parse_config
@@ -113,8 +112,10 @@ def simulate(host: str = typer.Option("127.0.0.1", help="address to listen on"),
 def demo(port: int = typer.Option(8080, callback=port_option, help="gateway port (1-65535)"),
          sim_port: int = typer.Option(9090, callback=port_option, help="simulator port (1-65535)"),
          database: DatabaseOption = None) -> None:
-    """Start the built-in upstream simulator and a gateway with an example config, on a temporary
-    SQLite database of its own (or --database: a new one, or one only the demo used)."""
+    """Start the built-in upstream simulator and a gateway with an example config, on a temporary database.
+
+    The demo never uses ./polyrelay.db or POLYRELAY_DATABASE_URL; --database names one to keep (a
+    database holding keys other than the demo's is refused: the demo would disable them)."""
     from polyrelay.commands import demo as demo_parts
     from polyrelay.server.app import App
     from polyrelay.sim.app import SimApp
@@ -157,6 +158,7 @@ def logs(limit: int = typer.Option(20, min=1, help="how many recent requests"),
          database: DatabaseOption = None,
          as_json: bool = keys_commands.JsonOption) -> None:
     """Show the most recent requests, oldest first: time, key, model, channel, status, tokens, cost."""
+    from polyrelay.commands import output   # (rich: imported only by the commands that print)
     from polyrelay.store.logs import recent_logs
 
     rows = list(reversed(run(choose(database), lambda engine: recent_logs(engine, limit), create=False)))

@@ -8,13 +8,12 @@ from typing import Optional
 import typer
 from sqlalchemy.exc import IntegrityError
 
-from polyrelay.commands import output
 from polyrelay.commands.database import DatabaseOption, choose, fail, run
 from polyrelay.config import ConfigError, load_config, quota_problem
 
 app = typer.Typer(no_args_is_help=True, help="Manage gateway API keys in the database.")
 
-JsonOption = typer.Option(False, "--json", help="print JSON for scripts instead of a table")
+JsonOption = typer.Option(False, "--json", help="print JSON (for scripts)")
 
 
 def _check_against_config(path: Path, name: str, models: list[str]) -> None:
@@ -41,6 +40,7 @@ def create(name: str = typer.Option(..., help="unique name of the key"),
            database: DatabaseOption = None,
            as_json: bool = JsonOption) -> None:
     """Create a key; its value is printed once (only its hash is stored)."""
+    from polyrelay.commands import output   # (rich: imported only by the commands that print)
     from polyrelay.store.keys import create_key, usd_to_micros
 
     problem = None if quota is None else quota_problem(quota)
@@ -65,6 +65,7 @@ def create(name: str = typer.Option(..., help="unique name of the key"),
 @app.command("list")
 def list_(database: DatabaseOption = None, as_json: bool = JsonOption) -> None:
     """List keys (prefix only): state, quota, spend and what is left, in USD."""
+    from polyrelay.commands import output
     from polyrelay.store.keys import list_keys
 
     keys = run(choose(database), list_keys, create=False)

@@ -37,7 +37,6 @@ def bind(host: str, port: int, what: str) -> socket.socket:
         sock.close()
         reason = "already in use" if e.errno == 98 else (e.strerror or str(e))
         fail(f"cannot listen on {host}:{port} for the {what}: {reason}", BUSY)
-    sock.set_inheritable(True)   # uvicorn's worker processes serve this same socket
     return sock
 
 
