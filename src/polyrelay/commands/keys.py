@@ -54,7 +54,9 @@ def create(name: str = typer.Option(..., help="unique name of the key"),
     except IntegrityError:
         fail(f"a key named '{name}' already exists in {db.describe()}", 1)
     if as_json:
-        output.print_json({"name": name, "key": value, "quota_usd": quota, "models": model})
+        micros = usd_to_micros(quota)
+        output.print_json({"name": name, "key": value, "quota_micros": micros, "quota_usd": output.usd(micros),
+                           "models": model})
         return
     allowed = ", ".join(model) or "every model"
     typer.echo(f"polyrelay: created key '{name}' (quota {output.usd(usd_to_micros(quota))}, "
