@@ -14,6 +14,13 @@ from servers import Admin, Server, free_port, start_gateway, start_simulator
 
 _names = itertools.count()
 
+# The servers and CLI commands the tests start run in temporary directories, where a relative
+# PYTHONPATH (`PYTHONPATH=src`) finds nothing: they would silently import the installed polyrelay
+# (another tree's code) instead of this one.
+if os.environ.get("PYTHONPATH"):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        str(Path(p).resolve()) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p)
+
 
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -14,8 +14,7 @@ from servers import Server, free_port
 
 def test_demo_answers_every_sdk_on_every_kind_of_channel(tmp_path: Path) -> None:
     port, sim_port = free_port(), free_port()
-    demo = Server(["demo", "--port", str(port), "--sim-port", str(sim_port)], port, tmp_path,
-                  env={"POLYRELAY_DATABASE_URL": f"sqlite:///{tmp_path}/demo.db"}).start()
+    demo = Server(["demo", "--port", str(port), "--sim-port", str(sim_port)], port, tmp_path).start()
     try:
         text = openai.OpenAI(base_url=demo.url + "/v1", api_key="sk-demo-0001").chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "Hi"}]).choices[0].message.content

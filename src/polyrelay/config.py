@@ -110,7 +110,7 @@ def parse_config(text: str, file: str = "<config>") -> Config:
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{file}: not valid YAML: {e}") from None
+        raise ConfigError(f"{file}: {_yaml_problem(e, text)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping with channels, keys, prices")
     raw = _expand_env(raw, "", file)
@@ -124,6 +124,22 @@ def parse_config(text: str, file: str = "<config>") -> Config:
         raise ConfigError(f"{file}: {_field_first(message)}") from None
     _check_semantics(config, file)
     return config
+
+
+def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
+    """One line instead of PyYAML's dump; `[${VAR}]` (the natural way to write a reference, and
+    invalid YAML inside [ ] or { }) gets the quoted form that works."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if mark is None:
+        return f"not valid YAML: {problem}"
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    lines = text.splitlines()
+    ref = _ENV_REF.search(lines[mark.line]) if mark.line < len(lines) else None
+    if ref:
+        return (f"{where}: not valid YAML: {problem}: inside [ ] or {{ }} write the reference quoted, "
+                f'"{ref.group(0)}" (e.g. api_keys: ["{ref.group(0)}"])')
+    return f"{where}: not valid YAML: {problem}"
 
 
 def _price_entry_error(prices: object) -> str | None:

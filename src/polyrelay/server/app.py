@@ -104,7 +104,11 @@ class App:
     def _not_found(self, method: str, path: str) -> GatewayError:
         if any(p == path for (_, p) in self.routes):
             return GatewayError(405, "invalid_request", f"method {method} is not allowed on {path}")
-        return GatewayError(404, "not_found", f"no route for {method} {path}")
+        # its own code: OpenAI's renderer would otherwise call any not_found "model_not_found"
+        hint = ""
+        if self._match(method, "/v1" + path) is not None:   # an OpenAI base_url without /v1
+            hint = f" (did you mean /v1{path}? OpenAI SDKs take the base URL with /v1 at the end)"
+        return GatewayError(404, "not_found", f"unknown request URL: {method} {path}{hint}", code="unknown_url")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

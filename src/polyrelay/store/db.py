@@ -22,32 +22,37 @@ class DatabaseURLError(ValueError):
     """POLYRELAY_DATABASE_URL cannot be used; the message is one line for the operator."""
 
 
-def async_url(url: str) -> str:
+def async_url(url: str, source: str = "POLYRELAY_DATABASE_URL") -> str:
     """Map a plain database URL to its async driver (`sqlite:` -> aiosqlite, `postgresql:` -> asyncpg).
 
-    Postgres needs the optional extra `polyrelay[postgres]` (asyncpg).
+    Postgres needs the optional extra `polyrelay[postgres]` (asyncpg). `source` names where the URL
+    came from (the environment variable or a command line option) in the one-line error.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise DatabaseURLError("POLYRELAY_DATABASE_URL: not a database URL (use sqlite:///FILE or "
+        raise DatabaseURLError(f"{source}: not a database URL (use sqlite:///FILE or "
                                "postgresql://user:pw@host/db)")
     base = scheme.split("+", 1)[0]
     driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
               "postgres": "postgresql+asyncpg"}.get(base)
     if driver is None:
-        raise DatabaseURLError(f"POLYRELAY_DATABASE_URL: unsupported database {base!r}: "
+        raise DatabaseURLError(f"{source}: unsupported database {base!r}: "
                                "use sqlite:// or postgresql://")
+    if base == "sqlite" and rest and not rest.startswith("/"):
+        # sqlite://name.db reads `name.db` as a host name and SQLAlchemy fails deep inside
+        raise DatabaseURLError(f"{source}: {url} has two slashes: a SQLite file is sqlite:///{rest} "
+                               f"(three slashes, relative path) or sqlite:////abs/path.db (four, absolute)")
     if driver == "postgresql+asyncpg":
         try:
             import asyncpg  # noqa: F401
         except ImportError:
-            raise DatabaseURLError("POLYRELAY_DATABASE_URL: postgresql needs the asyncpg driver: "
+            raise DatabaseURLError(f"{source}: postgresql needs the asyncpg driver: "
                                    "pip install 'polyrelay[postgres]'") from None
     return f"{driver}://{rest}"
 
 
-def create_engine(url: str | None = None) -> AsyncEngine:
-    url = async_url(url or database_url())
+def create_engine(url: str | None = None, source: str = "POLYRELAY_DATABASE_URL") -> AsyncEngine:
+    url = async_url(url or database_url(), source)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 

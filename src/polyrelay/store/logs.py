@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from polyrelay.store.tables import request_logs
+from polyrelay.store.tables import api_keys, request_logs
 
 
 _LOG_COLUMNS = [c.name for c in request_logs.columns if c.name != "id"]
@@ -42,6 +42,9 @@ async def charged_between(engine: AsyncEngine, key_id: int, start_ms: int, end_m
 
 
 async def recent_logs(engine: AsyncEngine, limit: int = 50) -> list[dict[str, Any]]:
-    query = select(request_logs).order_by(request_logs.c.id.desc()).limit(limit)
+    """The newest rows first, each with `key_name` (None when the key row is gone or was never known)."""
+    query = (select(request_logs, api_keys.c.name.label("key_name"))
+             .select_from(request_logs.outerjoin(api_keys, api_keys.c.id == request_logs.c.key_id))
+             .order_by(request_logs.c.id.desc()).limit(limit))
     async with engine.connect() as conn:
         return [dict(r._mapping) for r in (await conn.execute(query)).all()]
