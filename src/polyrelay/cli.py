@@ -61,6 +61,16 @@ def _prepare_database_apart(config: Path) -> None:
         raise typer.Exit(done.returncode)
 
 
+def _configure_logs(level: str) -> None:
+    from polyrelay import logs
+
+    try:
+        logs.configure(level)
+    except ValueError as e:
+        typer.echo(f"polyrelay: --log-level: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def migrate(config: Path = typer.Option(..., "--config", "-c", help="YAML config file")) -> None:
     """Bring the database schema up to date and upsert the config's keys (serve does this too)."""
@@ -72,8 +82,11 @@ def migrate(config: Path = typer.Option(..., "--config", "-c", help="YAML config
 def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config file"),
           host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = typer.Option(8080, help="port to listen on"),
-          workers: int = typer.Option(1, help="worker processes (share quota through the database)")) -> None:
+          workers: int = typer.Option(1, help="worker processes (share quota through the database)"),
+          log_level: str = typer.Option("info", "--log-level",
+                                        help="debug, info (one access line per request), warning, error")) -> None:
     """Run the gateway with the channels, keys and prices of CONFIG."""
+    _configure_logs(log_level)
     cfg = _load(config)
     _prepare_database_apart(config)
     typer.echo(f"polyrelay listening on http://{host}:{port} ({len(cfg.channels)} channels, "
@@ -134,8 +147,11 @@ prices:
 
 @app.command()
 def demo(port: int = typer.Option(8080, help="gateway port"),
-         sim_port: int = typer.Option(9090, help="simulator port")) -> None:
+         sim_port: int = typer.Option(9090, help="simulator port"),
+         log_level: str = typer.Option("info", "--log-level",
+                                       help="debug, info (one access line per request), warning, error")) -> None:
     """Start the built-in upstream simulator and the gateway (SQLite) with an example config."""
+    _configure_logs(log_level)
     from polyrelay.server.app import App
     from polyrelay.sim.app import SimApp
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from polyrelay.billing.journal import journal_dir_for
 from polyrelay.billing.ledger import Ledger
 from polyrelay.billing.prices import Price, price_table
 from polyrelay.channels import build_channel
@@ -27,7 +28,7 @@ class Gateway:
         self.channels = [build_channel(c) for c in config.channels]
         self.router = Router(self.channels)
         self.prices: dict[str, Price] = price_table(config.prices)
-        self.ledger = Ledger(engine)
+        self.ledger = Ledger(engine, journal_dir=journal_dir_for(engine.url.render_as_string(hide_password=True)))
         self.keys = KeyCache(engine)
         self.http = UpstreamClient()
         self._media_session: aiohttp.ClientSession | None = None

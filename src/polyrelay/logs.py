@@ -1,0 +1,133 @@
+"""The gateway's logging: the request id of the current request, the access log, and a formatter that
+lets no log line forge another.
+
+- `begin_request()` gives each request an id (answered as `x-request-id`, stored in its log row) in a
+  context variable; every record logged while serving it carries it (`RequestIdFilter`), so a
+  conversion warning in protocols/* names the request it came from.
+- `access(...)` is the one access-log line per request, on the `polyrelay.access` logger at INFO:
+  time, request id, key name, surface, model, channel, status, tokens, cost, latency. Never a secret
+  or a body.
+- `SafeFormatter` escapes CR, LF and every other C0/C1 control character in the final line (key,
+  channel and model names and upstream text are not trusted) and drops `key=` values from URLs.
+- `configure(level)` installs them; `serve`, `demo` and the workers call it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import sys
+from contextvars import ContextVar
+
+ACCESS = logging.getLogger("polyrelay.access")
+_LEVEL_ENV = "POLYRELAY_LOG_LEVEL"   # how `serve --workers N` hands --log-level to its workers
+DEFAULT_LEVEL = "info"
+
+
+class RequestContext:
+    """Per request, shared by reference with the tasks serving it (a stream's producer, a shield)."""
+
+    __slots__ = ("id", "logged")
+
+    def __init__(self, request_id: str) -> None:
+        self.id = request_id
+        self.logged = False   # its access line is written (generation requests: by the meter)
+
+
+CURRENT: ContextVar[RequestContext | None] = ContextVar("polyrelay_request", default=None)
+_PREFIX = os.urandom(4).hex()   # unique across processes; a counter within one
+_COUNTER = itertools.count(1)
+
+
+def begin_request() -> RequestContext:
+    ctx = RequestContext(f"{_PREFIX}{next(_COUNTER):08x}")
+    CURRENT.set(ctx)
+    return ctx
+
+
+def current_request_id() -> str | None:
+    ctx = CURRENT.get()
+    return ctx.id if ctx is not None else None
+
+
+def access(ctx: RequestContext | None, key: str | None, surface: str, model: str | None,
+           channel: str | None, status: int, tokens_in: int, tokens_out: int, cost_micros: int,
+           latency_ms: int) -> None:
+    """The access line of one request (nothing is built when INFO is off for `polyrelay.access`)."""
+    if ctx is not None:
+        ctx.logged = True
+    if ACCESS.isEnabledFor(logging.INFO):
+        ACCESS.info("%s key=%s %s model=%s channel=%s status=%d tokens=%d/%d cost_usd=%.6f latency_ms=%d",
+                    ctx.id if ctx is not None else "-", key or "-", surface, model or "-", channel or "-",
+                    status, tokens_in, tokens_out, cost_micros / 1e6, latency_ms)
+
+
+# ---- filters and formatter ---------------------------------------------------------------------------
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` ("-" outside a request) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = CURRENT.get()
+        record.request_id = ctx.id if ctx is not None else "-"
+        return True
+
+
+# C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+_URL_KEY = re.compile(r"([?&;]key=)[^&\s'\"]*", re.IGNORECASE)
+
+
+def _escape_one(m: re.Match[str]) -> str:
+    c = m.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
+def escape_controls(text: str) -> str:
+    """One line whatever the text: control characters as visible escapes."""
+    return _CONTROL.sub(_escape_one, text) if _CONTROL.search(text) else text
+
+
+def drop_url_keys(text: str) -> str:
+    """`?key=SECRET` (Gemini's query key) -> `?key=***` in any URL in `text`."""
+    return _URL_KEY.sub(r"\1***", text) if "key=" in text or "KEY=" in text.upper() else text
+
+
+class SafeFormatter(logging.Formatter):
+    """The message line escaped and without URL keys; an exception's traceback (our own code's
+    lines) follows as usual, its message line escaped too."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(drop_url_keys(super().formatMessage(record)))
+
+    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]
+        lines = super().formatException(ei).split("\n")
+        return "\n".join(escape_controls(drop_url_keys(line)) for line in lines)
+
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def configure(level: str | None = None) -> None:
+    """Log to stderr at `level` (debug, info, warning, error; default info: the access log on) with
+    the request id and the safe formatter. Worker processes started later inherit the level."""
+    name = (level or os.environ.get(_LEVEL_ENV) or DEFAULT_LEVEL).lower()
+    numeric = logging.getLevelName(name.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
+    os.environ[_LEVEL_ENV] = name
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter(FORMAT))
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_polyrelay", False)]:
+        root.removeHandler(old)
+    handler._polyrelay = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("polyrelay").setLevel(numeric)
+    # SQL statements (never their parameters: engines are made with hide_parameters) only at debug
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if numeric <= logging.DEBUG else logging.WARNING)
