@@ -19,7 +19,10 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterable
 from contextvars import ContextVar
+
+from polyrelay.scrub import Scrubber
 
 ACCESS = logging.getLogger("polyrelay.access")
 _LEVEL_ENV = "POLYRELAY_LOG_LEVEL"   # how `serve --workers N` hands --log-level to its workers
@@ -59,9 +62,10 @@ def access(ctx: RequestContext | None, key: str | None, surface: str, model: str
     if ctx is not None:
         ctx.logged = True
     if ACCESS.isEnabledFor(logging.INFO):
-        ACCESS.info("%s key=%s %s model=%s channel=%s status=%d tokens=%d/%d cost_usd=%.6f latency_ms=%d",
-                    ctx.id if ctx is not None else "-", key or "-", surface, model or "-", channel or "-",
-                    status, tokens_in, tokens_out, cost_micros / 1e6, latency_ms)
+        # the request id is the record's (RequestIdFilter), as on every line logged for the request
+        ACCESS.info("key=%s %s model=%s channel=%s status=%d tokens=%d/%d cost_usd=%.6f latency_ms=%d",
+                    key or "-", surface, model or "-", channel or "-", status, tokens_in, tokens_out,
+                    cost_micros / 1e6, latency_ms)
 
 
 # ---- filters and formatter ---------------------------------------------------------------------------
@@ -93,19 +97,33 @@ def escape_controls(text: str) -> str:
 
 def drop_url_keys(text: str) -> str:
     """`?key=SECRET` (Gemini's query key) -> `?key=***` in any URL in `text`."""
-    return _URL_KEY.sub(r"\1***", text) if "key=" in text or "KEY=" in text.upper() else text
+    return _URL_KEY.sub(r"\1***", text)
+
+
+_SECRETS = Scrubber(())   # what the running gateway's config holds; set_secrets() replaces it
+
+
+def set_secrets(secrets: Iterable[str]) -> None:
+    """The secrets no log line may show (upstream keys, proxy passwords, gateway key values)."""
+    global _SECRETS
+    _SECRETS = Scrubber(secrets)
+
+
+def clean(text: str) -> str:
+    """Text safe for a log line: no secret, no `key=` value, no control character."""
+    return escape_controls(drop_url_keys(_SECRETS.scrub(text)))
 
 
 class SafeFormatter(logging.Formatter):
-    """The message line escaped and without URL keys; an exception's traceback (our own code's
-    lines) follows as usual, its message line escaped too."""
+    """The message line cleaned; an exception's traceback follows as usual, each line cleaned.
+    Access lines are built from names and numbers only: escaped, not searched for secrets."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return escape_controls(drop_url_keys(super().formatMessage(record)))
+        line = super().formatMessage(record)
+        return escape_controls(line) if record.name == ACCESS.name else clean(line)
 
     def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]
-        lines = super().formatException(ei).split("\n")
-        return "\n".join(escape_controls(drop_url_keys(line)) for line in lines)
+        return "\n".join(clean(line) for line in super().formatException(ei).split("\n"))
 
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyrelay.billing.journal import journal_dir_for
 from polyrelay.billing.ledger import Ledger
+from polyrelay import logs
 from polyrelay.billing.prices import Price, price_table
 from polyrelay.channels import build_channel
 from polyrelay.config import Config
@@ -26,6 +27,8 @@ class Gateway:
         self.config = config
         self.engine = engine
         self.channels = [build_channel(c) for c in config.channels]
+        # every log line is scrubbed of every secret the config knows (logs.SafeFormatter)
+        logs.set_secrets([*(s for ch in self.channels for s in ch.secrets), *(k.key for k in config.keys)])
         self.router = Router(self.channels)
         self.prices: dict[str, Price] = price_table(config.prices)
         self.ledger = Ledger(engine, journal_dir=journal_dir_for(engine.url.render_as_string(hide_password=True)))

@@ -11,7 +11,7 @@ import msgspec
 
 from polyrelay.sim.plan import THINKING_TEXT, plan
 from polyrelay.sim.replies import SimReply, SimStream
-from polyrelay.sim.script import Script, split_words
+from polyrelay.sim.script import echo_key, Script, split_words
 from polyrelay.tokens import estimate_text_tokens
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
@@ -99,6 +99,8 @@ def handle(body: bytes, script: Script) -> SimReply | SimStream:
     if script.status >= 400:
         if script.status == 401:  # like OpenAI, echo the key: the gateway must not pass it on
             return error_reply(401, f"Incorrect API key provided: {script.api_key}.")
+        if script.echo_key:   # upstreams that echo the key in other shapes (the gateway must scrub)
+            return error_reply(script.status, f"simulated error {script.status}: {echo_key(script)}")
         return error_reply(script.status, f"simulated error {script.status}")
     text, calls = _plan(req, script)
     rid = f"chatcmpl-sim{time.time_ns() % 10**12}"
