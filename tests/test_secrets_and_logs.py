@@ -197,3 +197,53 @@ def test_engines_never_show_sql_parameters(tmp_path: Path) -> None:
 
     assert create_engine(f"sqlite:///{tmp_path}/x.db").sync_engine.hide_parameters
     assert create_engine("postgresql://u:p@127.0.0.1:1/db").sync_engine.hide_parameters
+
+
+# ---- names are bounded where they are made --------------------------------------------------------
+
+BAD_NAMES = ["two\nlines", "cr\rhere", "esc\x1b[31m", "nul\x00", "c1\x85", "sep\u2028x", "x" * 65, "", "   "]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_config_refuses_names_that_could_forge_log_lines(name: str) -> None:
+    from polyrelay.config import ConfigError, parse_config
+
+    import json
+    quoted = json.dumps(name)   # a YAML double-quoted scalar takes JSON's escapes
+    model = json.dumps("x" * 129 if name == "x" * 65 else name)   # model names may be up to 128
+    for text, field in (
+            (f"keys: [{{name: {quoted}, key: sk-aaaaaaaa}}]", "keys[0].name"),
+            (f"channels: [{{name: {quoted}, base_url: 'http://x/v1', models: [m]}}]", "channels[0].name"),
+            (f"channels: [{{name: c, base_url: 'http://x/v1', models: [ok, {model}]}}]", "channels[0].models[1]"),
+            (f"prices: {{{model}: {{input: 1}}}}", "prices.")):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text, "cfg.yaml")
+        message = str(caught.value)
+        assert field in message and "\n" not in message and "\r" not in message, message
+
+
+def test_long_printable_names_up_to_the_bound_are_fine() -> None:
+    from polyrelay.config import parse_config
+
+    name = "team α / prod " + "x" * 50
+    assert len(name) == 64
+    config = parse_config(f"keys: [{{name: '{name}', key: sk-aaaaaaaa}}]")
+    assert config.keys[0].name == name
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_admin_api_refuses_bad_key_names_with_400(logged: Server, name: str) -> None:
+    r = Admin(logged.url).http.post("/admin/keys", json={"name": name})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "name"
+
+
+def test_keys_cli_refuses_a_name_with_a_line_break(logged: Server, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "polyrelay.cli", "keys", "create", "--name", "evil\nINFO forged"],
+                          capture_output=True, text=True, env={**logged.env}, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "--name" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not proc.stdout.strip()

@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 import uvicorn
 
-from polyrelay.config import Config, ConfigError, load_config, parse_config, quota_problem
+from polyrelay.config import Config, ConfigError, load_config, name_problem, parse_config, quota_problem
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="polyrelay: one base URL and one key for every model.")
@@ -209,6 +209,10 @@ def keys_create(name: str = typer.Option(..., help="unique name of the key"),
     """Create a key; its value is printed once (only its hash is stored)."""
     from polyrelay.store.keys import create_key
 
+    problem = name_problem(name)
+    if problem:
+        typer.echo(f"polyrelay: --name {problem}", err=True)
+        raise typer.Exit(2)
     problem = None if quota is None else quota_problem(quota)
     if problem:
         typer.echo(f"polyrelay: --quota {problem}", err=True)
