@@ -221,7 +221,7 @@ def test_sigterm_while_the_database_is_read_only_keeps_spend_and_logs_for_the_ne
             Admin(again.url).logs(1)
         finally:
             assert again.stop() in (0, -signal.SIGTERM)
-        _reconcile(load, served, url, f"SIGTERM, read-only {database}")
+        _reconcile(load, served, url, f"SIGTERM, read-only {database}, stopped in {stopped_in:.1f}s")
     finally:
         read_only.off() if gateway.proc and gateway.proc.poll() is None else None
         gateway.stop()

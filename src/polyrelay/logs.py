@@ -19,6 +19,8 @@ import logging
 import os
 import re
 import sys
+import threading
+import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 
@@ -118,12 +120,52 @@ class SafeFormatter(logging.Formatter):
     """The message line cleaned; an exception's traceback follows as usual, each line cleaned.
     Access lines are built from names and numbers only: escaped, not searched for secrets."""
 
+    _second = -1
+    _stamp = ""
+
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
         return escape_controls(line) if record.name == ACCESS.name else clean(line)
 
     def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]
         return "\n".join(clean(line) for line in super().formatException(ei).split("\n"))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)   # strftime once per second, not once per line
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr without a write() system call per line: a warning or worse is flushed at once, INFO
+    lines (the access log) within FLUSH_S by a small thread. A killed process may lose up to FLUSH_S of
+    access lines; the request log rows in the database are the durable record (billing/journal.py)."""
+
+    FLUSH_S = 0.2
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self._dirty = False
+        threading.Thread(target=self._flusher, name="polyrelay-log-flush", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING:
+            self.flush()
+        else:
+            self._dirty = True
+
+    def _flusher(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_S)
+            if self._dirty:
+                self._dirty = False
+                self.flush()
 
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -137,7 +179,10 @@ def configure(level: str | None = None) -> None:
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
     os.environ[_LEVEL_ENV] = name
-    handler = logging.StreamHandler(sys.stderr)
+    # no caller lookup, thread or process names: the format uses none of them, each costs per line
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    handler = _StderrHandler()
     handler.setFormatter(SafeFormatter(FORMAT))
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
