@@ -247,3 +247,27 @@ def test_keys_cli_refuses_a_name_with_a_line_break(logged: Server, tmp_path: Pat
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "--name" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not proc.stdout.strip()
+
+
+def test_log_level_warning_turns_access_lines_off(tmp_path: Path) -> None:
+    sim = start_simulator(tmp_path)
+    gateway = start_gateway(f"""
+channels:
+  - name: quiet
+    base_url: {sim.url}/v1
+    api_keys: [sk-up-quiet-0001]
+    models: [gpt-4o-mini]
+keys:
+  - name: quiet
+    key: {CLIENT_KEY}
+prices:
+  gpt-4o-mini: {{input: 0.15, output: 0.60}}
+""", tmp_path, extra_args=["--log-level", "warning"])
+    try:
+        r = _chat(gateway, "hello")
+        assert r.status_code == 200 and r.headers["x-request-id"]
+        time.sleep(0.5)
+        assert "polyrelay.access" not in gateway.log.read_text()
+    finally:
+        gateway.stop()
+        sim.stop()

@@ -61,7 +61,7 @@ def _prepare_database_apart(config: Path) -> None:
         raise typer.Exit(done.returncode)
 
 
-def _configure_logs(level: str) -> None:
+def _configure_logs(level: str | None) -> None:
     from polyrelay import logs
 
     try:
@@ -83,8 +83,9 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
           host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = typer.Option(8080, help="port to listen on"),
           workers: int = typer.Option(1, help="worker processes (share quota through the database)"),
-          log_level: str = typer.Option("info", "--log-level",
-                                        help="debug, info (one access line per request), warning, error")) -> None:
+          log_level: Optional[str] = typer.Option(None, "--log-level",
+                                                  help="debug, info (one access line per request; the "
+                                                       "default), warning, error")) -> None:
     """Run the gateway with the channels, keys and prices of CONFIG."""
     _configure_logs(log_level)
     cfg = _load(config)
@@ -148,8 +149,9 @@ prices:
 @app.command()
 def demo(port: int = typer.Option(8080, help="gateway port"),
          sim_port: int = typer.Option(9090, help="simulator port"),
-         log_level: str = typer.Option("info", "--log-level",
-                                       help="debug, info (one access line per request), warning, error")) -> None:
+         log_level: Optional[str] = typer.Option(None, "--log-level",
+                                                 help="debug, info (one access line per request; the "
+                                                      "default), warning, error")) -> None:
     """Start the built-in upstream simulator and the gateway (SQLite) with an example config."""
     _configure_logs(log_level)
     from polyrelay.server.app import App
