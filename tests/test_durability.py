@@ -34,6 +34,9 @@ keys:
   - name: durable
     key: {KEY}
     quota: 10.0
+  - name: untouched
+    key: sk-durable-untouched-0001
+    quota: 10.0
 prices:
   gpt-4o: {{input: 1.0, output: 1.0}}
 """
@@ -208,6 +211,13 @@ def test_sigterm_while_the_database_is_read_only_keeps_spend_and_logs_for_the_ne
                 await asyncio.sleep(0.02)   # served from the quota lease: settled, not yet written
 
         asyncio.run(load.run(read_only_then_stop))
+        # a key with no lease in this process yet needs the database to reserve: 503, not 500
+        for path, headers in (("/v1/chat/completions", {"Authorization": "Bearer sk-durable-untouched-0001"}),
+                              ("/v1/messages", {"x-api-key": "sk-durable-untouched-0001"})):
+            r = httpx.post(gateway.url + path, headers=headers, timeout=30,
+                           json={"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
+            assert r.status_code == 503, r.text
+            assert "database" in r.text and (r.json().get("type") == "error" or "error" in r.json()), r.text
         assert gateway.proc is not None
         started = time.monotonic()
         gateway.proc.send_signal(signal.SIGTERM)

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyrelay.billing.journal import DeadJournal, Journal, database_tag, dead_journals
@@ -173,14 +174,20 @@ class Ledger:
 
     async def _lease(self, key_id: int, amount: int) -> bool:
         remaining = api_keys.c.quota_micros - api_keys.c.spent_micros - api_keys.c.leased_micros
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(api_keys)
-                .where(api_keys.c.id == key_id, api_keys.c.quota_micros.is_not(None), remaining >= amount)
-                .values(leased_micros=api_keys.c.leased_micros + amount))
-            if result.rowcount != 1:
-                return False
-            await self._add_to_lease_row(conn, key_id, amount)
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(api_keys)
+                    .where(api_keys.c.id == key_id, api_keys.c.quota_micros.is_not(None), remaining >= amount)
+                    .values(leased_micros=api_keys.c.leased_micros + amount))
+                if result.rowcount != 1:
+                    return False
+                await self._add_to_lease_row(conn, key_id, amount)
+        except DBAPIError:
+            # read-only, full or unreachable: the caller's protocol says 503, not "internal error"
+            log.warning("could not lease quota for key %s: the database cannot be written", key_id)
+            raise GatewayError(503, "overloaded", "the gateway cannot reserve quota right now (its "
+                               "database cannot be written); try again later") from None
         return True
 
     async def _add_to_lease_row(self, conn: AsyncConnection, key_id: int, amount: int) -> None:
