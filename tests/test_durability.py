@@ -407,3 +407,19 @@ def test_journal_directory_defaults_next_to_the_sqlite_file_and_follows_the_envi
     # a journal is replayed into its own database only; the password is not part of the name
     assert database_tag("postgresql+asyncpg://u:a@h/db") == database_tag("postgresql+asyncpg://u:b@h/db")
     assert database_tag("postgresql+asyncpg://u@h/db1") != database_tag("postgresql+asyncpg://u@h/db2")
+
+
+async def test_an_unusable_journal_directory_is_named_and_the_ledger_still_works(
+        ledger_db, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from polyrelay.billing.ledger import Ledger
+    from polyrelay.store.keys import find_by_hash, hash_key
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    led = Ledger(ledger_db, journal_dir=blocker / "journal")
+    assert any("POLYRELAY_JOURNAL_DIR" in r.getMessage() and str(blocker) in r.getMessage()
+               for r in caplog.records), caplog.text
+    key = await find_by_hash(ledger_db, hash_key("sk-journal-key"))
+    await led.settle(await led.reserve(key, 100), 12, _row(key.id, 12))
+    await led.stop()
+    assert await _key_state(ledger_db) == (12, 0, 1)

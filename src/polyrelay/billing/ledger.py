@@ -88,7 +88,14 @@ class Ledger:
         self._failing_since: float | None = None
         self._journal_dir = journal_dir
         self._tag = database_tag(engine.url.render_as_string(hide_password=True))
-        self._journal = Journal(journal_dir, self._tag, self._holder) if journal_dir else None
+        self._journal: Journal | None = None
+        if journal_dir is not None:
+            try:
+                self._journal = Journal(journal_dir, self._tag, self._holder)
+            except OSError as e:   # e.g. a read-only working directory: serve, but say what is at stake
+                log.error("ledger journal directory %s cannot be used (%s): spend settled in the last "
+                          "100 ms is lost if this process is killed; set POLYRELAY_JOURNAL_DIR to a "
+                          "writable local directory", journal_dir, e.strerror)
 
     # ---- request path -----------------------------------------------------------------------
 
