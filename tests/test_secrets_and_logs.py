@@ -271,3 +271,21 @@ prices:
     finally:
         gateway.stop()
         sim.stop()
+
+
+@pytest.mark.parametrize("echo", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("surface", ["openai", "anthropic"])   # fast path, and converted
+def test_an_upstream_error_event_mid_stream_echoing_the_key_is_scrubbed(logged: Server, surface: str,
+                                                                        echo: int) -> None:
+    content = f"[[sim:echo_key={echo}]]"
+    if surface == "openai":
+        r = httpx.post(logged.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+                       json={"model": "gpt-4o-mini", "stream": True,
+                             "messages": [{"role": "user", "content": content}]}, timeout=30)
+    else:
+        r = httpx.post(logged.url + "/v1/messages", headers={"x-api-key": CLIENT_KEY},
+                       json={"model": "gpt-4o-mini", "max_tokens": 50, "stream": True,
+                             "messages": [{"role": "user", "content": content}]}, timeout=30)
+    assert r.status_code == 200
+    assert "partial" in r.text and "error" in r.text and "***" in r.text, r.text
+    assert not _leaks(r.text), (r.text, _leaks(r.text))

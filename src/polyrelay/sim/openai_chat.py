@@ -139,6 +139,10 @@ def _stream_pieces(rid: str, created: int, model: str, text: str | None, thinkin
         return [{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}]
 
     pieces = [_chunk(rid, created, model, delta({"role": "assistant", "content": "", "refusal": None}))]
+    if script.echo_key:   # a stream that fails midway with an error event echoing the key
+        return [*pieces, _chunk(rid, created, model, delta({"content": "partial "})),
+                b"data: " + msgspec.json.encode({"error": {"message": f"upstream failed: {echo_key(script)}",
+                                                          "type": "server_error"}}) + b"\n\n"]
     if thinking:  # DeepSeek-style: reasoning deltas first, with content null
         pieces += [_chunk(rid, created, model, delta({"content": None, "reasoning_content": w}))
                    for w in split_words(thinking)]

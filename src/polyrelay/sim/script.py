@@ -7,7 +7,8 @@ pieces without finishing), words=N (reply length), cached=N (cached prompt token
 (prompt tokens written to the cache; Anthropic mode only, as cache_creation_input_tokens), reasoning=N
 (reasoning tokens), notool (answer in text even when tools are offered), echo_key=N (an error
 status echoes the API key: 1 its last 12 characters, 2 lowercased, 3 base64 of `Bearer <key>`, 4 base64
-of `x:<key>`, 5 its middle 9 characters uppercased).
+of `x:<key>`, 5 its middle 9 characters uppercased; a stream instead fails midway with an error event
+echoing it).
 """
 
 from __future__ import annotations
