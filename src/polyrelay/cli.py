@@ -44,6 +44,16 @@ def _prepare_database_apart(config: Path, db: Database) -> None:
         raise typer.Exit(done.returncode)
 
 
+def _configure_logs(level: str | None) -> None:
+    from polyrelay import logs as logging_setup   # (the `logs` command below shadows the module name)
+
+    try:
+        logging_setup.configure(level)
+    except ValueError as e:
+        typer.echo(f"polyrelay: --log-level: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def migrate(config: Path = typer.Option(..., "--config", "-c", help="YAML config file"),
             database: DatabaseOption = None,
@@ -63,8 +73,12 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
           host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = PortOption,
           workers: int = typer.Option(1, min=1, help="worker processes (share quota through the database)"),
+          log_level: Optional[str] = typer.Option(None, "--log-level",
+                                                  help="debug, info (one access line per request; the "
+                                                       "default), warning, error"),
           database: DatabaseOption = None) -> None:
     """Run the gateway with the channels, keys and prices of CONFIG."""
+    _configure_logs(log_level)
     cfg = _load(config)
     db = choose(database)
     sock = bind(host, port, "gateway")   # a busy port fails before the database is touched
@@ -111,11 +125,15 @@ def simulate(host: str = typer.Option("127.0.0.1", help="address to listen on"),
 @app.command()
 def demo(port: int = typer.Option(8080, callback=port_option, help="gateway port (1-65535)"),
          sim_port: int = typer.Option(9090, callback=port_option, help="simulator port (1-65535)"),
+         log_level: Optional[str] = typer.Option(None, "--log-level",
+                                                  help="debug, info (one access line per request; the "
+                                                       "default), warning, error"),
          database: DatabaseOption = None) -> None:
     """Start the built-in upstream simulator and a gateway with an example config, on a temporary database.
 
     The demo never uses ./polyrelay.db or POLYRELAY_DATABASE_URL; --database names one to keep (a
     database holding keys other than the demo's is refused: the demo would disable them)."""
+    _configure_logs(log_level)
     from polyrelay.commands import demo as demo_parts
     from polyrelay.server.app import App
     from polyrelay.sim.app import SimApp

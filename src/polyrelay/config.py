@@ -87,6 +87,22 @@ def quota_problem(quota: float) -> str | None:
     return None
 
 
+MAX_NAME_CHARS = 64     # key and channel names: they are shown in logs, tables and error messages
+MAX_MODEL_CHARS = 128   # model names (the request log's column)
+
+
+def name_problem(name: str, limit: int = MAX_NAME_CHARS) -> str | None:
+    """What is wrong with a key, channel or model name, or None. The one rule for the config, `polyrelay
+    keys create` and the admin API: a control character in a name would forge log lines."""
+    if not name or not name.strip():
+        return "must not be empty"
+    if len(name) > limit:
+        return f"must be at most {limit} characters (got {len(name)})"
+    if not name.isprintable():
+        return "must be printable characters only (no control characters or line breaks)"
+    return None
+
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -201,6 +217,13 @@ def _check_semantics(config: Config, file: str) -> None:
     names: set[str] = set()
     for i, ch in enumerate(config.channels):
         where = f"channels[{i}]"
+        problem = name_problem(ch.name)
+        if problem:
+            fail(f"{where}.name", problem)
+        for j, model in enumerate([*ch.models, *ch.model_map.values()]):
+            problem = name_problem(model, MAX_MODEL_CHARS)
+            if problem:
+                fail(f"{where}.models[{j}]" if j < len(ch.models) else f"{where}.model_map", problem)
         if ch.name in names:
             fail(f"{where}.name", f"duplicate channel name {ch.name!r}")
         names.add(ch.name)
@@ -235,6 +258,9 @@ def _check_semantics(config: Config, file: str) -> None:
     key_values: set[str] = set()
     for i, key in enumerate(config.keys):
         where = f"keys[{i}]"
+        problem = name_problem(key.name)
+        if problem:
+            fail(f"{where}.name", problem)
         if key.name in key_names:
             fail(f"{where}.name", f"duplicate key name {key.name!r}")
         if key.key in key_values:
@@ -247,6 +273,9 @@ def _check_semantics(config: Config, file: str) -> None:
         key_names.add(key.name)
         key_values.add(key.key)
     for model, price in config.prices.items():
+        problem = name_problem(model, MAX_MODEL_CHARS)
+        if problem:
+            fail(f"prices.{model!r}", problem)
         for field in ("input", "output", "cached_input", "cache_write"):
             value = getattr(price, field)
             if value is not None and not math.isfinite(value):

@@ -5,8 +5,13 @@ conditional UPDATE per lease. A gateway process leases part of a key's remaining
 reservations from that lease in memory (asyncio: no await between check and take, so no race). Spend
 and request logs are written in batches by a background flusher; each flush moves the settled amount
 from `leased` to `spent`. On graceful shutdown the unused lease is returned. A crashed process's lease
-expires and is refunded by the next sweep (its unflushed spend, at most one flush interval, is lost
-in the key holder's favour — never charged twice, never below zero).
+expires and is refunded by the next sweep.
+
+Every settled request is also one line in this process's journal (billing/journal.py) before its
+answer goes out, and every flush is a numbered batch whose number the flush transaction stores. A
+process that dies (kill -9) or cannot write the database at shutdown leaves its journal; the next
+start (or any live process's periodic check) replays the batches the database does not have, so no
+settled spend or log row is lost and none is written twice.
 """
 
 from __future__ import annotations
@@ -16,20 +21,24 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from polyrelay.billing.journal import DeadJournal, Journal, database_tag, dead_journals
 from polyrelay.errors import GatewayError
 from polyrelay.store.keys import KeyRecord
 from polyrelay.store.logs import insert_logs
-from polyrelay.store.tables import api_keys, leases
+from polyrelay.store.tables import api_keys, leases, ledger_batches
 
 log = logging.getLogger("polyrelay.ledger")
 
 LEASE_TTL_S = 30
+STOP_TIMEOUT_S = 10.0            # the final flush at shutdown; past it the journal is kept for replay
 _MAX_CHUNK_MICROS = 1_000_000    # lease at most $1 ahead of need ...
 _CHUNK_DIVISOR = 100              # ... and at most 1% of the quota, so other processes are not starved
 
@@ -56,10 +65,21 @@ class _Lease:
         self.lock = asyncio.Lock()  # one store round trip per key at a time
 
 
+class _Batch:
+    """What one flush writes: settled spend per key (and the part from a lease) and log rows."""
+
+    __slots__ = ("seq", "spend", "leased_spend", "logs")
+
+    def __init__(self, seq: int, spend: dict[int, int], leased_spend: dict[int, int],
+                 logs: list[dict[str, Any]]) -> None:
+        self.seq, self.spend, self.leased_spend, self.logs = seq, spend, leased_spend, logs
+
+
 class Ledger:
-    def __init__(self, engine: AsyncEngine, flush_interval: float = 0.1) -> None:
+    def __init__(self, engine: AsyncEngine, flush_interval: float = 0.1,
+                 journal_dir: Path | None = None) -> None:
         self._engine = engine
-        self._holder = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+        self._holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{os.urandom(4).hex()}"
         self._flush_interval = flush_interval
         self._leases: dict[int, _Lease] = {}
         self._spend: dict[int, int] = {}          # settled, not yet written
@@ -68,6 +88,19 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self._last_heartbeat = 0.0
+        self._seq = 0
+        self._pending: list[_Batch] = []          # taken out of the queues, not yet committed
+        self._failing_since: float | None = None
+        self._journal_dir = journal_dir
+        self._tag = database_tag(engine.url.render_as_string(hide_password=True))
+        self._journal: Journal | None = None
+        if journal_dir is not None:
+            try:
+                self._journal = Journal(journal_dir, self._tag, self._holder)
+            except OSError as e:   # e.g. a read-only working directory: serve, but say what is at stake
+                log.error("ledger journal directory %s cannot be used (%s): spend settled in the last "
+                          "100 ms is lost if this process is killed; set POLYRELAY_JOURNAL_DIR to a "
+                          "writable local directory", journal_dir, e.strerror)
 
     # ---- request path -----------------------------------------------------------------------
 
@@ -101,8 +134,11 @@ class Ledger:
             lease.left -= amount
         return Reservation(key.id, amount, leased=True)
 
-    async def settle(self, res: Reservation, cost: int) -> int:
-        """Charge `cost` against the reservation; return what was charged (less only if quota ran out)."""
+    async def settle(self, res: Reservation, cost: int, row: dict[str, Any] | None = None) -> int:
+        """Charge `cost` against the reservation; return what was charged (less only if quota ran out).
+
+        `row`, the request's log row, is queued with the charge (its `charged_micros` filled in): one
+        journal line holds both, so a process that dies loses neither."""
         if cost < 0:   # usage is clamped to >= 0 before pricing: a negative cost is a bug, never a credit
             raise ValueError(f"negative cost {cost} for key {res.key_id}")
         charged = cost
@@ -122,9 +158,9 @@ class Ledger:
                                 res.key_id, cost, charged)
             else:
                 lease.left += res.amount - cost
-            self._leased_spend[res.key_id] = self._leased_spend.get(res.key_id, 0) + charged
-        if charged:
-            self._spend[res.key_id] = self._spend.get(res.key_id, 0) + charged
+        if row is not None:
+            row["charged_micros"] = charged
+        self._book(res.key_id, charged, res.leased, row)
         return charged
 
     def refund(self, res: Reservation) -> None:
@@ -132,8 +168,19 @@ class Ledger:
             self._leases[res.key_id].left += res.amount
 
     def record(self, row: dict[str, Any]) -> None:
-        """Queue a request log row; written by the next flush."""
-        self._logs.append(row)
+        """Queue a request log row (nothing charged); written by the next flush."""
+        self._book(row.get("key_id"), 0, False, row)
+
+    def _book(self, key_id: int | None, charged: int, from_lease: bool, row: dict[str, Any] | None) -> None:
+        # No await in here: a flush takes the queues whole between two requests, never half of one.
+        if row is not None:
+            self._logs.append(row)
+        if charged and key_id is not None:
+            self._spend[key_id] = self._spend.get(key_id, 0) + charged
+            if from_lease:
+                self._leased_spend[key_id] = self._leased_spend.get(key_id, 0) + charged
+        if self._journal is not None:
+            self._journal.append(key_id, charged, from_lease, row)
 
     # ---- leasing ----------------------------------------------------------------------------
 
@@ -169,14 +216,20 @@ class Ledger:
 
     async def _lease(self, key_id: int, amount: int) -> bool:
         remaining = api_keys.c.quota_micros - api_keys.c.spent_micros - api_keys.c.leased_micros
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(api_keys)
-                .where(api_keys.c.id == key_id, api_keys.c.quota_micros.is_not(None), remaining >= amount)
-                .values(leased_micros=api_keys.c.leased_micros + amount))
-            if result.rowcount != 1:
-                return False
-            await self._add_to_lease_row(conn, key_id, amount)
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(api_keys)
+                    .where(api_keys.c.id == key_id, api_keys.c.quota_micros.is_not(None), remaining >= amount)
+                    .values(leased_micros=api_keys.c.leased_micros + amount))
+                if result.rowcount != 1:
+                    return False
+                await self._add_to_lease_row(conn, key_id, amount)
+        except DBAPIError:
+            # read-only, full or unreachable: the caller's protocol says 503, not "internal error"
+            log.warning("could not lease quota for key %s: the database cannot be written", key_id)
+            raise GatewayError(503, "overloaded", "the gateway cannot reserve quota right now (its "
+                               "database cannot be written); try again later") from None
         return True
 
     async def _add_to_lease_row(self, conn: AsyncConnection, key_id: int, amount: int) -> None:
@@ -192,37 +245,117 @@ class Ledger:
 
     # ---- persistence ------------------------------------------------------------------------
 
-    async def flush(self) -> None:
-        """Write settled spend and queued log rows; refresh this process's leases."""
+    async def flush(self) -> bool:
+        """Write settled spend and queued log rows; refresh this process's leases. False if the
+        database refused (the batches stay queued, and in the journal, for the next try)."""
         async with self._flush_lock:
-            spend, leased_spend, logs = self._spend, self._leased_spend, self._logs
-            if not (spend or logs) and time.monotonic() - self._last_heartbeat < LEASE_TTL_S / 3:
-                return
-            self._spend, self._leased_spend, self._logs = {}, {}, []
+            if self._spend or self._logs:
+                self._seq += 1
+                self._pending.append(_Batch(self._seq, self._spend, self._leased_spend, self._logs))
+                self._spend, self._leased_spend, self._logs = {}, {}, []
+                if self._journal is not None:
+                    self._journal.mark(self._seq)   # same step as the take: the batch is exactly these lines
+            elif not self._pending and time.monotonic() - self._last_heartbeat < LEASE_TTL_S / 3:
+                return True
+            batches = list(self._pending)
             try:
                 async with self._engine.begin() as conn:
-                    # Keys in one order in every process: on Postgres, two processes flushing the
-                    # same keys in different orders would deadlock (one flush aborted, retried).
-                    for key_id, amount in sorted(spend.items()):
-                        from_lease = leased_spend.get(key_id, 0)
-                        await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(
-                            spent_micros=api_keys.c.spent_micros + amount,
-                            leased_micros=api_keys.c.leased_micros - from_lease))
-                        if from_lease:
-                            await conn.execute(update(leases).where(
-                                leases.c.holder == self._holder, leases.c.key_id == key_id,
-                            ).values(amount_micros=leases.c.amount_micros - from_lease))
-                    await insert_logs(conn, logs)
+                    if batches:
+                        done = await _committed_seq(conn, self._holder)   # an earlier COMMIT that raised
+                        await self._write(conn, [b for b in batches if b.seq > done])
+                        await _set_committed_seq(conn, self._holder, batches[-1].seq)
                     await conn.execute(update(leases).where(leases.c.holder == self._holder).values(
                         expires_at=int(time.time()) + LEASE_TTL_S))
-                self._last_heartbeat = time.monotonic()
             except Exception:
-                log.exception("ledger flush failed; will retry")
-                for key_id, amount in spend.items():
-                    self._spend[key_id] = self._spend.get(key_id, 0) + amount
-                for key_id, amount in leased_spend.items():
-                    self._leased_spend[key_id] = self._leased_spend.get(key_id, 0) + amount
-                self._logs[:0] = logs
+                self._flush_failed()
+                return False
+            del self._pending[:len(batches)]
+            if batches and self._journal is not None:
+                self._journal.committed(batches[-1].seq)
+            self._last_heartbeat = time.monotonic()
+            if self._failing_since is not None:
+                log.warning("ledger flush succeeded again after %.1fs of failures",
+                            time.monotonic() - self._failing_since)
+                self._failing_since = None
+            return True
+
+    def _flush_failed(self) -> None:
+        if self._failing_since is None:   # once per outage, not ten times a second
+            self._failing_since = time.monotonic()
+            log.exception("ledger flush failed; spend and log rows are kept (journal: %s) and retried",
+                          self._journal_dir or "none")
+
+    async def _write(self, conn: AsyncConnection, batches: list[_Batch]) -> None:
+        spend: dict[int, int] = {}
+        leased_spend: dict[int, int] = {}
+        for b in batches:
+            for key_id, amount in b.spend.items():
+                spend[key_id] = spend.get(key_id, 0) + amount
+            for key_id, amount in b.leased_spend.items():
+                leased_spend[key_id] = leased_spend.get(key_id, 0) + amount
+        # Keys in one order in every process: on Postgres, two processes flushing the
+        # same keys in different orders would deadlock (one flush aborted, retried).
+        for key_id, amount in sorted(spend.items()):
+            from_lease = leased_spend.get(key_id, 0)
+            await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(
+                spent_micros=api_keys.c.spent_micros + amount,
+                leased_micros=api_keys.c.leased_micros - from_lease))
+            if from_lease:
+                await conn.execute(update(leases).where(
+                    leases.c.holder == self._holder, leases.c.key_id == key_id,
+                ).values(amount_micros=leases.c.amount_micros - from_lease))
+        await insert_logs(conn, [row for b in batches for row in b.logs])
+
+    async def replay_dead_journals(self) -> int:
+        """Write what dead processes settled and their flushes had not written; returns how many
+        journals were replayed. Their leases go back to the keys here (a dead process spends no more)."""
+        replayed = 0
+        for dead in dead_journals(self._journal_dir, self._tag):
+            try:
+                await self._replay(dead)
+            except BaseException:
+                dead.release(delete=False)
+                raise
+            dead.release(delete=True)
+            async with self._engine.begin() as conn:   # only now: the files are gone
+                await conn.execute(delete(ledger_batches).where(ledger_batches.c.holder == dead.holder))
+            replayed += 1
+        return replayed
+
+    async def _replay(self, dead: DeadJournal) -> None:
+        async with self._engine.begin() as conn:
+            done = await _committed_seq(conn, dead.holder)
+            spend: dict[int, int] = {}
+            rows: list[dict[str, Any]] = []
+            for seq, lines in dead.batches:
+                if seq <= done:
+                    continue
+                for key_id, charged, _from_lease, row in lines:
+                    if charged and key_id is not None:
+                        spend[key_id] = spend.get(key_id, 0) + charged
+                    if row is not None:
+                        rows.append(row)
+            # The dead holder's lease rows, if not swept yet, go back whole (its unflushed spend is
+            # inside them): leased -= the row's amount, spent += what was settled. Swept or not, the
+            # key ends the same.
+            held = (await conn.execute(select(leases).where(leases.c.holder == dead.holder)
+                                       .order_by(leases.c.key_id))).all()
+            refund: dict[int, int] = {}
+            for lease in held:
+                claimed = await conn.execute(delete(leases).where(
+                    leases.c.holder == lease.holder, leases.c.key_id == lease.key_id))
+                if claimed.rowcount == 1:
+                    refund[lease.key_id] = lease.amount_micros
+            for key_id in sorted(set(spend) | set(refund)):
+                await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(
+                    spent_micros=api_keys.c.spent_micros + spend.get(key_id, 0),
+                    leased_micros=api_keys.c.leased_micros - refund.get(key_id, 0)))
+            await insert_logs(conn, rows)
+            if dead.batches:
+                await _set_committed_seq(conn, dead.holder, max(done, dead.batches[-1][0]))
+        if spend or rows:
+            log.warning("replayed the journal of stopped gateway process %s: %d micro-dollars of spend "
+                        "and %d log rows it had not written", dead.holder, sum(spend.values()), len(rows))
 
     async def sweep_expired_leases(self) -> int:
         """Refund leases whose holder stopped refreshing them (a crashed process). Returns how many."""
@@ -243,9 +376,11 @@ class Ledger:
             log.warning("refunded %d expired quota lease(s) of stopped gateway processes", swept)
         return swept
 
-    async def release_leases(self) -> None:
-        """Return what this process leased and did not spend (graceful shutdown)."""
-        await self.flush()
+    async def release_leases(self) -> bool:
+        """Return what this process leased and did not spend (graceful shutdown); False, leaving the
+        journal for the next start, if the settled spend could not be written first."""
+        if not await self.flush():
+            return False
         async with self._engine.begin() as conn:
             rows = (await conn.execute(select(leases).where(leases.c.holder == self._holder)
                                        .order_by(leases.c.key_id))).all()
@@ -254,6 +389,7 @@ class Ledger:
                     leased_micros=api_keys.c.leased_micros - row.amount_micros))
             await conn.execute(delete(leases).where(leases.c.holder == self._holder))
         self._leases.clear()
+        return True
 
     async def _run(self) -> None:
         sweep_every = LEASE_TTL_S / 2
@@ -267,14 +403,19 @@ class Ledger:
                 next_sweep = time.monotonic() + sweep_every
                 try:
                     await asyncio.shield(self.sweep_expired_leases())
+                    await asyncio.shield(self.replay_dead_journals())   # a sibling worker that died
                 except Exception:
-                    log.exception("lease sweep failed")
+                    if self._failing_since is None:
+                        log.exception("lease sweep or journal replay failed")
 
     async def start(self) -> None:
+        await self.replay_dead_journals()
         await self.sweep_expired_leases()
         self._task = asyncio.create_task(self._run(), name="ledger-flusher")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Write what is settled and return the leases, in bounded time. If the database refuses or
+        does not answer, the journal stays for the next start (the leases expire and are swept)."""
         if self._task is not None:
             self._task.cancel()
             try:
@@ -282,4 +423,36 @@ class Ledger:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        await self.release_leases()
+        released = False
+        try:
+            released = await asyncio.wait_for(self.release_leases(), timeout)
+        except asyncio.TimeoutError:
+            log.error("the database did not answer within %.0fs at shutdown", timeout)
+        except Exception:
+            log.exception("returning quota leases at shutdown failed")
+        if self._journal is not None:
+            self._journal.close(delete=released and not self._pending)
+            if not released:
+                log.error("settled spend and log rows not yet in the database stay in the journal "
+                          "in %s; the next start replays them", self._journal_dir)
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        async with self._engine.begin() as conn:
+                            await conn.execute(delete(ledger_batches).where(
+                                ledger_batches.c.holder == self._holder))
+                except Exception:
+                    pass   # a leftover row is harmless: its holder never writes again
+
+
+async def _committed_seq(conn: AsyncConnection, holder: str) -> int:
+    seq = (await conn.execute(select(ledger_batches.c.last_seq)
+                              .where(ledger_batches.c.holder == holder))).scalar()
+    return int(seq or 0)
+
+
+async def _set_committed_seq(conn: AsyncConnection, holder: str, seq: int) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(ledger_batches).values(holder=holder, last_seq=seq)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[ledger_batches.c.holder],
+                                                  set_={"last_seq": stmt.excluded.last_seq}))

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from polyrelay.config import ChannelConfig
 from polyrelay.http_client import Timeouts
+from polyrelay.scrub import Scrubber, proxy_secrets
 
 
 class ChannelKind(Protocol):
@@ -28,7 +29,8 @@ class Channel:
         self.models = frozenset(config.models)
         self._keys = itertools.cycle(config.api_keys or [""])
         self.key_count = max(1, len(config.api_keys))
-        self.secrets = tuple(k for k in config.api_keys if k)
+        self.secrets = (*(k for k in config.api_keys if k), *proxy_secrets(config.proxy))
+        self._scrubber = Scrubber(self.secrets)
         self.timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, config.timeout)
         self.stream_timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, None)
 
@@ -46,12 +48,6 @@ class Channel:
         return self.kind.headers(api_key)
 
     def scrub(self, text: str) -> str:
-        """Remove this channel's secrets from text that may reach a client or a log."""
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-            # OpenAI echoes keys partially ("sk-abc***xyz"); drop the visible head as well.
-            head = secret[:8]
-            if len(secret) > 12 and head in text:
-                text = text.replace(head, "***")
-        return text
+        """Remove this channel's secrets (any 8+ character piece, any case, base64) from text that
+        may reach a client or a log."""
+        return self._scrubber.scrub(text)

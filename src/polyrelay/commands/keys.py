@@ -9,7 +9,7 @@ import typer
 from sqlalchemy.exc import IntegrityError
 
 from polyrelay.commands.database import DatabaseOption, choose, fail, run
-from polyrelay.config import ConfigError, load_config, quota_problem
+from polyrelay.config import ConfigError, load_config, name_problem, quota_problem
 
 app = typer.Typer(no_args_is_help=True, help="Manage gateway API keys in the database.")
 
@@ -43,6 +43,9 @@ def create(name: str = typer.Option(..., help="unique name of the key"),
     from polyrelay.commands import output   # (rich: imported only by the commands that print)
     from polyrelay.store.keys import create_key, usd_to_micros
 
+    problem = name_problem(name)
+    if problem:
+        fail(f"--name {problem}")
     problem = None if quota is None else quota_problem(quota)
     if problem:
         fail(f"--quota {problem}")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from polyrelay import logs
+from polyrelay.billing.journal import journal_dir_for
 from polyrelay.billing.ledger import Ledger
 from polyrelay.billing.prices import Price, price_table, served_prices
 from polyrelay.channels import build_channel
@@ -28,13 +30,15 @@ class Gateway:
         self.config = config
         self.engine = engine
         self.channels = [build_channel(c) for c in config.channels]
+        # every log line is scrubbed of every secret the config knows (logs.SafeFormatter)
+        logs.set_secrets([*(s for ch in self.channels for s in ch.secrets), *(k.key for k in config.keys)])
         self.router = Router(self.channels)
         self.prices, self.unpriced = served_prices(price_table(config.prices), config.channels)
         if self.unpriced:
             log.warning("served models without a price (%s): %s", "served free, as the config's 'unpriced: free' "
                         "says" if config.unpriced == "free" else "refused until priced in 'prices:'",
                         ", ".join(self.unpriced))
-        self.ledger = Ledger(engine)
+        self.ledger = Ledger(engine, journal_dir=journal_dir_for(engine.url.render_as_string(hide_password=True)))
         self.keys = KeyCache(engine)
         self.http = UpstreamClient()
         self._media_session: aiohttp.ClientSession | None = None

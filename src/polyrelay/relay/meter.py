@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from polyrelay import ir
+from polyrelay import ir, logs
 from polyrelay.billing.ledger import Ledger, Reservation
 from polyrelay.billing.prices import Price, bounded_usage, cost_micros
 from polyrelay.store.keys import KeyRecord
@@ -12,7 +12,7 @@ from polyrelay.store.keys import KeyRecord
 
 class Meter:
     __slots__ = ("_ledger", "reservation", "_price", "key", "surface", "model", "stream",
-                 "started", "ttfb", "attempts", "channel", "upstream_model", "_closed")
+                 "started", "ttfb", "attempts", "channel", "upstream_model", "_closed", "_ctx")
 
     def __init__(self, ledger: Ledger, reservation: Reservation | None, price: Price | None, key: KeyRecord,
                  surface: str, model: str, stream: bool, started: float) -> None:
@@ -29,6 +29,7 @@ class Meter:
         self.channel: str | None = None
         self.upstream_model: str | None = None
         self._closed = False
+        self._ctx = logs.CURRENT.get()
 
     def first_byte(self) -> None:
         if self.ttfb is None:
@@ -42,8 +43,10 @@ class Meter:
         usage = bounded_usage(usage)
         cost = cost_micros(self._price, usage)
         assert self.reservation is not None, "settling a request that holds no reservation"
-        charged = await self._ledger.settle(self.reservation, cost)
-        self._log(status, usage, cost, charged, error)
+        row = self._row(status, usage, cost, error)
+        # the row goes with the charge: one journal line, so a process that dies keeps both
+        await self._ledger.settle(self.reservation, cost, row)
+        self._access(row)
 
     def fail(self, status: int, error: str) -> None:
         """Refund the whole reservation and log the failure (never billed)."""
@@ -52,12 +55,20 @@ class Meter:
         self._closed = True
         if self.reservation is not None:
             self._ledger.refund(self.reservation)
-        self._log(status, None, 0, 0, error)
+        row = self._row(status, None, 0, error)
+        self._ledger.record(row)
+        self._access(row)
 
-    def _log(self, status: int, usage: ir.Usage | None, cost: int, charged: int, error: str | None) -> None:
+    def _access(self, row: dict[str, object]) -> None:
+        logs.access(self._ctx, self.key.name, self.surface, self.model, self.channel, row["status"],  # type: ignore[arg-type]
+                    row["prompt_tokens"], row["completion_tokens"], row["charged_micros"],  # type: ignore[arg-type]
+                    row["latency_ms"])  # type: ignore[arg-type]
+
+    def _row(self, status: int, usage: ir.Usage | None, cost: int, error: str | None) -> dict[str, object]:
+        """The request log row; `charged_micros` is filled in by the ledger's settle."""
         now = time.perf_counter()
         u = usage or ir.Usage()
-        self._ledger.record({
+        return {
             "created_at": int(time.time() * 1000),
             "key_id": self.key.id,
             "surface": self.surface,
@@ -73,9 +84,10 @@ class Meter:
             "reasoning_tokens": u.reasoning_tokens,
             "usage_estimated": u.estimated,
             "cost_micros": cost,
-            "charged_micros": charged,
+            "charged_micros": 0,
             "latency_ms": round((now - self.started) * 1000),
             "ttfb_ms": None if self.ttfb is None else round((self.ttfb - self.started) * 1000),
             "attempts": self.attempts,
             "error": error[:500] if error else None,
-        })
+            "request_id": self._ctx.id if self._ctx is not None else None,
+        }

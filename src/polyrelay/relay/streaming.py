@@ -58,6 +58,8 @@ async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
     status, error = 200, None
     try:
         out = tap.feed(first)
+        if tap.errored:
+            out = channel.scrub(out.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
         if out:
             await write(out)
         read = resp.readany
@@ -66,6 +68,8 @@ async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
             if not chunk:
                 break
             out = tap.feed(chunk)
+            if tap.errored:   # an upstream error event may echo the channel's key (rare: then scrubbed)
+                out = channel.scrub(out.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
             if out:
                 await write(out)
         out = tap.close()

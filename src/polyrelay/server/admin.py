@@ -7,7 +7,7 @@ import os
 
 import msgspec
 
-from polyrelay.config import quota_problem
+from polyrelay.config import name_problem, quota_problem
 from polyrelay.errors import GatewayError
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply
@@ -44,6 +44,9 @@ async def create_key(gw: Gateway, scope: Scope, body: bytes) -> Reply:
         new = msgspec.json.decode(body, type=_NewKey)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise GatewayError(400, "invalid_request", f"bad key definition: {e}") from None
+    problem = name_problem(new.name)
+    if problem:
+        raise GatewayError(400, "invalid_request", f"'name' {problem}", param="name")
     problem = None if new.quota is None else quota_problem(new.quota)
     if problem:
         raise GatewayError(400, "invalid_request", f"'quota' {problem}", param="quota")

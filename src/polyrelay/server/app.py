@@ -7,9 +7,11 @@ import gc
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 
+from polyrelay import logs
 from polyrelay.config import Config, load_config
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import openai_chat
@@ -78,6 +80,9 @@ class App:
         return None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        ctx = logs.begin_request()
+        rid = (b"x-request-id", ctx.id.encode())
         path = scope["path"]
         route = self._match(scope["method"], path)
         errors: ModuleType = route.error_module(scope) if route else openai_chat
@@ -89,17 +94,21 @@ class App:
             reply = await route.handler(self.gateway, scope, body)
         except GatewayError as err:
             status, payload = errors.render_error(err)
-            await send_reply(send, Reply(status, payload, headers=_retry_headers(err)))
+            await send_reply(send, Reply(status, payload, headers=[*_retry_headers(err), rid]))
+            _access(ctx, scope, status, started)
             return
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], path)
             status, payload = errors.render_error(GatewayError(500, "internal", "internal gateway error"))
-            await send_reply(send, Reply(status, payload))
+            await send_reply(send, Reply(status, payload, headers=[rid]))
+            _access(ctx, scope, status, started)
             return
+        reply.headers.append(rid)
         if isinstance(reply, StreamReply):
             await send_stream(send, receive, reply)
         else:
             await send_reply(send, reply)
+        _access(ctx, scope, reply.status, started)
 
     def _not_found(self, method: str, path: str) -> GatewayError:
         if any(p == path for (_, p) in self.routes):
@@ -158,6 +167,13 @@ def release_startup_memory() -> None:
         pass  # not glibc
 
 
+def _access(ctx: logs.RequestContext, scope: Scope, status: int, started: float) -> None:
+    """The access line of a request no meter logged (refused before billing, admin, lists, 404s)."""
+    if not ctx.logged:
+        logs.access(ctx, None, f"{scope['method']} {scope['path']}", None, None, status, 0, 0, 0,
+                    round((time.perf_counter() - started) * 1000))
+
+
 def _retry_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
     # We already failed over between channels; tell Stainless SDKs not to retry into a storm.
     if err.status in (502, 503, 504) or err.kind == "insufficient_quota":
@@ -167,6 +183,7 @@ def _retry_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
 
 def create_app_from_env() -> App:
     """Factory for `uvicorn --factory` workers: config from POLYRELAY_CONFIG; the parent migrated."""
+    logs.configure()   # the level `serve --log-level` left in the environment
     return App(load_config(os.environ["POLYRELAY_CONFIG"]),
                migrate_on_start=os.environ.get("POLYRELAY_MIGRATED") != "1")
 

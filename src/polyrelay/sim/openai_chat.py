@@ -13,7 +13,7 @@ import msgspec
 
 from polyrelay.sim.plan import THINKING_TEXT, plan
 from polyrelay.sim.replies import SimReply, SimStream
-from polyrelay.sim.script import Script, fit, split_words
+from polyrelay.sim.script import Script, echo_key, fit, split_words
 from polyrelay.tokens import estimate_text_tokens
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
@@ -155,6 +155,8 @@ def handle(body: bytes, script: Script) -> SimReply | SimStream:
     if script.status >= 400:
         if script.status == 401:  # like OpenAI, echo the key: the gateway must not pass it on
             return error_reply(401, f"Incorrect API key provided: {script.api_key}.")
+        if script.echo_key:   # upstreams that echo the key in other shapes (the gateway must scrub)
+            return error_reply(script.status, f"simulated error {script.status}: {echo_key(script)}")
         return error_reply(script.status, f"simulated error {script.status}")
     limit = req.get("max_completion_tokens", req.get("max_tokens"))
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
@@ -200,6 +202,10 @@ def _stream_pieces(rid: str, created: int, model: str, text: str | None, thinkin
         return [{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish_reason}]
 
     pieces = [_chunk(rid, created, model, delta({"role": "assistant", "content": "", "refusal": None}))]
+    if script.echo_key:   # a stream that fails midway with an error event echoing the key
+        return [*pieces, _chunk(rid, created, model, delta({"content": "partial "})),
+                b"data: " + msgspec.json.encode({"error": {"message": f"upstream failed: {echo_key(script)}",
+                                                          "type": "server_error"}}) + b"\n\n"]
     if thinking:  # DeepSeek-style: reasoning deltas first, with content null
         pieces += [_chunk(rid, created, model, delta({"content": None, "reasoning_content": w}))
                    for w in split_words(thinking)]

@@ -6,7 +6,10 @@ delay_ms=N (between stream pieces), hang_ms=N (before answering), cut=N (stream 
 pieces without finishing), words=N (reply length), cached=N (cached prompt tokens), cache_write=N
 (prompt tokens written to the cache; Anthropic mode only, as cache_creation_input_tokens), reasoning=N
 (reasoning tokens), notool (answer in text even when tools are offered), garbage (answer 200 with a
-body that is not JSON, or a stream of unreadable events then `data: [DONE]`).
+body that is not JSON, or a stream of unreadable events then `data: [DONE]`), echo_key=N (an error
+status echoes the API key: 1 its last 12 characters, 2 lowercased, 3 base64 of `Bearer <key>`, 4 base64
+of `x:<key>`, 5 its middle 9 characters uppercased; a stream instead fails midway with an error event
+echoing it).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Script(msgspec.Struct):
     reasoning: int = 0
     notool: bool = False
     garbage: bool = False
+    echo_key: int = 0
     api_key: str = ""
 
 
@@ -81,3 +85,13 @@ def split_words(text: str) -> list[str]:
     """`text` in pieces of one word each (spaces kept), so joining them gives `text` back."""
     words = text.split(" ")
     return [w + " " for w in words[:-1]] + ([words[-1]] if words[-1] else [])
+
+
+def echo_key(script: Script) -> str:
+    """The API key as an upstream may echo it in an error (see `echo_key` above)."""
+    import base64
+
+    key = script.api_key
+    return {1: f"...{key[-12:]}", 2: key.lower(), 3: base64.b64encode(f"Bearer {key}".encode()).decode(),
+            4: base64.b64encode(f"x:{key}".encode()).decode(),
+            5: key[len(key) // 2 - 4:len(key) // 2 + 5].upper()}.get(script.echo_key, key)

@@ -54,7 +54,7 @@ def async_url(url: str, source: str = "POLYRELAY_DATABASE_URL") -> str:
 def create_engine(url: str | None = None, source: str = "POLYRELAY_DATABASE_URL") -> AsyncEngine:
     url = async_url(url or database_url(), source)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -65,10 +65,11 @@ def create_engine(url: str | None = None, source: str = "POLYRELAY_DATABASE_URL"
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10)
+    # hide_parameters: an SQL error or the debug SQL log never shows a key hash, a name or a log row
+    return create_async_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
 
 
-HEAD_REVISION = "0002"  # the newest file in store/migrations/versions
+HEAD_REVISION = "0003"  # the newest file in store/migrations/versions
 
 _START_LOCK = 0x706F6C79  # Postgres advisory lock id ("poly") taken by the start-up writes below
 

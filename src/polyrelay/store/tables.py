@@ -34,6 +34,14 @@ leases = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 
+# The newest batch of each gateway process's journal (billing/journal.py) that is in the database:
+# written in the same transaction as the batch, so replaying a dead process's journal is exact.
+ledger_batches = Table(
+    "ledger_batches", metadata,
+    Column("holder", String(64), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)
+
 request_logs = Table(
     "request_logs", metadata,
     # 64-bit on Postgres (migration 0002); SQLite's INTEGER PRIMARY KEY is its 64-bit rowid already
@@ -58,5 +66,6 @@ request_logs = Table(
     Column("ttfb_ms", Integer, nullable=True),
     Column("attempts", Integer, nullable=False, default=1),
     Column("error", Text, nullable=True),
+    Column("request_id", String(32), nullable=True),           # the x-request-id answered (0003)
 )
 Index("ix_request_logs_key_created", request_logs.c.key_id, request_logs.c.created_at)
