@@ -343,6 +343,15 @@ def test_a_served_model_without_a_price_is_refused_naming_it(gateway, fresh_key,
     assert upstream_requests(sim_http) == []
 
 
+def test_an_unpriced_model_is_not_listed_while_it_is_refused(gateway, fresh_key) -> None:
+    _, key = fresh_key(quota=1.0)
+    listed = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    ids = [m["id"] for m in listed.json()["data"]]
+    assert "gpt-4o-mini" in ids and "free-model" not in ids
+    one = httpx.get(f"{gateway.url}/v1/models/free-model", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert one.status_code == 404
+
+
 def _alias_config(sim_url: str, unpriced: str) -> str:
     return f"""
 channels:
@@ -382,6 +391,8 @@ def test_aliases_inherit_the_price_of_what_they_map_to_and_unpriced_free_is_an_o
             assert admin.key("buyer")["spent_micros"] == spent > 0
         r = call(gateway, "openai", "typo-model", prompt("openai", "hi"), key)
         assert r.status_code == 200, "served free: the config opted in"
+        listed = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert "typo-model" in [m["id"] for m in listed.json()["data"]]
         assert admin.key("buyer")["spent_micros"] == spent
         startup = gateway.log.read_text()
         assert "typo-model" in startup and "served free" in startup

@@ -63,8 +63,11 @@ class Gateway:
             self._media_session = None
 
     def models_for(self, key: KeyRecord) -> list[str]:
-        """The public models `key` may use and some channel serves."""
+        """The public models `key` may use: some channel serves them and they can be billed (an
+        unpriced model is refused, so it is not listed, unless the config serves it free)."""
         models = self.router.models()
+        if self.unpriced and self.config.unpriced != "free":
+            models = [m for m in models if m in self.prices]
         return [m for m in models if m in key.models] if key.models else models
 
     def channel_type(self, model: str) -> str:
