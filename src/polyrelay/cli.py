@@ -20,7 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 keys_app = typer.Typer(no_args_is_help=True, help="Manage gateway API keys in the database.")
 app.add_typer(keys_app, name="keys")
 
-_UVICORN = dict(loop="uvloop", http="httptools", lifespan="on", access_log=False, proxy_headers=False,
+_UVICORN = dict(loop="uvloop", http="polyrelay.server.http_protocol:BoundedHttpToolsProtocol",  # head caps
+                lifespan="on", access_log=False, proxy_headers=False,
                 timeout_graceful_shutdown=30, log_level="warning")
 
 

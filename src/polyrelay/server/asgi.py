@@ -15,7 +15,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
+async def read_body(receive: Receive, limit: int, timeout: float) -> bytes:
+    """The whole body, at most `limit` bytes, all of it within `timeout` seconds (else 413 / 408)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(receive, limit)
+    except TimeoutError:
+        raise GatewayError(408, "timeout", f"the request body did not arrive within {timeout:g} s") from None
+
+
+async def _read(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -26,11 +35,15 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise GatewayError(413, "request_too_large",
-                                   f"request body is larger than {limit // (1024 * 1024)} MB")
+                raise too_large(limit)
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def too_large(limit: int) -> GatewayError:
+    size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+    return GatewayError(413, "request_too_large", f"request body is larger than {size}")
 
 
 def header(scope: Scope, name: bytes) -> str | None:
