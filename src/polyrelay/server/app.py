@@ -28,8 +28,6 @@ from polyrelay.store.keys import upsert_config_keys
 
 log = logging.getLogger("polyrelay.server")
 
-# The whole body must arrive within this many seconds of the route starting to read it (else 408).
-BODY_TIMEOUT = float(os.environ.get("POLYRELAY_BODY_TIMEOUT", "60"))
 _CLOSE = (b"connection", b"close")
 _DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unavailable; try again shortly")
 
@@ -90,7 +88,7 @@ class App:
                 declared = header(scope, b"content-length")
                 if declared is not None and declared.isdigit() and int(declared) > route.body_limit:
                     raise too_large(route.body_limit)
-                body = await read_body(receive, route.body_limit, BODY_TIMEOUT)
+                body = await read_body(receive, route.body_limit)
                 unread = False
             reply = await route.handler(gateway, scope, body, key)
         except GatewayError as err:

@@ -15,16 +15,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-async def read_body(receive: Receive, limit: int, timeout: float) -> bytes:
-    """The whole body, at most `limit` bytes, all of it within `timeout` seconds (else 413 / 408)."""
-    try:
-        async with asyncio.timeout(timeout):
-            return await _read(receive, limit)
-    except TimeoutError:
-        raise GatewayError(408, "timeout", f"the request body did not arrive within {timeout:g} s") from None
-
-
-async def _read(receive: Receive, limit: int) -> bytes:
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body, at most `limit` bytes (else 413). How long it may take to arrive is the HTTP
+    protocol's business (server/http_protocol.py: 408 in the caller's shape), at no cost per request."""
     chunks: list[bytes] = []
     size = 0
     while True:

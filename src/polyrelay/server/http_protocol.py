@@ -6,8 +6,11 @@ and a client that never finishes its headers held its connection for good. Here 
 line and headers) is counted before the parser sees it: beyond MAX_HEAD_BYTES the request is refused
 (414 while still in the request line, else 431) and the connection closed; a head not complete
 within HEAD_TIMEOUT seconds of its first byte (of the connection, for the first request) is 408 and
-closed. A response sent before the request's body was fully received also closes the connection, so
-a refused caller cannot keep it open by trickling the rest of its body.
+closed. A body not complete within BODY_TIMEOUT seconds of the end of the headers is 408 in the
+route's protocol (the app, waiting for it, is told the client left); the timer is armed only when a
+read ends inside a body, so a request that arrives in one read costs nothing. A response sent before
+the request's body was fully received also closes the connection, so a refused caller cannot keep it
+open by trickling the rest of its body.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from polyrelay.protocols import openai_chat
 
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT = float(os.environ.get("POLYRELAY_HEADER_TIMEOUT", "10"))
+BODY_TIMEOUT = float(os.environ.get("POLYRELAY_BODY_TIMEOUT", "60"))
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -34,6 +38,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._line_done = False       # the request line has ended (a too-large head is then 431, not 414)
         self._body_pending = False    # headers done, the body not fully received yet
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -41,12 +46,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._stop_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self._in_head:
+        if self._in_head:
+            self._head_received(data)
+        else:
             super().data_received(data)
-            return
+        if self._body_pending and self._body_timer is None and not self.transport.is_closing():
+            self._body_timer = self.loop.call_later(BODY_TIMEOUT, self._body_timed_out)
+
+    def _head_received(self, data: bytes) -> None:
         if self._head_timer is None:   # the first byte of the next request on a kept-alive connection
             self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
         room = MAX_HEAD_BYTES - self._head_bytes
@@ -73,6 +84,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._body_pending = False
+        self._stop_body_timer()
         self._in_head = True
         self._head_bytes = 0
         self._line_done = False
@@ -87,6 +99,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if not self._body_pending or self.transport.is_closing() or cycle is None or cycle.response_started:
+            return   # complete, gone, or already answered (that answer closes the connection)
+        self._refuse(408, f"the request body did not arrive within {BODY_TIMEOUT:g} s")
+        cycle.disconnected = True     # the app's receive() now returns http.disconnect; its sends are dropped
+        cycle.message_event.set()
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -104,6 +130,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         """Answer in the protocol of the route the request was for, as far as it is known, and close."""
         self._stop_head_timer()
+        self._stop_body_timer()
         kind = "timeout" if status == 408 else "request_too_large"
         _, body = self._error_module().render_error(GatewayError(status, kind, message))
         self.transport.write(b"".join((
@@ -115,6 +142,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         choose = getattr(self.app, "error_module_for", None)
         if choose is None or not self._line_done:
             return openai_chat
+        if not self._in_head:   # headers complete: the scope is whole
+            return choose(self.scope)
         try:
             url = httptools.parse_url(self.url)
             method = self.parser.get_method().decode("ascii")
