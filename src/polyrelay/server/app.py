@@ -85,8 +85,8 @@ class App:
                 route.guard(scope)
             body = b""
             if unread:
-                declared = header(scope, b"content-length")
-                if declared is not None and declared.isdigit() and int(declared) > route.body_limit:
+                declared = header(scope, b"content-length") or ""
+                if declared.isascii() and declared.isdigit() and int(declared) > route.body_limit:
                     raise too_large(route.body_limit)
                 body = await read_body(receive, route.body_limit)
                 unread = False

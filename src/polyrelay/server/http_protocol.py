@@ -18,9 +18,9 @@ what the client still sends for LINGER seconds before closing: closing with unre
 connection, and the client would often lose the answer with it.
 
 The deadlines cost nothing per request (a timer armed and cancelled is ~3 us with uvloop, a clock
-read ~0.1 us): one sweep per event loop, four times per deadline, notes which connections are in a
-head or a body and since which sweep; one still in the same head or body a deadline later is
-refused. A deadline is therefore met between T and 1.25 T after its start.
+read ~0.1 us): one sweep per event loop, every min(1 s, T/4), notes which connections are in a head
+or a body and since which sweep; one still in the same head or body a deadline later is refused. A
+deadline T is therefore met between T and T + min(1 s, T/4) after its start.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT = float(os.environ.get("POLYRELAY_HEADER_TIMEOUT", "10"))
 BODY_TIMEOUT = float(os.environ.get("POLYRELAY_BODY_TIMEOUT", "60"))
 LINGER = 2.0
-_SWEEP_EVERY = min(1.0, HEAD_TIMEOUT / 4, BODY_TIMEOUT / 4)
+_SWEEP_EVERY = max(0.05, min(1.0, HEAD_TIMEOUT / 4, BODY_TIMEOUT / 4))
 
 
 class _Sweeper:
@@ -95,10 +95,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
         if not self._in_head:
             super().data_received(data)
-            return
-        if self._discarding:
             return
         room = MAX_HEAD_BYTES - self._head_bytes
         head = data if len(data) <= room else data[:room]
