@@ -98,7 +98,8 @@ def test_tool_calls_round_trip_stream_and_not(client) -> None:
 
 def test_models_lists_exactly_what_the_key_may_use(gateway) -> None:
     everything = {m.id for m in sdk(gateway, "sk-alice-0001").models.list()}
-    assert {"gpt-4o", "gpt-4o-mini", "failover-model", "free-model"} <= everything
+    assert {"gpt-4o", "gpt-4o-mini", "failover-model"} <= everything
+    assert "free-model" not in everything, "unpriced, so refused: not listed"
     restricted = sdk(gateway, "sk-restricted-0001")
     assert [m.id for m in restricted.models.list()] == ["gpt-4o-mini"]
     assert restricted.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"

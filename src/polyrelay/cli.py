@@ -21,7 +21,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="polyrelay: one base URL and one key for every model.")
 app.add_typer(keys_commands.app, name="keys")
 
-_UVICORN = dict(loop="uvloop", http="httptools", lifespan="on", access_log=False, proxy_headers=False,
+_UVICORN = dict(loop="uvloop", http="polyrelay.server.http_protocol:BoundedHttpToolsProtocol",  # head caps
+                lifespan="on", access_log=False, proxy_headers=False,
                 timeout_graceful_shutdown=30, log_level="warning")
 
 PortOption = typer.Option(8080, callback=port_option, help="port to listen on (1-65535)")

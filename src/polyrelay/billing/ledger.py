@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyrelay.billing.journal import DeadJournal, Journal, database_tag, dead_journals
 from polyrelay.errors import GatewayError
+from polyrelay.store.db import driver_reason
 from polyrelay.store.keys import KeyRecord
 from polyrelay.store.logs import insert_logs
 from polyrelay.store.tables import api_keys, leases, ledger_batches
@@ -225,9 +226,9 @@ class Ledger:
                 if result.rowcount != 1:
                     return False
                 await self._add_to_lease_row(conn, key_id, amount)
-        except DBAPIError:
+        except DBAPIError as exc:
             # read-only, full or unreachable: the caller's protocol says 503, not "internal error"
-            log.warning("could not lease quota for key %s: the database cannot be written", key_id)
+            log.warning("database unavailable: could not lease quota for key %s: %s", key_id, driver_reason(exc))
             raise GatewayError(503, "overloaded", "the gateway cannot reserve quota right now (its "
                                "database cannot be written); try again later") from None
         return True

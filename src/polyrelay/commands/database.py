@@ -53,7 +53,8 @@ class Database:
             return None
         if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
             return None
-        return Path(parsed.database).resolve()
+        # SQLite's URI form (sqlite:///file:/path/x.db?mode=ro&uri=true): the file after `file:`
+        return Path(parsed.database.removeprefix("file:")).resolve()
 
     @property
     def in_memory(self) -> bool:

@@ -1,9 +1,18 @@
-"""Key lookup with a short-lived cache (a disabled key stops working within about `ttl` seconds).
+"""Key lookup with a short-lived cache: a key disabled anywhere stops working in every worker within
+KEY_CACHE_TTL seconds (1 s) of the change's commit.
 
 One database look-up per key at a time: a busy key's entry is refreshed in the background shortly
 before it expires, so requests never wait for it (a look-up for every request that arrived after the
 expiry stalled the loop under load); an unknown or expired key is looked up once however many
-requests bring it at the same moment.
+requests bring it at the same moment. An entry expires KEY_CACHE_TTL after its look-up *started*, so
+a read that raced with a disable is never served longer than that.
+
+Memory is bounded whatever callers send: a key longer than MAX_KEY_LENGTH is refused without a
+look-up or an entry; known keys are at most MAX_ENTRIES entries, unknown ones (misses, cached so a
+misconfigured client retrying does not cost a query per request) at most MAX_MISSES, oldest dropped
+first. The cache is a dict keyed by the key string itself: its hash is the string's (computed once
+per request by the dict), a hit needs no digest and no collision can admit another key; the stored
+hash in the database is SHA-256 (store.keys.hash_key).
 """
 
 from __future__ import annotations
@@ -16,24 +25,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from polyrelay.errors import GatewayError
 from polyrelay.store.keys import KeyRecord, find_by_hash, hash_key
 
-_MAX_ENTRIES = 10_000
+KEY_CACHE_TTL = 1.0
+MAX_KEY_LENGTH = 256     # generated keys are 49 characters
+MAX_ENTRIES = 10_000
+MAX_MISSES = 1_024
 
 
 class _Entry:
     __slots__ = ("record", "refresh_at", "expires", "refreshing")
 
-    def __init__(self, record: KeyRecord | None, now: float, ttl: float) -> None:
+    def __init__(self, record: KeyRecord, started: float, ttl: float) -> None:
         self.record = record
-        self.refresh_at = now + ttl * 0.8
-        self.expires = now + ttl
+        self.refresh_at = started + ttl * 0.8
+        self.expires = started + ttl
         self.refreshing = False
 
 
 class KeyCache:
-    def __init__(self, engine: AsyncEngine, ttl: float = 5.0) -> None:
+    def __init__(self, engine: AsyncEngine, ttl: float = KEY_CACHE_TTL) -> None:
         self._engine = engine
         self._ttl = ttl
-        self._entries: dict[str, _Entry] = {}   # by the key itself: no hashing on a hit
+        self._entries: dict[str, _Entry] = {}
+        self._misses: dict[str, float] = {}   # unknown key -> when the miss expires
         self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -44,7 +57,7 @@ class KeyCache:
         entry = self._entries.get(key)
         now = time.monotonic()
         if entry is None or entry.expires <= now:
-            record = await self._lookup(key)
+            record = await self._lookup(key, now)
         else:
             record = entry.record
             if entry.refresh_at <= now and not entry.refreshing:
@@ -58,7 +71,12 @@ class KeyCache:
             raise GatewayError(401, "authentication", "this API key is disabled")
         return record
 
-    async def _lookup(self, key: str) -> KeyRecord | None:
+    async def _lookup(self, key: str, now: float) -> KeyRecord | None:
+        if len(key) > MAX_KEY_LENGTH:
+            return None
+        missed_until = self._misses.get(key)
+        if missed_until is not None and missed_until > now:
+            return None
         pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -66,7 +84,7 @@ class KeyCache:
         self._pending[key] = future
         try:
             record = await find_by_hash(self._engine, hash_key(key))  # stored hashed: no timing leak
-            self._store(key, record)
+            self._store(key, record, now)
             future.set_result(record)
             return record
         except BaseException as exc:
@@ -77,15 +95,25 @@ class KeyCache:
             del self._pending[key]
 
     async def _refresh(self, key: str, entry: _Entry) -> None:
+        started = time.monotonic()
         try:
-            self._store(key, await find_by_hash(self._engine, hash_key(key)))
+            self._store(key, await find_by_hash(self._engine, hash_key(key)), started)
         except Exception:
-            entry.refreshing = False  # keep serving the old record; try again on a later request
+            entry.refreshing = False  # keep serving the old record until it expires; retry later
 
-    def _store(self, key: str, record: KeyRecord | None) -> None:
-        if len(self._entries) >= _MAX_ENTRIES:
+    def _store(self, key: str, record: KeyRecord | None, started: float) -> None:
+        if record is None:
+            self._entries.pop(key, None)
+            misses = self._misses
+            misses.pop(key, None)
+            if len(misses) >= MAX_MISSES:
+                del misses[next(iter(misses))]   # the oldest miss
+            misses[key] = started + self._ttl
+            return
+        if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
-        self._entries[key] = _Entry(record, time.monotonic(), self._ttl)
+        self._entries[key] = _Entry(record, started, self._ttl)
 
     def invalidate(self) -> None:
         self._entries.clear()
+        self._misses.clear()

@@ -13,8 +13,12 @@ from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply
 from polyrelay.server.asgi import Scope
 from polyrelay.server.keys import bearer, query_params
+from polyrelay.server.route import SMALL_BODY, Route
 from polyrelay.store import keys as key_store
 from polyrelay.store.logs import recent_logs
+
+
+MAX_LOG_ROWS = 1000
 
 
 class _NewKey(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,14 +36,12 @@ def _authorize(scope: Scope) -> None:
         raise GatewayError(401, "authentication", "invalid admin token")
 
 
-async def list_keys(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    _authorize(scope)
+async def list_keys(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
     await gw.ledger.flush()
     return Reply(200, msgspec.json.encode({"data": await key_store.list_keys(gw.engine)}))
 
 
-async def create_key(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    _authorize(scope)
+async def create_key(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
     try:
         new = msgspec.json.decode(body, type=_NewKey)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -57,8 +59,7 @@ async def create_key(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     return Reply(201, msgspec.json.encode({"name": new.name, "key": value}))
 
 
-async def set_key_state(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    _authorize(scope)
+async def set_key_state(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
     name, _, action = scope["path"].removeprefix("/admin/keys/").rpartition("/")
     if action not in ("enable", "disable") or not name:
         raise GatewayError(404, "not_found", "use /admin/keys/{name}/enable or /disable")
@@ -68,26 +69,31 @@ async def set_key_state(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     return Reply(200, msgspec.json.encode({"name": name, "enabled": action == "enable"}))
 
 
-async def list_logs(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    _authorize(scope)
+def _limit(value: str | None) -> int:
+    """`?limit=`: a whole number of rows, 50 by default, at most MAX_LOG_ROWS (larger is clamped)."""
+    if value is None:
+        return 50
+    # refuses -1 (all rows to SQLite), 0, 1.5, ' 5', '+5' and non-ASCII digits
+    if not (value.isascii() and value.isdigit()) or not value.strip("0"):
+        raise GatewayError(400, "invalid_request",
+                           f"'limit' must be a whole number from 1 to {MAX_LOG_ROWS}", param="limit")
+    return MAX_LOG_ROWS if len(value.lstrip("0")) > 6 else min(MAX_LOG_ROWS, int(value))
+
+
+async def list_logs(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
     await gw.ledger.flush()
-    try:
-        limit = min(1000, int(query_params(scope).get("limit", "50")))
-    except ValueError:
-        limit = 0
-    if limit < 1:  # a negative LIMIT is "all rows" to SQLite, and below -2^63 it cannot bind it at all
-        raise GatewayError(400, "invalid_request", "'limit' must be a whole number from 1 to 1000", param="limit")
+    limit = _limit(query_params(scope).get("limit"))
     return Reply(200, msgspec.json.encode({"data": await recent_logs(gw.engine, limit)}))
 
 
-async def health(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+async def health(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
     return Reply(200, b'{"status":"ok"}')
 
 
 ROUTES = [
-    ("GET", "/admin/keys", list_keys, False),
-    ("POST", "/admin/keys", create_key, True),
-    ("POST", "/admin/keys/", set_key_state, False),
-    ("GET", "/admin/logs", list_logs, False),
-    ("GET", "/health", health, False),
+    ("GET", "/admin/keys", Route(list_keys, guard=_authorize)),
+    ("POST", "/admin/keys", Route(create_key, guard=_authorize, body_limit=SMALL_BODY)),
+    ("POST", "/admin/keys/", Route(set_key_state, guard=_authorize)),
+    ("GET", "/admin/logs", Route(list_logs, guard=_authorize)),
+    ("GET", "/health", Route(health)),
 ]

@@ -8,8 +8,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from types import ModuleType
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from polyrelay import logs
 from polyrelay.config import Config, load_config
@@ -17,40 +19,29 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols import openai_chat
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
-from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, Surface
+from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT
 from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes
-from polyrelay.server.asgi import Receive, Scope, Send, header, read_body, send_reply, send_stream
-from polyrelay.store.db import create_engine, migrate
+from polyrelay.server.asgi import (
+    Receive, Scope, Send, header, read_body, send_reply, send_stream, too_large,
+)
+from polyrelay.server.route import Route
+from polyrelay.store.db import create_engine, driver_reason, migrate
 from polyrelay.store.keys import upsert_config_keys
 
 log = logging.getLogger("polyrelay.server")
 
-MAX_BODY_BYTES = int(os.environ.get("POLYRELAY_MAX_BODY_MB", "64")) * 1024 * 1024
-
-# handler(gateway, scope, body) -> reply; errors are rendered in the surface's protocol
-Handler = Callable[[Gateway, Scope, bytes], Awaitable[Reply | StreamReply]]
-ErrorShape = Surface | Callable[[Scope], ModuleType]
-
-
-class Route:
-    __slots__ = ("handler", "errors", "reads_body")
-
-    def __init__(self, handler: Handler, errors: ErrorShape, reads_body: bool = True) -> None:
-        self.handler = handler
-        # the surface whose protocol renders failures, or a function choosing one from the request
-        self.errors = errors
-        self.reads_body = reads_body
-
-    def error_module(self, scope: Scope) -> ModuleType:
-        return self.errors(scope) if callable(self.errors) else self.errors.protocol
+_CLOSE = (b"connection", b"close")
+_DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unavailable; try again shortly")
 
 
 def _routes() -> dict[tuple[str, str], Route]:
     routes: dict[tuple[str, str], Route] = {}
     for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
                            (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI)):
-        for method, path, handler, reads_body, *shape in table:
-            routes[(method, path)] = Route(handler, shape[0] if shape else surface, reads_body)
+        for method, path, route in table:
+            if route.errors is None:
+                route.errors = surface
+            routes[(method, path)] = route
     return routes
 
 
@@ -80,28 +71,42 @@ class App:
         return None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Who is calling is settled from the headers before a byte of the body is read: a caller
+        without a valid key never makes the server hold a body (the connection is closed instead)."""
         started = time.perf_counter()
         ctx = logs.begin_request()
         rid = (b"x-request-id", ctx.id.encode())
         path = scope["path"]
         route = self._match(scope["method"], path)
         errors: ModuleType = route.error_module(scope) if route else openai_chat
+        unread = route is not None and route.body_limit > 0   # a body may be waiting on the socket
         try:
             if route is None:
                 raise self._not_found(scope["method"], path)
-            assert self.gateway is not None, "lifespan did not run"
-            body = await read_body(receive, MAX_BODY_BYTES) if route.reads_body else b""
-            reply = await route.handler(self.gateway, scope, body)
+            gateway = self.gateway
+            assert gateway is not None, "lifespan did not run"
+            key = None if route.key is None else await gateway.keys.authenticate(route.key(scope))
+            if route.guard is not None:
+                route.guard(scope)
+            body = b""
+            if unread:
+                declared = header(scope, b"content-length") or ""
+                if declared.isascii() and declared.isdigit() and int(declared) > route.body_limit:
+                    raise too_large(route.body_limit)
+                body = await read_body(receive, route.body_limit)
+                unread = False
+            reply = await route.handler(gateway, scope, body, key)
         except GatewayError as err:
-            status, payload = errors.render_error(err)
-            await send_reply(send, Reply(status, payload, headers=[*_retry_headers(err), rid]))
-            _access(ctx, scope, status, started)
+            _access(ctx, scope, await self._fail(send, errors, err, unread, rid), started)
+            return
+        except (DBAPIError, SQLAlchemyTimeoutError) as exc:
+            log.error("database unavailable on %s %s: %s", scope["method"], path, driver_reason(exc))
+            _access(ctx, scope, await self._fail(send, errors, _DATABASE_DOWN, unread, rid), started)
             return
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], path)
-            status, payload = errors.render_error(GatewayError(500, "internal", "internal gateway error"))
-            await send_reply(send, Reply(status, payload, headers=[rid]))
-            _access(ctx, scope, status, started)
+            internal = GatewayError(500, "internal", "internal gateway error")
+            _access(ctx, scope, await self._fail(send, errors, internal, unread, rid), started)
             return
         reply.headers.append(rid)
         if isinstance(reply, StreamReply):
@@ -109,6 +114,28 @@ class App:
         else:
             await send_reply(send, reply)
         _access(ctx, scope, reply.status, started)
+
+    @staticmethod
+    async def _fail(send: Send, errors: ModuleType, err: GatewayError, unread: bool,
+                    request_id: tuple[bytes, bytes]) -> int:
+        """Send `err` in the caller's protocol; return the status sent."""
+        status, payload = errors.render_error(err)
+        headers = [*_retry_headers(err), request_id]
+        if unread:   # the body left on the socket is not read: this connection serves no more requests
+            headers.append(_CLOSE)
+        await send_reply(send, Reply(status, payload, headers=headers))
+        return status
+
+    def error_module_for(self, scope: Scope) -> ModuleType:
+        """The protocol that renders errors for a request the HTTP layer refuses before the app sees it
+        (headers too large, too slow): the route's, from what is known of the request so far."""
+        route = self._match(scope.get("method", "GET"), scope.get("path", ""))
+        if route is None:
+            for (_, p), r in self.routes.items():   # the method may not be known yet
+                if p == scope.get("path") or (p.endswith("/") and scope.get("path", "").startswith(p)):
+                    route = r
+                    break
+        return route.error_module(scope) if route else openai_chat
 
     def _not_found(self, method: str, path: str) -> GatewayError:
         if any(p == path for (_, p) in self.routes):

@@ -16,6 +16,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body, at most `limit` bytes (else 413). How long it may take to arrive is the HTTP
+    protocol's business (server/http_protocol.py: 408 in the caller's shape), at no cost per request."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -26,11 +28,15 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise GatewayError(413, "request_too_large",
-                                   f"request body is larger than {limit // (1024 * 1024)} MB")
+                raise too_large(limit)
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def too_large(limit: int) -> GatewayError:
+    size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+    return GatewayError(413, "request_too_large", f"request body is larger than {size}")
 
 
 def header(scope: Scope, name: bytes) -> str | None:

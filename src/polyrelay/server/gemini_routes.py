@@ -14,6 +14,8 @@ from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import GEMINI
 from polyrelay.server.asgi import Scope
 from polyrelay.server.keys import gemini_key, query_params
+from polyrelay.server.route import GENERATION_BODY, Route
+from polyrelay.store.keys import KeyRecord
 
 _METHODS = ("generateContent", "streamGenerateContent", "countTokens")
 
@@ -26,9 +28,8 @@ def _model_and_method(path: str) -> tuple[str, str]:
     return model, method
 
 
-async def model_method(gw: Gateway, scope: Scope, body: bytes) -> Reply | StreamReply:
+async def model_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply | StreamReply:
     model, method = _model_and_method(scope["path"])
-    key = await gw.keys.authenticate(gemini_key(scope))
     if method == "countTokens":
         return await _count_tokens(gw, key, model, body)
     stream = method == "streamGenerateContent"
@@ -37,7 +38,7 @@ async def model_method(gw: Gateway, scope: Scope, body: bytes) -> Reply | Stream
     return await relay(gw, GEMINI, key, body, peek, client_sse=client_sse or not stream)
 
 
-async def _count_tokens(gw: Gateway, key, model: str, body: bytes) -> Reply:  # type: ignore[no-untyped-def]
+async def _count_tokens(gw: Gateway, key: KeyRecord, model: str, body: bytes) -> Reply:
     """Asked natively of the model's Gemini or Anthropic channel; estimated locally otherwise."""
     req = parse_request(GEMINI, body)
     req.model = model
@@ -45,22 +46,21 @@ async def _count_tokens(gw: Gateway, key, model: str, body: bytes) -> Reply:  # 
     return await count_tokens(gw, GEMINI, key, req, body)
 
 
-async def list_models(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    key = await gw.keys.authenticate(gemini_key(scope))
+async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
     return Reply(200, model_lists.gemini_list(gw.models_for(key)))
 
 
-async def get_model(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    key = await gw.keys.authenticate(gemini_key(scope))
+async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
     model = scope["path"].removeprefix("/v1beta/models/")
     if model not in gw.models_for(key):
         raise GatewayError(404, "not_found", f"model 'models/{model}' is not found for this key")
     return Reply(200, msgspec.json.encode(model_lists.gemini_model(model)))
 
 
+# one route serves generateContent, streamGenerateContent and countTokens: the generation cap
 ROUTES = [
-    ("POST", "/v1beta/models/", model_method, True),
-    ("POST", "/v1/models/", model_method, True),
-    ("GET", "/v1beta/models", list_models, False),
-    ("GET", "/v1beta/models/", get_model, False),
+    ("POST", "/v1beta/models/", Route(model_method, key=gemini_key, body_limit=GENERATION_BODY)),
+    ("POST", "/v1/models/", Route(model_method, key=gemini_key, body_limit=GENERATION_BODY)),
+    ("GET", "/v1beta/models", Route(list_models, key=gemini_key)),
+    ("GET", "/v1beta/models/", Route(get_model, key=gemini_key)),
 ]

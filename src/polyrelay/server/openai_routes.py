@@ -17,13 +17,14 @@ from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import OPENAI_CHAT
 from polyrelay.server.asgi import Scope, header
 from polyrelay.server.keys import anthropic_key, bearer, gemini_key, query_params
+from polyrelay.server.route import GENERATION_BODY, Route
+from polyrelay.store.keys import KeyRecord
 from polyrelay.store.logs import charged_between
 
 _UNLIMITED_USD = 100_000_000.0
 
 
-async def chat_completions(gw: Gateway, scope: Scope, body: bytes) -> Reply | StreamReply:
-    key = await gw.keys.authenticate(bearer(scope))
+async def chat_completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply | StreamReply:
     return await relay(gw, OPENAI_CHAT, key, body, openai_chat_passthrough.peek_request(body))
 
 
@@ -41,14 +42,14 @@ def list_errors(scope: Scope) -> ModuleType:
         list_shape(scope), surfaces.OPENAI_CHAT).protocol
 
 
-async def _caller(gw: Gateway, scope: Scope, shape: str):  # type: ignore[no-untyped-def]
-    get_key = {"anthropic": anthropic_key, "gemini": gemini_key}.get(shape, bearer)
-    return await gw.keys.authenticate(get_key(scope))
+def list_key(scope: Scope) -> str | None:
+    """The key from the header of the SDK the model list is shaped for."""
+    return {"anthropic": anthropic_key, "gemini": gemini_key}.get(list_shape(scope), bearer)(scope)
 
 
-async def list_models(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
     shape = list_shape(scope)
-    models = gw.models_for(await _caller(gw, scope, shape))
+    models = gw.models_for(key)
     if shape == "anthropic":
         return Reply(200, model_lists.anthropic_list(models))
     if shape == "gemini":
@@ -56,9 +57,8 @@ async def list_models(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     return Reply(200, model_lists.openai_list([(m, gw.channel_type(m)) for m in models]))
 
 
-async def get_model(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
     shape = list_shape(scope)
-    key = await _caller(gw, scope, shape)
     model = scope["path"].removeprefix("/v1/models/").removeprefix("models/")
     if model not in gw.models_for(key):
         raise GatewayError(404, "not_found", f"model '{model}' does not exist or this key may not use it",
@@ -70,8 +70,7 @@ async def get_model(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     return Reply(200, msgspec.json.encode(model_lists.openai_model(model, gw.channel_type(model))))
 
 
-async def billing_subscription(gw: Gateway, scope: Scope, body: bytes) -> Reply:
-    key = await gw.keys.authenticate(bearer(scope))
+async def billing_subscription(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
     limit = _UNLIMITED_USD if key.quota_micros is None else key.quota_micros / 1_000_000
     return Reply(200, msgspec.json.encode({
         "object": "billing_subscription", "has_payment_method": True,
@@ -91,9 +90,8 @@ def _day_ms(value: str | None, name: str, default: int) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
 
 
-async def billing_usage(gw: Gateway, scope: Scope, body: bytes) -> Reply:
+async def billing_usage(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
     """`total_usage` in cents spent by this key from start_date to end_date (both days included)."""
-    key = await gw.keys.authenticate(bearer(scope))
     params = query_params(scope)
     start = _day_ms(params.get("start_date"), "start_date", 0)
     end = _day_ms(params.get("end_date"), "end_date", int(time.time() * 1000)) + 86_400_000
@@ -104,13 +102,12 @@ async def billing_usage(gw: Gateway, scope: Scope, body: bytes) -> Reply:
     return Reply(200, msgspec.json.encode({"object": "list", "total_usage": micros / 10_000}))
 
 
-# (method, path, handler, reads body, error shape: a protocol module or a function of the scope)
 ROUTES = [
-    ("POST", "/v1/chat/completions", chat_completions, True),
-    ("GET", "/v1/models", list_models, False, list_errors),
-    ("GET", "/v1/models/", get_model, False, list_errors),
-    ("GET", "/v1/dashboard/billing/subscription", billing_subscription, False),
-    ("GET", "/dashboard/billing/subscription", billing_subscription, False),
-    ("GET", "/v1/dashboard/billing/usage", billing_usage, False),
-    ("GET", "/dashboard/billing/usage", billing_usage, False),
+    ("POST", "/v1/chat/completions", Route(chat_completions, key=bearer, body_limit=GENERATION_BODY)),
+    ("GET", "/v1/models", Route(list_models, key=list_key, errors=list_errors)),
+    ("GET", "/v1/models/", Route(get_model, key=list_key, errors=list_errors)),
+    ("GET", "/v1/dashboard/billing/subscription", Route(billing_subscription, key=bearer)),
+    ("GET", "/dashboard/billing/subscription", Route(billing_subscription, key=bearer)),
+    ("GET", "/v1/dashboard/billing/usage", Route(billing_usage, key=bearer)),
+    ("GET", "/dashboard/billing/usage", Route(billing_usage, key=bearer)),
 ]

@@ -105,3 +105,11 @@ async def migrate(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await lock_for_start(conn)
         await conn.run_sync(_upgrade)
+
+
+def driver_reason(exc: BaseException) -> str:
+    """The database driver's message for a log line: first line only, without the SQL statement and
+    its parameters that SQLAlchemy's wrapper adds."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).splitlines()
+    return f"{type(orig).__name__}: {text[0][:200] if text else ''}"

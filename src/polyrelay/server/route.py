@@ -1,0 +1,47 @@
+"""What the server knows about a route before it reads a byte of the body: who may call it (the
+header its surface reads the key from, or the admin token), how large its body may be, and the
+protocol its errors are rendered in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from polyrelay.relay.surfaces import Surface
+from polyrelay.server.asgi import Scope
+
+if TYPE_CHECKING:
+    from polyrelay.relay.gateway import Gateway
+    from polyrelay.relay.replies import Reply, StreamReply
+    from polyrelay.store.keys import KeyRecord
+
+# Generation routes (and count_tokens, which carries the same messages, images included).
+GENERATION_BODY = int(os.environ.get("POLYRELAY_MAX_BODY_MB", "64")) * 1024 * 1024
+SMALL_BODY = 64 * 1024   # admin definitions and other small JSON
+NO_BODY = 0              # the body is never read
+
+# handler(gateway, scope, body, key) -> reply; key is None on routes without a key reader
+Handler = Callable[["Gateway", Scope, bytes, "KeyRecord | None"], Awaitable["Reply | StreamReply"]]
+KeyReader = Callable[[Scope], "str | None"]
+Guard = Callable[[Scope], None]   # raises a GatewayError (the admin token check)
+ErrorShape = Surface | Callable[[Scope], ModuleType]
+
+
+class Route:
+    __slots__ = ("handler", "key", "guard", "body_limit", "errors")
+
+    def __init__(self, handler: Handler, *, key: KeyReader | None = None, guard: Guard | None = None,
+                 body_limit: int = NO_BODY, errors: ErrorShape | None = None) -> None:
+        self.handler = handler
+        self.key = key                # the caller's key from the headers; authenticated before the body
+        self.guard = guard            # or another check of the headers, also before the body
+        self.body_limit = body_limit
+        # the surface whose protocol renders failures, or a function choosing one from the request;
+        # None: the surface of the table the route is in (filled in by the app)
+        self.errors = errors
+
+    def error_module(self, scope: Scope) -> ModuleType:
+        errors = self.errors
+        return errors(scope) if callable(errors) else errors.protocol  # type: ignore[union-attr]
