@@ -416,3 +416,17 @@ def test_read_only_database_is_503_in_the_callers_shape(sim: Server, tmp_path: P
         assert len(lines) == 3 and all("readonly" in line and "SQL" not in line for line in lines)
     finally:
         read_only.stop()
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/v1/no-such-route"), ("GET", "/v1/models"),
+                                          ("POST", "/v1/chat/completions/")])
+def test_an_answer_that_leaves_a_body_unread_says_it_closes_the_connection(gateway: Server, method: str,
+                                                                           path: str) -> None:
+    """The server closes a connection whose request body it did not read; an answer without
+    `connection: close` made keep-alive clients reuse it and get a reset on their next request."""
+    with httpx.Client(base_url=gateway.url, timeout=10,
+                      headers={"Authorization": "Bearer sk-alice-0001"}) as http:
+        first = http.request(method, path, content=b'{"x": "' + b"y" * 5000 + b'"}')
+        assert first.headers.get("connection") == "close", (first.status_code, first.headers)
+        for _ in range(3):   # the pooled connection was not reused: every request answers
+            assert http.get("/v1/models").status_code == 200

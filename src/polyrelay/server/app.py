@@ -79,7 +79,9 @@ class App:
         path = scope["path"]
         route = self._match(scope["method"], path)
         errors: ModuleType = route.error_module(scope) if route else openai_chat
-        unread = route is not None and route.body_limit > 0   # a body may be waiting on the socket
+        # a body may be waiting on the socket: answered without reading it, the connection is closed
+        # after the answer (server.http_protocol), so the answer must say so or a client reuses it
+        unread = _declares_body(scope)
         try:
             if route is None:
                 raise self._not_found(scope["method"], path)
@@ -89,7 +91,7 @@ class App:
             if route.guard is not None:
                 route.guard(scope)
             body = b""
-            if unread:
+            if unread and route.body_limit > 0:
                 declared = header(scope, b"content-length") or ""
                 if declared.isascii() and declared.isdigit() and int(declared) > route.body_limit:
                     raise too_large(route.body_limit)
@@ -109,6 +111,8 @@ class App:
             _access(ctx, scope, await self._fail(send, errors, internal, unread, rid), started)
             return
         reply.headers.append(rid)
+        if unread:
+            reply.headers.append(_CLOSE)
         if isinstance(reply, StreamReply):
             await send_stream(send, receive, reply)
         else:
@@ -199,6 +203,13 @@ def _access(ctx: logs.RequestContext, scope: Scope, status: int, started: float)
     if not ctx.logged:
         logs.access(ctx, None, f"{scope['method']} {scope['path']}", None, None, status, 0, 0, 0,
                     round((time.perf_counter() - started) * 1000))
+
+
+def _declares_body(scope: Scope) -> bool:
+    length = header(scope, b"content-length")
+    if length is not None:
+        return length.strip("0 ") != ""
+    return header(scope, b"transfer-encoding") is not None
 
 
 def _retry_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
