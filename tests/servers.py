@@ -42,6 +42,10 @@ class Server:
                  ready_path: str = "/health") -> None:
         self.args, self.port, self.workdir = args, port, workdir
         self.env = {**os.environ, **(env or {})}
+        # the server runs in `workdir`: a relative PYTHONPATH (PYTHONPATH=src) would silently
+        # load the installed package instead of the source under test
+        if self.env.get("PYTHONPATH"):
+            self.env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in self.env["PYTHONPATH"].split(os.pathsep))
         self.url = f"http://127.0.0.1:{port}"
         self.ready_path = ready_path
         self.log = workdir / f"server-{port}.log"

@@ -172,6 +172,11 @@ class SseTap(TapState):
         block = self._sse.take(chunk)
         return self._block(block) if block else b""
 
+    @property
+    def events(self) -> int:
+        """Blocks of real events (not only comments) seen so far."""
+        return self._sse.events
+
     def close(self) -> bytes:
         """Forward a trailing event the upstream did not end with a blank line."""
         block = self._sse.rest()
