@@ -99,6 +99,21 @@ def _target(url: str) -> tuple[Origin, bytes]:
     return (parts.scheme, parts.hostname, port), f"POST {path} HTTP/1.1\r\nHost: {host}\r\n".encode()
 
 
+class _NoParser:
+    """Stands in for the parser of a lost connection (nothing more is parsed; see connection_lost)."""
+
+    @staticmethod
+    def feed_data(data: bytes) -> None:
+        pass
+
+    @staticmethod
+    def should_keep_alive() -> bool:
+        return False
+
+
+_CLOSED_PARSER = _NoParser()
+
+
 class _Connection(asyncio.Protocol):
     """One upstream connection and the response being read on it."""
 
@@ -107,7 +122,7 @@ class _Connection(asyncio.Protocol):
         self.pool = pool
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser: httptools.HttpResponseParser | _NoParser = httptools.HttpResponseParser(self)
         self.closed = False
         self.in_use = True           # False while it waits in the pool: no bytes are expected then
         self.idle_since = 0.0
@@ -154,6 +169,10 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.client.forget(self)
+        # The parser holds this connection's bound callbacks: a reference cycle that would keep a
+        # closed connection and its buffers until a full collection (rare in the gateway). Nothing
+        # is parsed after the connection is lost.
+        self.parser = _CLOSED_PARSER
         if self.headers_done and not self.complete and not self.framed and exc is None and self.error is None:
             self.complete = True   # a body delimited by the connection's close
             if self.decoder is not None:
@@ -256,6 +275,8 @@ class _Connection(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
+        self.chunks.clear()   # a failed response is not read further: let its buffers go now
+        self.buffered, self.tail = 0, b""
         self.abort()
         self._wake()
 

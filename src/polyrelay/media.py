@@ -150,23 +150,27 @@ async def inline_remote_media(req: ir.Request, kinds: set[str], session: aiohttp
     if len(targets) > max_urls:
         raise GatewayError(400, "invalid_request", f"a request may have at most {max_urls} media URLs fetched "
                            f"for this model (it has {len(targets)}); send the bytes inline instead")
-    budget, gate = _Budget(max_total), asyncio.Semaphore(CONCURRENCY)
+    budget, queue = _Budget(max_total), iter(targets)
 
-    async def inline(part: Any) -> None:
-        async with gate:
-            media_type, data = await fetch(session, part.url, max_bytes, allow_private, budget)
-        part.data, part.url = data, None
-        part.media_type = part.media_type or media_type
+    async def worker() -> None:
+        for part in queue:   # shared: each part is fetched once, by whichever worker is free
+            media_type, data = await fetch(session, part.url, max_bytes, allow_private, budget)  # type: ignore[union-attr]
+            part.data, part.url = data, None  # type: ignore[union-attr]
+            part.media_type = part.media_type or media_type  # type: ignore[union-attr]
 
+    # Plain tasks rather than a TaskGroup: its exception group sits in a reference cycle with a
+    # frame of the group (Python 3.11), which kept every failed request's fetched bytes.
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(CONCURRENCY, len(targets)))]
     try:
-        async with asyncio.TaskGroup() as group:
-            for part in targets:
-                group.create_task(inline(part))
-    except BaseExceptionGroup as failed:
-        # the first failure is the answer (a GatewayError naming its URL); the rest were cancelled
-        raise _first_error(failed) from None
-
-
-def _first_error(group: BaseExceptionGroup) -> BaseException:
-    error = group.exceptions[0]
-    return _first_error(error) if isinstance(error, BaseExceptionGroup) else error
+        await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in workers:
+            task.cancel()   # the others, after the first failure (or when the client left)
+    for task in workers:
+        if not task.cancelled() and task.exception() is not None:
+            # a fresh error: raising the task's own from this frame, which holds the task, would be
+            # a cycle again (and its traceback keeps the fetch's frames and bytes)
+            error = task.exception()
+            if isinstance(error, GatewayError):
+                raise GatewayError(error.status, error.kind, error.message, param=error.param) from None
+            raise RuntimeError(f"fetching media failed: {type(error).__name__}") from error
