@@ -51,12 +51,13 @@ def test_any_chunking_gives_the_same_events(seed: int, crlf: bool) -> None:
     assert 0 < splitter.events <= len(expected) - comments_only
 
 
-def test_comments_do_not_count_as_events() -> None:
+def test_comments_and_pings_do_not_count_as_events() -> None:
     splitter = SseSplitter()
     for _ in range(5):
         assert splitter.take(b": keep-alive\n\n") == b": keep-alive\n\n"
         splitter.take(b": keep-")
         splitter.take(b"alive\r\n\r\n")
+        splitter.take(b'event: ping\ndata: {"type": "ping"}\n\n: x\n\n')
     assert splitter.events == 0
     splitter.take(b": keep-alive\n\ndata: {}\n\n")
     assert splitter.events == 1

@@ -23,55 +23,58 @@ class SseSplitter:
     """Holds only the bytes of one incomplete event, as the reads that brought them (joined once,
     when the event ends): each read is searched once, so splitting is linear in the body's size."""
 
-    __slots__ = ("_parts", "_size", "_cr", "_newline", "_limit", "events")
+    __slots__ = ("_parts", "_size", "_cr", "_limit", "events")
 
     def __init__(self, limit: int | None = None) -> None:
-        self._parts: list[bytes] = []   # the incomplete event's bytes, CRLF already made LF
+        self._parts: list[bytes] = []   # the incomplete event's bytes, CRLF made LF; [b""] for a lone CR
         self._size = 0
-        self._cr = False        # the last read ended in CR (its LF may come in the next one)
-        self._newline = False   # the held bytes end in LF (an LF first in the next read ends the event)
+        self._cr = False        # the last read ended in CR (its LF may open the next one)
         self._limit = MAX_EVENT_BYTES if limit is None else limit
-        self.events = 0         # blocks returned that held more than comments (stream idleness)
+        self.events = 0         # blocks returned that held a real event (not only keep-alives)
 
     def take(self, chunk: bytes) -> bytes:
         """The complete events so far as one block (ending in a blank line), or b""."""
-        if not self._parts and not self._cr and chunk.endswith(b"\n\n") and b"\r" not in chunk:
-            if chunk[0] != 0x3A or _not_only_comments(chunk):
+        if not self._parts and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            # the common case: whole events. Counted unless it may be only keep-alives (a comment,
+            # a ping), which do not show the stream is alive (see relay.streaming's watchdog)
+            if chunk[0] == 0x64 or _not_only_keepalives(chunk):   # 0x64: "data:"
                 self.events += 1
-            return chunk  # the common case: whole events
+            return chunk
+        parts = self._parts
         if self._cr:
-            chunk = b"\r" + chunk
-            self._cr = False
+            chunk, self._cr = b"\r" + chunk, False
         if b"\r" in chunk:
-            if chunk.endswith(b"\r"):
+            if chunk[-1] == 0x0D:
                 self._cr, chunk = True, chunk[:-1]
             chunk = chunk.replace(b"\r\n", b"\n")
-        if not chunk:
-            return b""
         end = chunk.rfind(b"\n\n")
-        if end == -1 and self._newline and chunk[0] == 0x0A:
-            end = -1   # the blank line spans the two reads: the held bytes + this LF end an event
-            cut = 1
-        elif end == -1:
-            self._hold(chunk)
-            return b""
-        else:
+        if end != -1:
             cut = end + 2
-        parts, self._parts, self._size = self._parts, [], 0
-        parts.append(chunk[:cut] if cut < len(chunk) else chunk)
+        elif parts and chunk[:1] == b"\n" and parts[-1][-1:] == b"\n":
+            cut = 1   # the blank line spans two reads: the held bytes and this LF end an event
+        else:   # (the hold, inlined: this is every read of an event split across reads)
+            parts.append(chunk)
+            self._size += len(chunk)
+            if self._size > self._limit:
+                self._parts, self._size = [], 0
+                raise EventTooLarge(self._limit)
+            return b""
+        self._parts, self._size = [], 0
         if cut < len(chunk):
+            parts.append(chunk[:cut])
             self._hold(chunk[cut:])
         else:
-            self._newline = False
+            parts.append(chunk)
+            if self._cr:
+                self._parts.append(b"")   # a CR is still pending: keep the fast path off
         block = parts[0] if len(parts) == 1 else b"".join(parts)
-        if block[0] != 0x3A or _not_only_comments(block):
+        if block[0] == 0x64 or _not_only_keepalives(block):
             self.events += 1
         return block
 
     def _hold(self, data: bytes) -> None:
         self._parts.append(data)
         self._size += len(data)
-        self._newline = data[-1] == 0x0A
         if self._size > self._limit:
             self._parts, self._size = [], 0
             raise EventTooLarge(self._limit)
@@ -79,7 +82,7 @@ class SseSplitter:
     def rest(self) -> bytes:
         """What is left when the body ends, as a block (an event without its blank line)."""
         rest = b"".join(self._parts).strip()
-        self._parts, self._size, self._cr, self._newline = [], 0, False, False
+        self._parts, self._size, self._cr = [], 0, False
         return rest + b"\n\n" if rest else b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -89,9 +92,15 @@ class SseSplitter:
         return [e for e in self.rest().split(b"\n\n") if e]
 
 
-def _not_only_comments(block: bytes) -> bool:
-    """Whether a block of events holds anything but comments (`: keep-alive`, which say nothing)."""
-    return any(line[:1] not in (b":", b"") for line in block.split(b"\n"))
+def _not_only_keepalives(block: bytes) -> bool:
+    """Whether a block of events holds a real one: not only comments (`: keep-alive`) and pings
+    (`event: ping`, which Anthropic sends while it thinks)."""
+    for event in block.split(b"\n\n"):
+        if not event or event.startswith((b"event: ping\n", b"event:ping\n")) or event in (b"event: ping", b"event:ping"):
+            continue
+        if any(line[:1] != b":" for line in event.split(b"\n") if line):
+            return True
+    return False
 
 
 def event_fields(event: bytes) -> tuple[bytes, bytes]:
