@@ -174,10 +174,16 @@ def test_a_100_mb_sse_line_ends_the_stream_at_16_mb_without_stalling(gw: Server,
     assert row["charged_micros"] > 0 and row["usage_estimated"]   # billed for what was streamed
 
 
-def test_a_stream_of_comments_only_is_cut_after_the_idle_limit(gw: Server) -> None:
+@pytest.mark.parametrize("surface", ["openai", "anthropic"])   # the fast path's tap, the converting decoder
+def test_a_stream_of_comments_only_is_cut_after_the_idle_limit(gw: Server, surface: str) -> None:
     """A comment every 0.2 s used to reset the read timeout forever; stream_idle_timeout: 1."""
     started = time.perf_counter()
-    r = _post(gw, "trickle-model", stream=True)
+    if surface == "openai":
+        r = _post(gw, "trickle-model", stream=True)
+    else:
+        r = httpx.post(gw.url + "/v1/messages", timeout=120, headers={"x-api-key": "sk-hostile-0001"},
+                       json={"model": "trickle-model", "max_tokens": 100, "stream": True,
+                             "messages": [{"role": "user", "content": "hi"}]})
     took = time.perf_counter() - started
     assert r.status_code == 200 and 1.0 <= took < 6, f"took {took:.1f} s"
     last = [line for line in r.text.splitlines() if line.startswith("data:")][-1]
