@@ -218,6 +218,12 @@ class _FakeResponse:
     async def read(self) -> bytes:
         return self._body
 
+    async def read_head(self, size: int = 65536) -> bytes:   # error answers: only their head is read
+        return self._body[:size]
+
+    def header(self, name: bytes) -> bytes | None:
+        return None
+
 
 class _FakeClient:
     def __init__(self, status: int, body: bytes) -> None:

@@ -323,3 +323,100 @@ async def test_a_response_released_twice_goes_back_to_the_pool_once(client: Upst
         assert await resp.read() == b"ok"
         resp.release()
         assert len(client._idle[(("http", "127.0.0.1", port), None)]) == 1
+
+
+# ---- bounded bodies: size limits, decompression bombs, error heads, connections freed --------------
+
+def _bomb(megabytes: int) -> bytes:
+    from hostile_upstream import gzip_bomb
+
+    body = gzip_bomb(megabytes)
+    return b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+async def test_a_gzip_bomb_stops_at_the_limit_without_being_inflated_whole(client: UpstreamClient) -> None:
+    """256 MB of zeros in 256 KB of gzip, read whole with an 8 MB limit: inflated in 256 KB steps up
+    to the limit (before: one decompress call made all 256 MB, and there was no limit)."""
+    import tracemalloc
+
+    from polyrelay.http_client import UpstreamTooLarge
+
+    raw = _bomb(256)
+    server, url, _ = await _serve(lambda n: raw)
+    async with server:
+        resp = await client.post(url, {}, b"{}", FAST)
+        tracemalloc.start()
+        try:
+            with pytest.raises(UpstreamTooLarge, match="larger than 8 MB"):
+                await resp.read(limit=8 * 1024 * 1024)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 12 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+
+
+async def test_a_gzip_bomb_read_as_a_stream_is_inflated_as_it_is_read(client: UpstreamClient) -> None:
+    import tracemalloc
+
+    raw = _bomb(64)
+    server, url, _ = await _serve(lambda n: raw)
+    async with server:
+        resp = await client.post(url, {}, b"{}", FAST)
+        tracemalloc.start()
+        total = biggest = 0
+        try:
+            while chunk := await resp.readany():
+                total += len(chunk)
+                biggest = max(biggest, len(chunk))
+                del chunk
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            resp.release()
+    assert total == 64 * 1024 * 1024
+    assert biggest <= 2 * 1024 * 1024 and peak < 8 * 1024 * 1024, f"chunk {biggest}, peak {peak / 1e6:.0f} MB"
+
+
+async def test_a_plain_answer_over_the_limit_is_refused_and_one_under_it_is_whole(client: UpstreamClient) -> None:
+    from polyrelay.http_client import UpstreamTooLarge
+
+    server, url, _ = await _serve(lambda n: _ok(b"x" * (1000 + n)))
+    async with server:
+        assert len(await (await client.post(url, {}, b"{}", FAST)).read(limit=1000)) == 1000
+        with pytest.raises(UpstreamTooLarge):
+            await (await client.post(url, {}, b"{}", FAST)).read(limit=1000)
+
+
+async def test_only_the_head_of_an_error_body_is_read_and_the_connection_closes(client: UpstreamClient) -> None:
+    big = b"e" * (8 * 1024 * 1024)
+    server, url, connections = await _serve(lambda n: b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+    async with server:
+        resp = await client.post(url, {}, b"{}", FAST)
+        head = await resp.read_head()
+        assert resp.status == 500 and head == big[:65536]
+        resp = await client.post(url, {}, b"{}", FAST)   # the first connection could not be reused
+        assert await resp.read_head(10) == b"eeeeeeeeee"
+        assert len(connections) == 2
+
+
+async def test_a_closed_connection_is_freed_without_the_cycle_collector(client: UpstreamClient) -> None:
+    """The parser holds the connection's callbacks; a lost connection must drop it, or its buffers
+    wait for a full collection (rare in the gateway: gc.freeze and a 20,000 threshold)."""
+    import gc
+    import weakref
+
+    server, url, _ = await _serve(lambda n: b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+    gc.disable()
+    try:
+        async with server:
+            resp = await client.post(url, {}, b"{}", FAST)
+            ref = weakref.ref(resp._conn)
+            assert await resp.read() == b"ok"
+            del resp
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+                if ref() is None:
+                    break
+            assert ref() is None
+    finally:
+        gc.enable()

@@ -34,6 +34,8 @@ class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
     timeout: float = 300.0          # seconds for the whole upstream response
     connect_timeout: float = 10.0   # seconds to connect
     first_byte_timeout: float = 120.0  # seconds until the upstream starts answering
+    stream_idle_timeout: float = 120.0  # seconds a stream may go without an event (comments do not count)
+    stream_timeout: float = 3600.0  # seconds a whole stream may last
     stream_options: bool = True     # send stream_options.include_usage (some compatible upstreams reject it)
     enabled: bool = True
     proxy: str | None = None        # http://[user:pass@]host:port to reach this upstream through
@@ -249,7 +251,7 @@ def _check_semantics(config: Config, file: str) -> None:
                 fail(f"{where}.api_keys[{j}]", "is empty")
             if _has_control_characters(key):
                 fail(f"{where}.api_keys[{j}]", "contains whitespace or control characters (a stray newline?)")
-        for field in ("timeout", "connect_timeout", "first_byte_timeout"):
+        for field in ("timeout", "connect_timeout", "first_byte_timeout", "stream_idle_timeout", "stream_timeout"):
             if not math.isfinite(getattr(ch, field)):
                 fail(f"{where}.{field}", "must be a finite number (not .inf or .nan)")
             if getattr(ch, field) <= 0:

@@ -47,6 +47,9 @@ class GatewayError(Exception):
         self.param = param
         # True when another upstream candidate may succeed (connect error, 429, 5xx, timeout).
         self.retryable = retryable
+        # An upstream's 429 said when to come back (retry-after seconds, retry-after-ms).
+        self.retry_after: int | None = None
+        self.retry_after_ms: int | None = None
 
     def __repr__(self) -> str:
         return f"GatewayError({self.status}, {self.kind!r}, {self.message!r})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import ssl
 import time
 import zlib
@@ -21,10 +22,31 @@ from urllib.parse import unquote, urlsplit
 import httptools
 
 _HIGH_WATER = 1 << 20   # buffered body bytes at which reading from the socket pauses
+_INFLATE_STEP = 1 << 18   # most bytes one decompress call may produce: a gzip bomb never materialises
+# The largest non-stream answer (after decompression) read from an upstream; more is a failed call.
+MAX_RESPONSE_BYTES = int(os.environ.get("POLYRELAY_MAX_RESPONSE_MB", "64")) * 1024 * 1024
+ERROR_BODY_BYTES = 64 * 1024   # of an upstream's error answer, only this much is read (for its message)
 
 
 class UpstreamTransportError(OSError):
     """The connection failed, closed before the response was complete, or carried bad HTTP."""
+
+
+class UpstreamTooLarge(UpstreamTransportError):
+    """The answer (decompressed) is larger than the limit the caller read it with."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"upstream answer is larger than {limit // (1024 * 1024) or limit} "
+                         f"{'MB' if limit >= 1024 * 1024 else 'bytes'}")
+        self.limit = limit
+
+
+def _fresh(exc: BaseException) -> BaseException:
+    """A new instance of a stored error to raise: raising the stored one would tie its traceback
+    (frames, their locals: request and response bodies) to the connection in a reference cycle."""
+    if isinstance(exc, UpstreamTooLarge):
+        return UpstreamTooLarge(exc.limit)
+    return type(exc)(*exc.args)
 
 
 class UpstreamTimeout(asyncio.TimeoutError):
@@ -77,6 +99,21 @@ def _target(url: str) -> tuple[Origin, bytes]:
     return (parts.scheme, parts.hostname, port), f"POST {path} HTTP/1.1\r\nHost: {host}\r\n".encode()
 
 
+class _NoParser:
+    """Stands in for the parser of a lost connection (nothing more is parsed; see connection_lost)."""
+
+    @staticmethod
+    def feed_data(data: bytes) -> None:
+        pass
+
+    @staticmethod
+    def should_keep_alive() -> bool:
+        return False
+
+
+_CLOSED_PARSER = _NoParser()
+
+
 class _Connection(asyncio.Protocol):
     """One upstream connection and the response being read on it."""
 
@@ -85,7 +122,7 @@ class _Connection(asyncio.Protocol):
         self.pool = pool
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser: httptools.HttpResponseParser | _NoParser = httptools.HttpResponseParser(self)
         self.closed = False
         self.in_use = True           # False while it waits in the pool: no bytes are expected then
         self.idle_since = 0.0
@@ -106,6 +143,9 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.unbounded = False       # read whole: do not pause reading at the high-water mark
         self.decoder: zlib._Decompress | None = None
+        self.tail = b""              # compressed bytes not inflated yet (held while the reader catches up)
+        self.limit: int | None = None   # most body bytes (decompressed) this response may have
+        self.received = 0            # body bytes (decompressed) so far
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.read_timeout = timeouts.read if timeouts else 0.0
@@ -129,8 +169,14 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.client.forget(self)
+        # The parser holds this connection's bound callbacks: a reference cycle that would keep a
+        # closed connection and its buffers until a full collection (rare in the gateway). Nothing
+        # is parsed after the connection is lost.
+        self.parser = _CLOSED_PARSER
         if self.headers_done and not self.complete and not self.framed and exc is None and self.error is None:
             self.complete = True   # a body delimited by the connection's close
+            if self.decoder is not None:
+                self._inflate()
             self._wake()
         elif not self.complete:
             self.error = self.error or UpstreamTransportError("upstream closed the connection early")
@@ -161,30 +207,64 @@ class _Connection(asyncio.Protocol):
         if self.error is not None:
             return
         if self.decoder is not None:
+            self.tail = self.tail + body if self.tail else body
+            self._inflate()
+        elif body:
+            self._accept(body)
+
+    def _accept(self, body: bytes) -> None:
+        self.received += len(body)
+        if self.limit is not None and self.received > self.limit:
+            self._fail(UpstreamTooLarge(self.limit))
+            return
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self.unbounded and not self.paused and self.transport:
+            self.transport.pause_reading()
+            self.paused = True
+        self._wake()
+
+    def _inflate(self) -> None:
+        """Inflate held compressed bytes in bounded steps, only while the reader keeps up (or up to
+        the limit when reading whole): 1 MB of gzip can say 1 GB, which must never be made at once."""
+        decoder = self.decoder
+        assert decoder is not None
+        while self.tail and (self.unbounded or self.buffered < _HIGH_WATER) and self.error is None:
             try:
-                body = self.decoder.decompress(body)
+                out = decoder.decompress(self.tail, _INFLATE_STEP)
             except zlib.error:
                 self._fail(UpstreamTransportError("upstream sent a corrupt compressed body"))
                 return
-        if body:
-            self.chunks.append(body)
-            self.buffered += len(body)
-            if self.buffered > _HIGH_WATER and not self.unbounded and not self.paused and self.transport:
+            self.tail = decoder.unconsumed_tail
+            if out:
+                self._accept(out)
+            elif decoder.eof:
+                self.tail = b""   # bytes after the end of the compressed stream: ignored, as before
+        if self.error is not None:
+            return
+        if self.tail:
+            if not self.paused and not self.closed and self.transport is not None:
                 self.transport.pause_reading()
                 self.paused = True
-            self._wake()
+        elif self.complete:
+            self.decoder = None
+            rest = decoder.flush()
+            if rest:
+                self._accept(rest)
 
     def on_message_complete(self) -> None:
         if not self.headers_done:   # the end of an informational response
             return
-        if self.decoder is not None:
-            tail = self.decoder.flush()
-            if tail:
-                self.chunks.append(tail)
-                self.buffered += len(tail)
         self.keep_alive = self.parser.should_keep_alive()
         self.complete = True
+        if self.decoder is not None:
+            self._inflate()
         self._wake()
+
+    @property
+    def body_done(self) -> bool:
+        """Every body byte is in `chunks` (nothing left to receive or to inflate)."""
+        return self.complete and not self.tail
 
     # waiting
     def _wake(self) -> None:
@@ -195,6 +275,8 @@ class _Connection(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
+        self.chunks.clear()   # a failed response is not read further: let its buffers go now
+        self.buffered, self.tail = 0, b""
         self.abort()
         self._wake()
 
@@ -205,7 +287,7 @@ class _Connection(asyncio.Protocol):
     async def wait(self) -> None:
         """Until something new arrives (headers, body bytes, the end, an error) or the read timeout."""
         if self.error is not None:
-            raise self.error
+            raise _fresh(self.error)
         self.waiter = waiter = self.loop.create_future()
         timer = self.loop.call_later(self.read_timeout, self._timed_out, "the next bytes")
         try:
@@ -214,7 +296,7 @@ class _Connection(asyncio.Protocol):
             timer.cancel()
             self.waiter = None
         if self.error is not None:
-            raise self.error
+            raise _fresh(self.error)
 
     def take(self) -> bytes:
         """Every buffered body byte, joined."""
@@ -226,7 +308,12 @@ class _Connection(asyncio.Protocol):
         return data
 
     def resume(self) -> None:
-        """Read from the socket again if the high-water mark had paused it."""
+        """Read from the socket again if the high-water mark had paused it (first inflating what
+        compressed bytes are held, if any: the socket stays paused while some are)."""
+        if self.tail:
+            self._inflate()
+            if self.tail or self.error is not None:
+                return
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
@@ -278,21 +365,47 @@ class UpstreamResponse:
         while True:
             if conn.chunks:
                 return conn.take()
-            if conn.complete:
+            if conn.complete and not conn.tail:
                 return b""
+            if conn.tail:
+                conn.resume()
+                if conn.chunks:
+                    continue
             await conn.wait()
 
-    async def read(self) -> bytes:
-        """The whole body; the connection is released afterwards."""
+    async def read(self, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+        """The whole body, at most `limit` bytes (decompressed; more raises UpstreamTooLarge and
+        closes the connection); the connection is released afterwards."""
         conn = self._conn
         try:
+            conn.limit = limit
+            if conn.received > limit:
+                raise UpstreamTooLarge(limit)
             conn.unbounded = True
             conn.resume()
-            while not conn.complete:
+            while not conn.body_done:
                 await conn.wait()
             return conn.take() if conn.chunks else b""
         finally:
             self.release()
+
+    async def read_head(self, size: int = ERROR_BODY_BYTES) -> bytes:
+        """The first `size` body bytes (all of a shorter body), without reading the rest: a body
+        left unread closes the connection. For error answers, of which only the message matters."""
+        conn = self._conn
+        try:
+            while conn.buffered < size and not conn.body_done:
+                conn.resume()
+                if conn.buffered < size and not conn.body_done:
+                    await conn.wait()
+            data = conn.take() if conn.chunks else b""
+            return data[:size]
+        finally:
+            self.release()
+
+    def fail(self, exc: BaseException) -> None:
+        """End the response with `exc` (a pending or later read raises it); the connection closes."""
+        self._conn._fail(exc)
 
     def release(self) -> None:
         """Done with this response: a completely read one keeps its connection, any other closes it.

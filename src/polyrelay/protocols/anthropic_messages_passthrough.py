@@ -11,7 +11,7 @@ from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
 from polyrelay.protocols.passthrough import (
     decode_answer,
-    RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths, rename_first,
+    RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths, text_markers, rename_first,
     with_field,
 )
 
@@ -87,7 +87,7 @@ def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
 
 _MODEL_FIELD = model_field(b"model")
 _STOP_REASON = re.compile(rb'"stop_reason"\s*:\s*"')
-_TEXT_MARKERS = (b'"text":"', b'"thinking":"', b'"partial_json":"')
+_TEXT_MARKERS = text_markers(b"text", b"thinking", b"partial_json")
 
 
 def rename_model(payload: bytes, model_json: bytes) -> bytes:

@@ -11,7 +11,7 @@ from polyrelay.protocols import limits
 from polyrelay.protocols.passthrough import (
     decode_answer,
     ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
-    rename_first, with_field,
+    rename_first, text_markers, with_field,
 )
 
 
@@ -59,7 +59,7 @@ def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
 
 _MODEL_FIELD = model_field(b"modelVersion")
 _FINISH = re.compile(rb'"finishReason"\s*:\s*"')
-_TEXT_MARKERS = (b'"text":"',)
+_TEXT_MARKERS = text_markers(b"text")
 
 
 def rename_model(payload: bytes, model_json: bytes) -> bytes:

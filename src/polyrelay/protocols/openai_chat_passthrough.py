@@ -16,8 +16,7 @@ from polyrelay.protocols import limits
 from polyrelay.protocols.passthrough import (
     decode_answer,
     ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
-    quoted_lengths_all,
-    rename_first, with_field,
+    quoted_lengths_all, rename_first, text_markers, with_field,
 )
 
 _INCLUDE_USAGE = {"include_usage": True}
@@ -103,7 +102,7 @@ def rename_model(payload: bytes, model_json: bytes) -> bytes:
 
 
 _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
-_TEXT_MARKERS = (b'"content":"', b'"arguments":"', b'"reasoning_content":"')
+_TEXT_MARKERS = text_markers(b"content", b"arguments", b"reasoning_content")
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 # events that need a closer look than a block scan
@@ -140,6 +139,9 @@ class ChatStreamTap(SseTap):
         if not block:
             return b""
         self.text_bytes += quoted_lengths_all(block, b'"content":"') + quoted_lengths_all(block, b'"arguments":"')
+        if b'": "' in block:   # JSON printed with spaces (see text_markers)
+            self.text_bytes += (quoted_lengths_all(block, b'"content": "')
+                                + quoted_lengths_all(block, b'"arguments": "'))
         return self._rename.everywhere(block)
 
     def _event(self, event: bytes) -> bytes:

@@ -157,6 +157,12 @@ def quoted_lengths_all(block: bytes, marker: bytes) -> int:
     return total
 
 
+def text_markers(*fields: bytes) -> tuple[bytes, ...]:
+    """`"field":"` for each field, then `"field": "`: upstreams that print JSON with a space after
+    the colon (some OpenAI-compatible servers) would otherwise look as if they streamed no text."""
+    return (*(b'"' + f + b'":"' for f in fields), *(b'"' + f + b'": "' for f in fields))
+
+
 def quoted_lengths(payload: bytes, markers: tuple[bytes, ...]) -> int:
     """Length of the JSON string after the first marker found (e.g. b'"content":"'): an estimate
     of generated text, without decoding the event. Markers are tried in order of likelihood."""
@@ -198,6 +204,11 @@ class SseTap(TapState):
     def feed(self, chunk: bytes) -> bytes:
         block = self._sse.take(chunk)
         return self._block(block) if block else b""
+
+    @property
+    def events(self) -> int:
+        """Blocks of real events (not only comments) seen so far."""
+        return self._sse.events
 
     def close(self) -> bytes:
         """Forward a trailing event the upstream did not end with a blank line."""

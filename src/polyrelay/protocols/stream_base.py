@@ -18,6 +18,11 @@ class EventDecoder:
         self._failed = False
         self.usage = ir.Usage()
 
+    @property
+    def events(self) -> int:
+        """Blocks of real events (not only comments) seen so far."""
+        return self._sse.events
+
     def feed(self, chunk: bytes) -> list[ir.StreamEvent]:
         return [e for raw in self._sse.feed(chunk) for e in self._event(raw)]
 

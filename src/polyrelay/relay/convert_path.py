@@ -117,6 +117,10 @@ class ConvertingTap(TapState):
     def feed(self, chunk: bytes) -> bytes:
         return self._encode(self._decode(self._decoder.feed, chunk))
 
+    @property
+    def events(self) -> int:
+        return self._decoder.events  # type: ignore[no-any-return]
+
     def close(self) -> bytes:
         return self._encode(self._decode(self._decoder.close)) + self._encoder.close()
 

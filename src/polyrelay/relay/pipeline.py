@@ -15,6 +15,7 @@ from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import Surface
+from polyrelay.relay.upstream import earliest_retry
 from polyrelay.store.keys import KeyRecord
 
 _RETRY_KINDS = ("upstream", "overloaded", "timeout", "rate_limit", "insufficient_quota")
@@ -70,6 +71,7 @@ async def _reserve(gw: Gateway, key: KeyRecord, price: Price | None, body: bytes
 async def _try_candidates(gw: Gateway, surface: Surface, peek: RequestPeek, body: bytes, meter: Meter,
                           client_sse: bool) -> Reply | StreamReply:
     last: GatewayError | None = None
+    rate_limited: list[GatewayError] = []   # failures that were an upstream's 429
     converted: convert_path.Converted | None = None  # the client request as IR, parsed once
     for channel in gw.router.candidates(peek.model):
         meter.attempts += 1
@@ -86,13 +88,26 @@ async def _try_candidates(gw: Gateway, surface: Surface, peek: RequestPeek, body
             if not err.retryable:
                 raise
             gw.router.report(channel, ok=False)
-            last = err
+            # without its traceback: that holds this very frame, and this frame would hold it (a
+            # reference cycle keeping the request body alive until a rare full collection)
+            last = err.with_traceback(None)
+            if err.status == 429:
+                rate_limited.append(last)
             continue
         gw.router.report(channel, ok=True)
         return reply
     if last is None:
         raise GatewayError(503, "overloaded", f"no channel available for model '{peek.model}'")
+    raise _all_failed(peek.model, last, rate_limited, meter.attempts)
+
+
+def _all_failed(model: str, last: GatewayError, rate_limited: list[GatewayError], attempts: int) -> GatewayError:
+    """A new error (one raised from a local of the loop's frame would be a cycle, as above)."""
     if last.kind not in _RETRY_KINDS:
-        raise last
-    raise GatewayError(last.status if last.status in (429, 502, 503, 504) else 502, last.kind,
-                       f"every upstream channel for '{peek.model}' failed; last error: {last.message}")
+        return GatewayError(last.status, last.kind, last.message, code=last.code, param=last.param,
+                            retryable=last.retryable)
+    final = GatewayError(last.status if last.status in (429, 502, 503, 504) else 502, last.kind,
+                         f"every upstream channel for '{model}' failed; last error: {last.message}")
+    if len(rate_limited) == attempts:   # every channel said 429: say when the first frees up
+        final.retry_after, final.retry_after_ms = earliest_retry(rate_limited)
+    return final

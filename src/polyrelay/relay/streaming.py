@@ -10,7 +10,8 @@ from polyrelay import ir
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
-from polyrelay.http_client import TRANSPORT_ERRORS, UpstreamResponse
+from polyrelay.http_client import TRANSPORT_ERRORS, UpstreamResponse, UpstreamTimeout
+from polyrelay.protocols.sse import EventTooLarge
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Producer, Write
 from polyrelay.relay.upstream import transport_error
@@ -25,6 +26,7 @@ class Tap(Protocol):
     errored: bool      # an error event was already passed to the client
     text_bytes: int    # generated text seen, for an estimate when usage never comes
     start_usage: ir.Usage | None   # early usage (exact input) some upstreams send first
+    events: int        # blocks of real events so far (comments do not count): the idle watchdog's pulse
 
     def feed(self, chunk: bytes) -> bytes: ...
     def close(self) -> bytes: ...
@@ -53,9 +55,52 @@ def relay_stream(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
     return lambda write: _relay(resp, first, tap, body, meter, channel, stream_error, write)
 
 
+class _Watchdog:
+    """Cuts a stream that sends no real event for `idle` seconds (a comment every few seconds does
+    not keep it alive) or that lasts longer than `total`. It looks at the tap's event count every
+    idle/8 seconds instead of timing each read: nothing is added to the per-chunk work, and a quiet
+    stream is cut between `idle` and 1.125 x `idle` after its last event."""
+
+    __slots__ = ("_resp", "_tap", "_idle", "_deadline", "_tick", "_seen", "_quiet_since", "_handle",
+                 "_loop", "_total", "reason")
+
+    def __init__(self, resp: UpstreamResponse, tap: Tap, idle: float, total: float) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._resp, self._tap, self._idle = resp, tap, idle
+        self._deadline, self._total = now + total, total
+        self._tick = idle / 8
+        self._seen, self._quiet_since = tap.events, now
+        self.reason: str | None = None
+        self._handle = loop.call_later(min(self._tick, total), self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if now >= self._deadline:
+            return self._cut(f"upstream stream lasted longer than {_seconds(self._total)} s (stream_timeout)")
+        events = self._tap.events
+        if events != self._seen:
+            self._seen, self._quiet_since = events, now
+        elif now - self._quiet_since >= self._idle:
+            return self._cut(f"upstream stream sent no event for {_seconds(self._idle)} s (stream_idle_timeout)")
+        self._handle = self._loop.call_later(min(self._tick, self._deadline - now), self._check)
+
+    def _cut(self, reason: str) -> None:
+        self.reason = reason
+        self._resp.fail(UpstreamTimeout(reason))
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
 async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, meter: Meter,
                  channel: Channel, stream_error: Callable[[GatewayError], bytes], write: Write) -> None:
     status, error = 200, None
+    watchdog = _Watchdog(resp, tap, channel.config.stream_idle_timeout, channel.config.stream_timeout)
     try:
         out = tap.feed(first)
         if tap.errored:
@@ -80,7 +125,12 @@ async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
         elif not tap.finished and tap.usage is None:   # a terminator alone does not make an answer
             status, error = 502, "upstream stream ended before it was complete"
     except TRANSPORT_ERRORS as exc:
-        status, error = 502, transport_error(exc, channel.name).message
+        if watchdog.reason is not None:
+            status, error = 504, watchdog.reason
+        else:
+            status, error = 502, transport_error(exc, channel.name).message
+    except EventTooLarge as exc:
+        status, error = 502, str(exc)
     except asyncio.CancelledError:  # the client went away (the server cancels the producer)
         if tap.finished:
             await _drain_usage(resp, tap)  # the answer was complete; only its usage may be missing
@@ -88,6 +138,7 @@ async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
             status, error = 499, "client disconnected"
         raise
     finally:
+        watchdog.stop()
         resp.close()  # cancels the upstream request if it is still running
         if status == 502 and not (tap.usage or tap.start_usage or tap.text_bytes):
             meter.fail(status, error or "")   # the upstream said nothing readable: a failed request, not billed
@@ -98,7 +149,7 @@ async def _relay(resp: UpstreamResponse, first: bytes, tap: Tap, body: bytes, me
             await asyncio.shield(meter.succeed(usage, status, error))
     if error and not tap.errored:
         # The client must not mistake a cut stream for a complete one: end with an error event.
-        await write(stream_error(GatewayError(502, "upstream", error)))
+        await write(stream_error(GatewayError(status, "timeout" if status == 504 else "upstream", error)))
 
 
 async def _drain_usage(resp: UpstreamResponse, tap: Tap, timeout: float = 2.0) -> None:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
-from polyrelay.http_client import TRANSPORT_ERRORS, Timeouts, UpstreamClient, UpstreamResponse
+from polyrelay.http_client import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, UpstreamTooLarge
 
 
 def transport_error(exc: BaseException, channel_name: str) -> GatewayError:
-    """A connect error or timeout talking to a channel, as a retryable 502/504 (no secrets)."""
+    """A connect error or timeout talking to a channel, as a retryable 502/504 (no secrets).
+    An answer over the size limit is a 502 that is not retried: the upstream did the work (and
+    would likely do it again), the gateway just refuses to hold it."""
+    if isinstance(exc, UpstreamTooLarge):
+        limit = exc.limit
+        size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
+        return GatewayError(502, "upstream", f"upstream channel '{channel_name}' sent an answer larger than {size}")
     if isinstance(exc, asyncio.TimeoutError):
         return GatewayError(504, "timeout", f"upstream channel '{channel_name}' timed out", retryable=True)
     return GatewayError(502, "upstream", f"could not reach upstream channel '{channel_name}'",
@@ -38,13 +47,22 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
         raise transport_error(exc, channel.name) from None
     if resp.status < 300:
         return resp
+    # Built by a function and raised here, never held in a local of this frame: a frame that
+    # holds the exception it raises is a reference cycle (frame -> error -> traceback -> frame)
+    # that keeps the request body alive until a full collection, which the gateway makes rare.
+    raise await _refusal(resp, channel, parse_error)
+
+
+async def _refusal(resp: UpstreamResponse, channel: Channel,
+                   parse_error: Callable[[int, bytes], GatewayError]) -> GatewayError:
+    """The error for an upstream's non-2xx answer; only the head of its body is read."""
     try:
-        error_body = await resp.read()
+        error_body = await resp.read_head()
     except TRANSPORT_ERRORS as exc:
-        raise transport_error(exc, channel.name) from None
+        return transport_error(exc, channel.name)
     if resp.status < 400:   # a redirect: relays do not follow them, the channel's base_url is wrong
-        raise GatewayError(502, "upstream", f"upstream channel '{channel.name}' answered with a redirect "
-                           f"(HTTP {resp.status}); check its base_url", retryable=True)
+        return GatewayError(502, "upstream", f"upstream channel '{channel.name}' answered with a redirect "
+                            f"(HTTP {resp.status}); check its base_url", retryable=True)
     err = parse_error(resp.status, error_body)
     err.message = channel.scrub(err.message)
     if resp.status in (401, 403) or err.kind == "authentication":
@@ -58,7 +76,36 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
                            "problem of its account (HTTP 402)", retryable=True)
     elif resp.status == 408:
         err.retryable = True
-    raise err
+    elif resp.status == 429:
+        err.retry_after, err.retry_after_ms = retry_after(resp)
+    return err
+
+
+def retry_after(resp: UpstreamResponse) -> tuple[int | None, int | None]:
+    """The upstream's `retry-after` (seconds; an HTTP date is turned into seconds) and
+    `retry-after-ms`, when present and sane (0 to one day)."""
+    seconds = ms = None
+    raw = resp.header(b"retry-after")
+    if raw is not None:
+        text = raw.decode("latin-1").strip()
+        if text.isdigit():
+            seconds = int(text)
+        else:
+            try:
+                seconds = max(0, math.ceil(parsedate_to_datetime(text).timestamp() - time.time()))
+            except (TypeError, ValueError, IndexError, OverflowError):
+                seconds = None
+    raw = resp.header(b"retry-after-ms")
+    if raw is not None:
+        try:
+            ms = math.ceil(float(raw.decode("latin-1")))
+        except ValueError:
+            ms = None
+    seconds = seconds if seconds is not None and 0 <= seconds <= 86_400 else None
+    ms = ms if ms is not None and 0 <= ms <= 86_400_000 else None
+    if seconds is None and ms is not None:
+        seconds = math.ceil(ms / 1000)
+    return seconds, ms
 
 
 async def read_all(resp: UpstreamResponse, channel: Channel) -> bytes:
@@ -67,3 +114,10 @@ async def read_all(resp: UpstreamResponse, channel: Channel) -> bytes:
         return await resp.read()
     except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, channel.name) from None
+
+
+def earliest_retry(errors: list[GatewayError]) -> tuple[int | None, int | None]:
+    """The soonest retry-after (and retry-after-ms) among 429s of several channels."""
+    seconds = [e.retry_after for e in errors if e.retry_after is not None]
+    ms = [e.retry_after_ms for e in errors if e.retry_after_ms is not None]
+    return (min(seconds) if seconds else None), (min(ms) if ms else None)

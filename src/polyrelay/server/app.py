@@ -216,6 +216,9 @@ def _retry_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
     # We already failed over between channels; tell Stainless SDKs not to retry into a storm.
     if err.status in (502, 503, 504) or err.kind == "insufficient_quota":
         return [(b"x-should-retry", b"false")]
+    if err.retry_after is not None:   # every upstream said 429 and when to come back
+        wait = [(b"retry-after", b"%d" % err.retry_after)]
+        return wait + [(b"retry-after-ms", b"%d" % err.retry_after_ms)] if err.retry_after_ms is not None else wait
     return []
 
 
