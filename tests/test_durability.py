@@ -152,6 +152,7 @@ def _kill9_under_load(tmp_path: Path, database_url: str) -> None:
         sim.stop()
 
 
+@pytest.mark.slow
 def test_kill_9_under_50_clients_loses_no_settled_spend_or_log_row(tmp_path: Path, new_database_url) -> None:
     _kill9_under_load(tmp_path, new_database_url("kill9"))
 
@@ -194,6 +195,7 @@ class ReadOnly:
             subprocess.run(["chattr", "-i", *self._files()], check=True)
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_database_is_read_only_keeps_spend_and_logs_for_the_next_start(
         tmp_path: Path, database: str, new_database_url, request: pytest.FixtureRequest) -> None:
     url = new_database_url("readonly")

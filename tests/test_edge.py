@@ -163,6 +163,7 @@ def test_body_caps_are_per_route(gateway: Server) -> None:
     assert status == 413 and b"request_too_large" in body and closed
 
 
+@pytest.mark.slow
 def test_body_that_does_not_arrive_in_time_is_408_in_the_callers_shape(quick_gateway: Server) -> None:
     import json
     for surface, (path, key_header) in SURFACES.items():
@@ -174,6 +175,7 @@ def test_body_that_does_not_arrive_in_time_is_408_in_the_callers_shape(quick_gat
         assert 0.9 < time.monotonic() - started < 3
 
 
+@pytest.mark.slow
 def test_a_whole_request_in_one_read_is_served_normally(gateway: Server) -> None:
     """Headers and a 300 KB body in one write (more than the 64 KB head allowance in one read)."""
     padded = CHAT[:-1] + b',"metadata":{"pad":"' + b"u" * (300 * 1024) + b'"}}'
@@ -185,6 +187,7 @@ def test_a_whole_request_in_one_read_is_served_normally(gateway: Server) -> None
 
 # ---- the request head --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_head_over_64kb_is_431_and_long_url_414_and_just_under_passes(gateway: Server) -> None:
     import json
     with connect(gateway) as sock:
@@ -238,6 +241,7 @@ def test_a_100mb_header_is_refused_without_stalling_the_loop(gateway: Server) ->
     assert worst < 0.5, f"/health took {worst:.2f} s"
 
 
+@pytest.mark.slow
 def test_slow_and_silent_heads_are_closed_after_the_deadline(quick_gateway: Server) -> None:
     """Slowloris: 150 connections trickling header lines, 100 stopping half-way through their headers,
     50 saying nothing: all closed by the 1 s head deadline (they stayed open forever before); the
@@ -322,6 +326,7 @@ def test_key_cache_memory_is_bounded_whatever_keys_arrive(tmp_path: Path) -> Non
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_key_disabled_through_one_worker_stops_in_every_worker_within_1s(sim: Server, tmp_path: Path) -> None:
     """`serve --workers 2`: the admin call lands on one worker; the other serves the key from its
     cache for at most KEY_CACHE_TTL (1 s) after the commit (it was 5 s)."""

@@ -200,6 +200,7 @@ asyncio.run(start())
 """
 
 
+@pytest.mark.slow
 async def test_postgres_nodes_starting_together_on_one_new_database_migrate_once(pg_cluster) -> None:
     """Several gateway nodes (processes) starting at the same moment on one empty Postgres database,
     doing what `serve` and `migrate` do first: each succeeds, the schema is made once, each config key

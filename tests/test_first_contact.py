@@ -56,6 +56,7 @@ prices:
 
 # ---- the demo and the operator's database ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_demo_never_touches_the_database_of_the_directory_it_runs_in(sim: Server, tmp_path: Path) -> None:
     operator_db = f"sqlite:///{tmp_path / 'polyrelay.db'}"
     gateway = start_gateway(_operator_config(sim.url), tmp_path, db_name="polyrelay.db")
@@ -152,6 +153,7 @@ def test_keys_create_with_the_config_refuses_models_it_does_not_serve(gateway: S
 
 # ---- one line, not a traceback --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_database_failures_are_one_line(tmp_path: Path) -> None:
     config = tmp_path / "ok.yaml"
     config.write_text("keys: [{name: a, key: sk-aaaaaaaa}]")
@@ -255,6 +257,7 @@ def test_an_unknown_route_says_so_and_an_unknown_model_stays_model_not_found(gat
     assert caught.value.code == "model_not_found"
 
 
+@pytest.mark.slow
 def test_cli_prints_tables_with_names_times_and_usd_and_json_for_scripts(gateway: Server, admin: Admin,
                                                                          tmp_path: Path) -> None:
     env = {"POLYRELAY_DATABASE_URL": gateway.env["POLYRELAY_DATABASE_URL"]}

@@ -37,6 +37,7 @@ prices:
 """
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_in_flight_requests_and_restart_keeps_keys_spend_and_logs(
         sim: Server, tmp_path: Path, new_database_url) -> None:
     gateway = start_gateway(_config(sim.url), tmp_path, database_url=new_database_url("restart"))
@@ -130,6 +131,7 @@ def _two_keys_config(sim_url: str, names: list[str]) -> str:
     quota: 1.0""" for name in names))
 
 
+@pytest.mark.slow
 def test_key_removed_from_config_is_disabled_at_start_keeping_its_spend(sim: Server, tmp_path: Path,
                                                                        new_database_url) -> None:
     ask = lambda gw, key: sdk(gw, key).chat.completions.create(  # noqa: E731
@@ -196,6 +198,7 @@ def test_env_references_in_config_expand(tmp_path: Path, monkeypatch: pytest.Mon
     assert config.channels[0].api_keys == ["sk-from-env"]
 
 
+@pytest.mark.slow
 def test_keys_cli_creates_lists_and_disables(gateway: Server, tmp_path: Path) -> None:
     env = {**gateway.env}
     run = lambda *args: subprocess.run([sys.executable, "-m", "polyrelay.cli", "keys", *args],  # noqa: E731
@@ -263,6 +266,7 @@ def test_keys_cli_refuses_bad_quota_with_one_line_and_exit_2(
     assert all(k["name"] != name for k in admin.http.get("/admin/keys").json()["data"])
 
 
+@pytest.mark.slow
 def test_revoked_key_enabled_by_hand_becomes_a_managed_key_and_survives_restart(
         sim: Server, tmp_path: Path) -> None:
     ask = lambda gw, key: sdk(gw, key).chat.completions.create(  # noqa: E731

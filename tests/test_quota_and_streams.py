@@ -98,6 +98,7 @@ def test_client_disconnect_cancels_upstream_and_bills_what_was_streamed(
     assert row["charged_micros"] > 0
 
 
+@pytest.mark.slow
 async def test_two_workers_share_one_quota_without_overdrawing(sim: Server, tmp_path, new_database_url) -> None:
     from servers import start_gateway
     config = f"""

@@ -90,6 +90,7 @@ def printed_snippets(log: str) -> list[str]:
     return commands
 
 
+@pytest.mark.slow
 def test_every_snippet_the_demo_prints_runs_as_printed(demo: Server, shell_env: dict[str, str]) -> None:
     log = demo.log.read_text()
     commands = printed_snippets(log)
@@ -102,6 +103,7 @@ def test_every_snippet_the_demo_prints_runs_as_printed(demo: Server, shell_env: 
             assert '"hard_limit_usd":5.0' in out.replace(" ", ""), out
 
 
+@pytest.mark.slow
 def test_every_readme_python_example_runs_against_the_demo(demo: Server) -> None:
     examples = fenced("python")
     assert len(examples) >= 3
