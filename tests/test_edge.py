@@ -291,7 +291,7 @@ def test_key_cache_memory_is_bounded_whatever_keys_arrive(tmp_path: Path) -> Non
     from polyrelay.errors import GatewayError
     from polyrelay.relay import auth
     from polyrelay.store.db import create_engine, migrate
-    from polyrelay.store.keys import upsert_config_keys
+    from polyrelay.store.keys import hash_key, upsert_config_keys
 
     async def run() -> None:
         engine = create_engine(f"sqlite:///{tmp_path}/keys.db")
@@ -318,7 +318,9 @@ def test_key_cache_memory_is_bounded_whatever_keys_arrive(tmp_path: Path) -> Non
                     await cache.authenticate(f"sk-bogus-{i}")
             assert len(cache._misses) == auth.MAX_MISSES
             assert (await cache.authenticate("sk-real-0001")).name == "k"
-            assert list(cache._entries) == ["sk-real-0001"]
+            # keyed by the SHA-256 the database stores: no key a caller sent stays in memory
+            assert [digest.hex() for digest in cache._entries] == [hash_key("sk-real-0001")]
+            assert all(isinstance(k, bytes) and len(k) == 32 for k in (*cache._entries, *cache._misses))
         finally:
             auth.find_by_hash = real  # type: ignore[assignment]
             await engine.dispose()
