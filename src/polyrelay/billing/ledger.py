@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +106,13 @@ class Ledger:
 
     # ---- request path -----------------------------------------------------------------------
 
-    async def reserve(self, key: KeyRecord, amount: int, minimum: int | None = None, what: str = "") -> Reservation:
+    async def reserve(self, key: KeyRecord, amount: int, minimum: int | None = None,
+                      what: str | Callable[[], str] = "") -> Reservation:
         """Hold `amount` micro-dollars of `key`'s quota. With `minimum`, when the key cannot cover
         `amount`, hold all it has left if that is at least `minimum` (the Reservation says how much).
         Otherwise raise 429 insufficient_quota naming the balance and what was needed (`what` says
-        what the amount covers). A non-positive amount is a bug upstream of here: ValueError."""
+        what the amount covers; a callable is only called for that message, so the request path
+        formats nothing). A non-positive amount is a bug upstream of here: ValueError."""
         if amount <= 0 or (minimum is not None and not 0 < minimum <= amount):
             raise ValueError(f"reservation of {amount} (minimum {minimum}) micro-dollars: must be positive")
         if key.quota_micros is None:
@@ -131,7 +134,8 @@ class Ledger:
                 if minimum is None or amount < minimum:
                     balance = lease.left + await self._unleased(key.id)
                     raise GatewayError(429, "insufficient_quota", f"key '{key.name}' has {usd(balance)} left, "
-                                       f"less than the {usd(minimum or asked)} this request may cost{what}")
+                                       f"less than the {usd(minimum or asked)} this request may cost"
+                                       f"{what() if callable(what) else what}")
             lease.left -= amount
         return Reservation(key.id, amount, leased=True)
 
