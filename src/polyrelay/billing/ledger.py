@@ -91,6 +91,9 @@ class Ledger:
         self._flush_lock = asyncio.Lock()
         self._last_heartbeat = 0.0
         self._seq = 0
+        # the batch seq the database holds for this holder, when known for sure (after a flush that
+        # committed); None after a failed one, whose COMMIT may or may not have landed: then it is read
+        self._committed: int | None = None
         self._pending: list[_Batch] = []          # taken out of the queues, not yet committed
         self._failing_since: float | None = None
         self._journal_dir = journal_dir
@@ -266,14 +269,19 @@ class Ledger:
             try:
                 async with self._engine.begin() as conn:
                     if batches:
-                        done = await _committed_seq(conn, self._holder)   # an earlier COMMIT that raised
+                        done = self._committed   # None: an earlier COMMIT raised; it may have landed
+                        if done is None:
+                            done = await _committed_seq(conn, self._holder)
                         await self._write(conn, [b for b in batches if b.seq > done])
                         await _set_committed_seq(conn, self._holder, batches[-1].seq)
                     await conn.execute(update(leases).where(leases.c.holder == self._holder).values(
                         expires_at=int(time.time()) + LEASE_TTL_S))
             except Exception:
+                self._committed = None
                 self._flush_failed()
                 return False
+            if batches:
+                self._committed = batches[-1].seq
             del self._pending[:len(batches)]
             if batches and self._journal is not None:
                 self._journal.committed(batches[-1].seq)
