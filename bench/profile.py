@@ -80,6 +80,8 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--seconds", type=int, default=10, help="sampling time (wrk runs 3 s longer)")
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    p.add_argument("--source", default=None, help="profile the polyrelay of this source tree (e.g. a "
+                   "checkout of an older commit) instead of this one")
     args = p.parse_args()
     spy = shutil.which("py-spy")
     if not spy:
@@ -88,7 +90,8 @@ def main() -> None:
         os.sched_setaffinity(0, {int(servers.LOAD_CORE)})
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
-    name = f"profile-{args.scenario}" + (f"-c{args.connections}" if args.connections != 16 else "")
+    name = f"profile-{args.scenario}" + (f"-c{args.connections}" if args.connections != 16 else "") + (
+        f"-{Path(args.source).name}" if args.source else "")
     raw, svg = results / f"{name}.raw", results / f"{name}.svg"
     with tempfile.TemporaryDirectory(prefix="polyrelay-profile-") as tmp:
         workdir = Path(tmp)
@@ -96,7 +99,7 @@ def main() -> None:
         slow, slow_url = servers.start_slow(workdir, 10, 0.1)
         gw = None
         try:
-            gw, url = servers.start_polyrelay(workdir, nginx_url, slow_url)
+            gw, url = servers.start_polyrelay(workdir, nginx_url, slow_url, source=args.source)
             env = run.Env(workdir, nginx_url, slow_url, args)
             target = run.Target("polyrelay", url, gw.pid, env)
             route_url, body = target.route(args.scenario)

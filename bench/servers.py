@@ -186,11 +186,11 @@ prices:
   {fixtures.SLOW_MODEL}: {{input: 0.15, output: 0.60}}
 """)
     db = workdir / f"polyrelay-{port}.db"
-    exe = shutil.which("polyrelay")
-    argv = launcher or ([exe] if exe and not source else [sys.executable, "-m", "polyrelay.cli"])
-    env = {"POLYRELAY_DATABASE_URL": f"sqlite:///{db}"}
-    if source:
-        env["PYTHONPATH"] = str(Path(source).resolve() / "src")
+    # Always `python -m polyrelay.cli` with the tree's src/ first: the `polyrelay` executable runs
+    # whatever is installed (editable, possibly another checkout), not the code being measured.
+    argv = launcher or [sys.executable, "-m", "polyrelay.cli"]
+    env = {"POLYRELAY_DATABASE_URL": f"sqlite:///{db}",
+           "PYTHONPATH": str((Path(source).resolve() if source else BENCH.parent) / "src")}
     serve = [*argv, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     if variant == "uvicorn":
         command = pinned(GATEWAY_CORE, serve)

@@ -480,3 +480,16 @@ def test_config_bounds_what_feeds_a_reservation(text: str, field: str) -> None:
         parse_config(text, "c.yaml")
     assert field in str(caught.value)
     assert parse_config("unpriced: free").unpriced == "free" and parse_config("").unpriced == "refuse"
+
+
+@pytest.mark.parametrize("count", ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                                   "reasoning_tokens"])
+def test_every_usage_count_is_bounded(count: str) -> None:
+    """bounded_usage checks each count by name (no loop per request): none may be left out."""
+    from polyrelay import ir
+    from polyrelay.billing.prices import MAX_USAGE_TOKENS, bounded_usage
+
+    assert getattr(bounded_usage(ir.Usage(**{count: -5})), count) == 0
+    assert getattr(bounded_usage(ir.Usage(**{count: MAX_USAGE_TOKENS + 1})), count) == MAX_USAGE_TOKENS
+    fine = ir.Usage(**{count: MAX_USAGE_TOKENS})
+    assert bounded_usage(fine) is fine

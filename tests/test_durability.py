@@ -428,3 +428,39 @@ async def test_an_unusable_journal_directory_is_named_and_the_ledger_still_works
     await led.settle(await led.reserve(key, 100), 12, _row(key.id, 12))
     await led.stop()
     assert await _key_state(ledger_db) == (12, 0, 1)
+
+
+async def test_the_committed_batch_is_read_back_only_after_a_flush_that_failed(
+        ledger_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush that committed knows what the database holds: no query for it on the next one (it ran
+    on every flush, ten times a second); after a failed flush it is read again."""
+    from polyrelay.billing import ledger as ledger_module
+    from polyrelay.billing.ledger import Ledger
+    from polyrelay.store.keys import find_by_hash, hash_key
+
+    key = await find_by_hash(ledger_db, hash_key("sk-journal-key"))
+    led = Ledger(ledger_db, journal_dir=tmp_path)
+    real_read, real_set = ledger_module._committed_seq, ledger_module._set_committed_seq
+    reads: list[str] = []
+
+    async def counted(conn, holder):  # type: ignore[no-untyped-def]
+        reads.append(holder)
+        return await real_read(conn, holder)
+
+    monkeypatch.setattr(ledger_module, "_committed_seq", counted)
+    for cost in (1, 2, 3):
+        await led.settle(await led.reserve(key, 100), cost, _row(key.id, cost))
+        assert await led.flush()
+    assert len(reads) == 1   # the first flush of the process only
+
+    async def fail(conn, holder, seq):  # type: ignore[no-untyped-def]
+        raise ConnectionError("lost")
+
+    monkeypatch.setattr(ledger_module, "_set_committed_seq", fail)
+    await led.settle(await led.reserve(key, 100), 4, _row(key.id, 4))
+    assert not await led.flush()
+    monkeypatch.setattr(ledger_module, "_set_committed_seq", real_set)
+    assert await led.flush()
+    assert len(reads) == 2   # read again after the failure
+    await led.stop()
+    assert await _key_state(ledger_db) == (10, 0, 4)

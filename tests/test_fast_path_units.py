@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import msgspec
@@ -60,6 +61,23 @@ def test_tap_output_does_not_depend_on_where_the_upstream_bytes_are_split(cuts: 
     assert split_tap.text_bytes == whole_tap.text_bytes
     assert split_tap.usage == whole_tap.usage == ir.Usage(input_tokens=7, output_tokens=3, cache_read_tokens=2)
     assert split_tap.done and split_tap.finished
+
+
+SPACED = b"".join(  # the same stream from an upstream that prints `"key": "value"` (json.dumps defaults)
+    b"data: " + json.dumps(json.loads(e[6:]), ensure_ascii=False).encode() + b"\n\n" if e.startswith(b"data: {") else e + b"\n\n"
+    for e in STREAM.split(b"\n\n") if e)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(SPACED)), max_size=12))
+def test_text_of_a_stream_printed_with_spaces_is_counted_whatever_the_split(cuts: list[int]) -> None:
+    # blocks may begin with the comment event or any data event: each is judged by its first data event
+    points = sorted(set(cuts))
+    pieces = [SPACED[a:b] for a, b in zip([0, *points], [*points, len(SPACED)])]
+    _, compact = _run_tap([STREAM], False)
+    _, reference = _run_tap([SPACED], False, EventByEventTap)
+    _, split = _run_tap(pieces, False)
+    assert split.text_bytes == reference.text_bytes == compact.text_bytes > 0
 
 
 def test_tap_renames_the_model_and_drops_only_the_usage_chunk_it_was_told_to() -> None:

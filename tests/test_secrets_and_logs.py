@@ -4,6 +4,7 @@ line with its request id; no name or upstream text can forge a log line."""
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import re
 import time
@@ -116,10 +117,12 @@ def _timed(fn, arg) -> float:  # type: ignore[no-untyped-def]
 # ---- the access log ------------------------------------------------------------------------------
 
 def _log_lines(gateway: Server, request_id: str, timeout: float = 5.0) -> list[str]:
+    """The request's lines, once its access line is there (access lines are written in batches, within
+    logs._StderrHandler.FLUSH_S; a warning is written at once) or the timeout passed."""
     deadline = time.monotonic() + timeout
     while True:
         lines = [line for line in gateway.log.read_text().splitlines() if request_id in line]
-        if lines or time.monotonic() > deadline:
+        if any("polyrelay.access" in line for line in lines) or time.monotonic() > deadline:
             return lines
         time.sleep(0.05)
 
@@ -172,6 +175,47 @@ def test_control_characters_in_client_text_cannot_forge_a_log_line(logged: Serve
     assert len(lines) == 1, lines
     assert "\\r\\n2026-01-01" in lines[0] and "\\x1b" in lines[0] and "\\u2028" in lines[0], lines
     assert not [line for line in logged.log.read_text().splitlines() if line.startswith("2026-01-01")]
+
+
+def test_queued_access_lines_are_the_formatters_lines_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """configure()'s handler takes access lines ready-made (no LogRecord per request): each must be
+    the very line the logging path makes, escaped, and come out before any record logged after it."""
+    from polyrelay import logs
+
+    monkeypatch.setenv("POLYRELAY_LOG_LEVEL", "info")
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, logging.getLogger("polyrelay").level)
+    logs.configure("info")
+    handler = logs._WRITER
+    assert handler is not None
+    out = io.StringIO()
+    handler.setStream(out)
+    ctx = logs.RequestContext("0badc0de00000001")
+    token = logs.CURRENT.set(ctx)
+    args = (ctx, "team\r\nFAKE", "POST /v1/x\x1b[2J\u2028", "m\n", None, 200, 12, 3, 1_500, 7)
+    try:
+        logs.access(*args)
+        logging.getLogger("polyrelay.test").warning("after")
+        logs.access(*args)
+        handler.flush()
+        queued = out.getvalue().splitlines()
+        logs._WRITER = None   # the logging module's path, for comparison
+        logs.access(*args)
+        handler.flush()
+    finally:
+        logs.CURRENT.reset(token)
+        logs._WRITER = None
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("polyrelay").setLevel(saved[2])
+    lines = out.getvalue().splitlines()
+    assert queued == lines[:3] and len(lines) == 4 and "after" in lines[1], lines
+    strip = lambda line: line[23:]  # the time stamp cut off
+    assert strip(lines[0]) == strip(lines[2]) == strip(lines[3]), lines
+    assert strip(lines[3]) == (" INFO polyrelay.access [0badc0de00000001] key=team\\r\\nFAKE "
+                               "POST /v1/x\\x1b[2J\\u2028 model=m\\n channel=- status=200 tokens=12/3 "
+                               "cost_usd=0.001500 latency_ms=7"), lines
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO", lines[0]), lines
 
 
 def test_safe_formatter_escapes_controls_drops_url_keys_and_secrets(caplog: pytest.LogCaptureFixture) -> None:

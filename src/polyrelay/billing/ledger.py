@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,9 @@ class Ledger:
         self._flush_lock = asyncio.Lock()
         self._last_heartbeat = 0.0
         self._seq = 0
+        # the batch seq the database holds for this holder, when known for sure (after a flush that
+        # committed); None after a failed one, whose COMMIT may or may not have landed: then it is read
+        self._committed: int | None = None
         self._pending: list[_Batch] = []          # taken out of the queues, not yet committed
         self._failing_since: float | None = None
         self._journal_dir = journal_dir
@@ -105,11 +109,13 @@ class Ledger:
 
     # ---- request path -----------------------------------------------------------------------
 
-    async def reserve(self, key: KeyRecord, amount: int, minimum: int | None = None, what: str = "") -> Reservation:
+    async def reserve(self, key: KeyRecord, amount: int, minimum: int | None = None,
+                      what: str | Callable[[], str] = "") -> Reservation:
         """Hold `amount` micro-dollars of `key`'s quota. With `minimum`, when the key cannot cover
         `amount`, hold all it has left if that is at least `minimum` (the Reservation says how much).
         Otherwise raise 429 insufficient_quota naming the balance and what was needed (`what` says
-        what the amount covers). A non-positive amount is a bug upstream of here: ValueError."""
+        what the amount covers; a callable is only called for that message, so the request path
+        formats nothing). A non-positive amount is a bug upstream of here: ValueError."""
         if amount <= 0 or (minimum is not None and not 0 < minimum <= amount):
             raise ValueError(f"reservation of {amount} (minimum {minimum}) micro-dollars: must be positive")
         if key.quota_micros is None:
@@ -131,7 +137,8 @@ class Ledger:
                 if minimum is None or amount < minimum:
                     balance = lease.left + await self._unleased(key.id)
                     raise GatewayError(429, "insufficient_quota", f"key '{key.name}' has {usd(balance)} left, "
-                                       f"less than the {usd(minimum or asked)} this request may cost{what}")
+                                       f"less than the {usd(minimum or asked)} this request may cost"
+                                       f"{what() if callable(what) else what}")
             lease.left -= amount
         return Reservation(key.id, amount, leased=True)
 
@@ -262,14 +269,19 @@ class Ledger:
             try:
                 async with self._engine.begin() as conn:
                     if batches:
-                        done = await _committed_seq(conn, self._holder)   # an earlier COMMIT that raised
+                        done = self._committed   # None: an earlier COMMIT raised; it may have landed
+                        if done is None:
+                            done = await _committed_seq(conn, self._holder)
                         await self._write(conn, [b for b in batches if b.seq > done])
                         await _set_committed_seq(conn, self._holder, batches[-1].seq)
                     await conn.execute(update(leases).where(leases.c.holder == self._holder).values(
                         expires_at=int(time.time()) + LEASE_TTL_S))
             except Exception:
+                self._committed = None
                 self._flush_failed()
                 return False
+            if batches:
+                self._committed = batches[-1].seq
             del self._pending[:len(batches)]
             if batches and self._journal is not None:
                 self._journal.committed(batches[-1].seq)

@@ -66,7 +66,9 @@ _COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_to
 def bounded_usage(usage: ir.Usage) -> ir.Usage:
     """`usage` with every count in [0, MAX_USAGE_TOKENS]: an upstream's negative count must never turn
     into a credit, nor an absurd one into a number the database cannot store."""
-    if all(0 <= getattr(usage, f) <= MAX_USAGE_TOKENS for f in _COUNTS):
+    top = MAX_USAGE_TOKENS   # spelled out, not a generator over _COUNTS: this runs per request
+    if (0 <= usage.input_tokens <= top and 0 <= usage.output_tokens <= top and 0 <= usage.cache_read_tokens <= top
+            and 0 <= usage.cache_write_tokens <= top and 0 <= usage.reasoning_tokens <= top):
         return usage
     return msgspec.structs.replace(usage, **{f: min(max(0, getattr(usage, f)), MAX_USAGE_TOKENS) for f in _COUNTS})
 

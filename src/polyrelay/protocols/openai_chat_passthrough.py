@@ -110,6 +110,17 @@ _MARKERS_AFTER_FINISH = (b'"usage":{', b'"usage": {', b"[DONE]", b'{"error"')
 _MARKERS = _MARKERS_AFTER_FINISH + (b'"finish_reason":"', b'"finish_reason": "')
 
 
+def _printed_with_spaces(block: bytes) -> bool:
+    """Whether the upstream prints JSON with a space after the colon, judged by the block's first data
+    event (a stream has one serializer): `": "` searched in the whole block was a full scan of it per
+    read (~15 us per 100 chunks) for the many upstreams that print none."""
+    start = block.find(b"data:")
+    if start == -1:
+        return False
+    end = block.find(b"\n", start)
+    return block.find(b'": "', start, end if end != -1 else len(block)) != -1
+
+
 class ChatStreamTap(SseTap):
     """Passes Chat SSE through event by event: renames the model, notes usage and the finish, and
     drops the usage-only chunk when the client did not ask for it."""
@@ -139,7 +150,7 @@ class ChatStreamTap(SseTap):
         if not block:
             return b""
         self.text_bytes += quoted_lengths_all(block, b'"content":"') + quoted_lengths_all(block, b'"arguments":"')
-        if b'": "' in block:   # JSON printed with spaces (see text_markers)
+        if _printed_with_spaces(block):   # JSON printed with spaces (see text_markers)
             self.text_bytes += (quoted_lengths_all(block, b'"content": "')
                                 + quoted_lengths_all(block, b'"arguments": "'))
         return self._rename.everywhere(block)

@@ -56,14 +56,15 @@ async def _reserve(gw: Gateway, key: KeyRecord, price: Price | None, body: bytes
     amount = max(1, max_cost_micros(price, prompt, output * peek.n))
     if key.quota_micros is None:
         return await gw.ledger.reserve(key, amount)   # nothing is held for an unlimited key
+    # the refusal's wording is only formatted when the request is refused (lambdas, not f-strings)
     each = "" if peek.n == 1 else f" for each of {peek.n} answers"
     if peek.max_output is not None or price is None:
-        return await gw.ledger.reserve(key, amount, what=f" (a prompt of about {prompt:,} tokens and up to "
-                                                         f"{output:,} output tokens{each})")
+        return await gw.ledger.reserve(key, amount, what=lambda: f" (a prompt of about {prompt:,} tokens and "
+                                                                 f"up to {output:,} output tokens{each})")
     least = min(price.max_output, MIN_OUTPUT_TOKENS)
     reservation = await gw.ledger.reserve(
         key, amount, minimum=max(1, max_cost_micros(price, prompt, least * peek.n)),
-        what=f" at the least (a prompt of about {prompt:,} tokens and {least} output tokens{each})")
+        what=lambda: f" at the least (a prompt of about {prompt:,} tokens and {least} output tokens{each})")
     peek.upstream_max_output = min(price.max_output, covered_output_tokens(price, prompt, reservation.amount, peek.n))
     return reservation
 
