@@ -20,7 +20,8 @@ def test_patterns_bind_named_parameters_and_path_parameters_take_slashes() -> No
     assert router.match("GET", "/v1/videos//content") is None              # and never empty
     found = router.match("GET", "/v1/models/org/some-model")
     assert found is not None and found[1] == {"model": "org/some-model"}
-    assert router.match("GET", "/v1/models/") is None
+    found = router.match("GET", "/v1/models/")     # the handler says which model is missing
+    assert found is not None and found[1] == {"model": ""}
     assert router.match("POST", "/v1/models/x") is None
 
 
@@ -35,6 +36,8 @@ def test_the_gateway_routes() -> None:
     assert route is not None and route.handler.__name__ == "no_method"
     route, params = router.match("POST", "/admin/keys/team/alice/disable") or (None, None)
     assert route is not None and params == {"name": "team/alice", "action": "disable"}
+    route, params = router.match("GET", "/v1beta/models/") or (None, None)
+    assert route is not None and route.handler.__name__ == "get_model"             # a Gemini-shaped 404
     route, params = router.match("POST", "/admin/keys/alice") or (None, None)
     assert route is not None and route.handler.__name__ == "unknown_key_action"
     route, params = router.match("GET", "/v1/models/models/gemini-2.5-flash") or (None, None)

@@ -61,7 +61,7 @@ async def create_key(gw: Gateway, scope: Scope, body: bytes, key: None, params: 
 
 async def set_key_state(gw: Gateway, scope: Scope, body: bytes, key: None, params: Params) -> Reply:
     name, action = params["name"], params["action"]
-    if action not in ("enable", "disable"):
+    if action not in ("enable", "disable") or not name:
         raise _USE_ENABLE
     if not await key_store.set_enabled(gw.engine, name, action == "enable"):
         raise GatewayError(404, "not_found", f"no key named '{name}'")

@@ -26,7 +26,7 @@ def _unknown_method(path: str) -> GatewayError:
 
 async def model_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
     model, method = params["model"], params["method"]
-    if method not in _METHODS:
+    if not model or method not in _METHODS:
         raise _unknown_method(scope["path"])
     if method == "countTokens":
         return await _count_tokens(gw, key, model, body)

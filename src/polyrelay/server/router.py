@@ -2,7 +2,8 @@
 
 A path is a literal (`/v1/chat/completions`: one dict lookup) or a pattern (`/v1/models/{model:path}`,
 `/v1beta/models/{model:path}:{method}`): `{name}` is one non-empty path segment, `{name:path}` is
-any non-empty text, slashes included (model names like `org/model`). Patterns are compiled once and
+any text, slashes included (model names like `org/model`), even none: `/v1beta/models/` still reaches
+the Gemini route and gets a Gemini-shaped 404 rather than the generic one. Patterns are compiled once and
 tried in declaration order, behind a literal-prefix check, so a request pays a regex only on the
 routes whose fixed start it shares. A 405 is for a literal path known under another method; any other
 miss is a 404 (the app's `unknown_url`)."""
@@ -17,7 +18,7 @@ from polyrelay.server.route import Params, Route
 NO_PARAMS: Params = {}
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path))?\}")
-_PIECES = {None: "[^/]+", "path": ".+"}
+_PIECES = {None: "[^/]+", "path": ".*"}
 
 
 def compile_pattern(path: str) -> re.Pattern[str]:
