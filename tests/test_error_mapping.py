@@ -254,7 +254,7 @@ class _FakeChannel:
 async def test_upstream_402_is_the_channel_s_problem_like_refused_credentials(upstream: str, body: bytes) -> None:
     """Like a 401/403 of the channel's key: another channel is tried (retryable) and the client, if every
     channel fails, gets a 502 that names the channel's billing, not a 4xx that blames the client."""
-    from polyrelay.relay.upstream import open_upstream
+    from polyrelay.upstream.call import open_upstream
 
     with pytest.raises(GatewayError) as caught:
         await open_upstream(_FakeClient(402, body), _FakeChannel(),  # type: ignore[arg-type]

@@ -6,8 +6,8 @@ import itertools
 from typing import Protocol
 
 from polyrelay.config import ChannelConfig
-from polyrelay.http_client import Timeouts
 from polyrelay.scrub import Scrubber, proxy_secrets
+from polyrelay.upstream.client import Timeouts
 
 
 class ChannelKind(Protocol):

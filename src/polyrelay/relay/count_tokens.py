@@ -19,8 +19,8 @@ from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply
 from polyrelay.relay.surfaces import Surface, protocol_module
-from polyrelay.relay.upstream import open_upstream, read_all
 from polyrelay.store.keys import KeyRecord
+from polyrelay.upstream.call import open_upstream, read_all
 
 
 def _anthropic(channel: Channel, req: ir.Request, model: str, client: Surface, body: bytes) -> tuple[str, bytes]:

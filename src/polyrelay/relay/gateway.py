@@ -14,10 +14,10 @@ from polyrelay.billing.prices import Price, price_table, served_prices
 from polyrelay.channels import build_channel
 from polyrelay.config import Config
 from polyrelay.errors import GatewayError
-from polyrelay.http_client import UpstreamClient
 from polyrelay.relay.auth import KeyCache
 from polyrelay.routing.router import Router
 from polyrelay.store.keys import KeyRecord
+from polyrelay.upstream.client import UpstreamClient
 
 if TYPE_CHECKING:
     import aiohttp
