@@ -234,7 +234,7 @@ class _FakeClient:
 
 
 class _FakeChannel:
-    name, timeouts, stream_timeouts = "claude-main", None, None
+    name, timeouts, stream_timeouts, signs = "claude-main", None, None, False
     config = types.SimpleNamespace(proxy=None)
 
     def headers(self, key: str) -> dict[str, str]:
@@ -243,7 +243,7 @@ class _FakeChannel:
     def next_key(self) -> str:
         return "sk-ant-secret"
 
-    def url(self, model: str, stream: bool) -> str:
+    def url(self, operation: str, model: str, stream: bool) -> str:
         return "http://upstream.invalid/v1/messages"
 
     def scrub(self, text: str) -> str:

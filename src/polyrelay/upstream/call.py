@@ -11,7 +11,7 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 
-from polyrelay.channels import Channel
+from polyrelay.channels import Channel, UpstreamRequest
 from polyrelay.errors import GatewayError
 from polyrelay.upstream.client import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, UpstreamTooLarge
 
@@ -30,7 +30,7 @@ def transport_error(exc: BaseException, channel_name: str) -> GatewayError:
                         retryable=True)
 
 
-class upstream_errors:   # noqa: N801 (a context manager, used as `with upstream_errors(...)`)
+class upstream_errors:   # lower case: it reads as a statement, `with upstream_errors(...)`
     """Turns a transport failure inside the block into `transport_error` for the channel, raised in
     its place; with `closing`, the response is closed on any exception (a failed or cancelled read
     must not leave the upstream generating for nobody). A class, not @contextmanager: it is on the
@@ -65,12 +65,15 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
     other 4xx are the client's and are passed on, scrubbed of the channel's secrets.
     """
     timeouts = channel.stream_timeouts if stream else channel.timeouts
+    url = url or channel.url("generate", upstream_model, stream)
     headers = channel.headers(channel.next_key())
     if extra_headers:
         headers = {**headers, **extra_headers}
+    if channel.signs:   # last, over exactly what is sent (SigV4 signs the URL, headers and body)
+        signed = channel.prepare(UpstreamRequest(url, headers, body))
+        url, headers, body = signed.url, signed.headers, signed.body
     with upstream_errors(channel.name):
-        resp = await client.post(url or channel.url(upstream_model, stream), headers, body, timeouts,
-                                 proxy=channel.config.proxy)
+        resp = await client.post(url, headers, body, timeouts, proxy=channel.config.proxy)
     if resp.status < 300:
         return resp
     # Built by a function and raised here, never held in a local of this frame: a frame that
