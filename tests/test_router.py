@@ -18,6 +18,8 @@ def test_patterns_bind_named_parameters_and_path_parameters_take_slashes() -> No
     assert found is not None and found[1] == {"id": "vid_1"}
     assert router.match("GET", "/v1/videos/a/b/content") is None          # {id} is one segment
     assert router.match("GET", "/v1/videos//content") is None              # and never empty
+    found = router.match("GET", "/v1/models/a\nb")                        # %0A decoded: still the route
+    assert found is not None and found[1] == {"model": "a\nb"}
     found = router.match("GET", "/v1/models/org/some-model")
     assert found is not None and found[1] == {"model": "org/some-model"}
     found = router.match("GET", "/v1/models/")     # the handler says which model is missing
@@ -45,6 +47,7 @@ def test_the_gateway_routes() -> None:
     # 405 only where a literal path is known under another method, as before the router
     assert router.method_not_allowed("/v1/chat/completions")
     assert not router.method_not_allowed("/v1/models/gpt-4o")
+    assert router.method_not_allowed("/v1/models/") and router.method_not_allowed("/admin/keys/")
     assert router.match_any_method("/v1beta/models/m:generateContent") is not None
     assert router.match_any_method("/nowhere") is None
 

@@ -5,8 +5,8 @@ A path is a literal (`/v1/chat/completions`: one dict lookup) or a pattern (`/v1
 any text, slashes included (model names like `org/model`), even none: `/v1beta/models/` still reaches
 the Gemini route and gets a Gemini-shaped 404 rather than the generic one. Patterns are compiled once and
 tried in declaration order, behind a literal-prefix check, so a request pays a regex only on the
-routes whose fixed start it shares. A 405 is for a literal path known under another method; any other
-miss is a 404 (the app's `unknown_url`)."""
+routes whose fixed start it shares. A 405 is for a literal path (or a pattern's literal start, like
+`/v1/models/`) known under another method; any other miss is a 404 (the app's `unknown_url`)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def compile_pattern(path: str) -> re.Pattern[str]:
         out.append(f"(?P<{m.group(1)}>{_PIECES[m.group(2)]})")
         end = m.end()
     out.append(re.escape(path[end:]))
-    return re.compile("".join(out) + r"\Z")
+    return re.compile("".join(out) + r"\Z", re.DOTALL)   # a decoded path may hold a newline (%0A)
 
 
 def is_pattern(path: str) -> bool:
@@ -50,6 +50,8 @@ class Router:
             if is_pattern(route.path):
                 start = route.path[:route.path.index("{")]
                 self.patterns.setdefault(route.method, []).append((start, compile_pattern(route.path), route))
+                # the bare start ("/v1/models/") was a route path of its own before patterns: 405 there
+                self.exact_paths.add(start)
             else:
                 if (route.method, route.path) in self.exact:
                     raise ValueError(f"route declared twice: {route.method} {route.path}")
