@@ -171,7 +171,7 @@ CLIENTS = {"openai_chat": OPENAI, "anthropic_messages": ANTHROPIC, "gemini": GEM
 UPSTREAMS = ["openai_chat", "anthropic_messages", "gemini"]
 # Cases that cannot run against some upstreams in this offline harness. image_url: for a Gemini channel
 # the gateway downloads http(s) URLs and inlines the bytes before converting (relay/convert_path.py,
-# polyrelay.media, tested in tests/test_media.py); the golden harness converts without network, so only
+# polyrelay.upstream.media, tested in tests/test_media.py); the golden harness converts without network, so only
 # upstreams that take the URL as it is are covered here.
 SKIP_UPSTREAMS = {"image_url": {"gemini"}}
 

@@ -234,7 +234,7 @@ class _FakeClient:
 
 
 class _FakeChannel:
-    name, timeouts, stream_timeouts = "claude-main", None, None
+    name, timeouts, stream_timeouts, signs = "claude-main", None, None, False
     config = types.SimpleNamespace(proxy=None)
 
     def headers(self, key: str) -> dict[str, str]:
@@ -243,7 +243,7 @@ class _FakeChannel:
     def next_key(self) -> str:
         return "sk-ant-secret"
 
-    def url(self, model: str, stream: bool) -> str:
+    def url(self, operation: str, model: str, stream: bool) -> str:
         return "http://upstream.invalid/v1/messages"
 
     def scrub(self, text: str) -> str:
@@ -254,7 +254,7 @@ class _FakeChannel:
 async def test_upstream_402_is_the_channel_s_problem_like_refused_credentials(upstream: str, body: bytes) -> None:
     """Like a 401/403 of the channel's key: another channel is tried (retryable) and the client, if every
     channel fails, gets a 502 that names the channel's billing, not a 4xx that blames the client."""
-    from polyrelay.relay.upstream import open_upstream
+    from polyrelay.upstream.call import open_upstream
 
     with pytest.raises(GatewayError) as caught:
         await open_upstream(_FakeClient(402, body), _FakeChannel(),  # type: ignore[arg-type]

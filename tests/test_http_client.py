@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from polyrelay.http_client import Timeouts, UpstreamClient, UpstreamTimeout, UpstreamTransportError
+from polyrelay.upstream.client import Timeouts, UpstreamClient, UpstreamTimeout, UpstreamTransportError
 
 FAST = Timeouts(connect=2.0, read=2.0, total=5.0)
 Answer = Callable[[int], bytes | None]   # request number on this connection -> raw response (None: close)
@@ -339,7 +339,7 @@ async def test_a_gzip_bomb_stops_at_the_limit_without_being_inflated_whole(clien
     to the limit (before: one decompress call made all 256 MB, and there was no limit)."""
     import tracemalloc
 
-    from polyrelay.http_client import UpstreamTooLarge
+    from polyrelay.upstream.client import UpstreamTooLarge
 
     raw = _bomb(256)
     server, url, _ = await _serve(lambda n: raw)
@@ -378,7 +378,7 @@ async def test_a_gzip_bomb_read_as_a_stream_is_inflated_as_it_is_read(client: Up
 
 
 async def test_a_plain_answer_over_the_limit_is_refused_and_one_under_it_is_whole(client: UpstreamClient) -> None:
-    from polyrelay.http_client import UpstreamTooLarge
+    from polyrelay.upstream.client import UpstreamTooLarge
 
     server, url, _ = await _serve(lambda n: _ok(b"x" * (1000 + n)))
     async with server:

@@ -15,8 +15,9 @@ import httpx
 import openai
 import pytest
 
-from polyrelay import ir, media
+from polyrelay import ir
 from polyrelay.errors import GatewayError
+from polyrelay.upstream import media
 from sdk_clients import PNG_1X1
 from servers import Server
 from test_chat_relay import last_upstream_request, sdk

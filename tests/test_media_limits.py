@@ -15,8 +15,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from polyrelay import ir, media
+from polyrelay import ir
 from polyrelay.errors import GatewayError
+from polyrelay.upstream import media
 from servers import Server
 from test_hostile_upstream import RSS_MARGIN_MB, rss_mb, settled_rss_mb
 

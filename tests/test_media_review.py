@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from polyrelay import ir, media
+from polyrelay import ir
 from polyrelay.errors import GatewayError
+from polyrelay.upstream import media
 
 
 @pytest.mark.parametrize("url", ["http://[::1/x.png", "http://" + "a" * 64 + ".example/x.png",

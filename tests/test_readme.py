@@ -151,7 +151,7 @@ EXAMPLE_ENV = {"OPENAI_API_KEY": "sk-test-openai", "ANTHROPIC_API_KEY": "sk-ant-
 
 def test_the_example_config_loads_with_real_upstreams_and_a_price_for_every_model(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from polyrelay.channels import KINDS
+    from polyrelay.channels import build_channel
     from polyrelay.config import load_config
 
     example = ROOT / "examples" / "polyrelay.yaml"
@@ -159,7 +159,7 @@ def test_the_example_config_loads_with_real_upstreams_and_a_price_for_every_mode
     for name, value in EXAMPLE_ENV.items():
         monkeypatch.setenv(name, value)
     config = load_config(example)
-    urls = {ch.type: KINDS[ch.type].url(ch.base_url, ch.models[0], False) for ch in config.channels}
+    urls = {ch.type: build_channel(ch).url("generate", ch.models[0], False) for ch in config.channels}
     assert urls == {"openai": "https://api.openai.com/v1/chat/completions",
                     "anthropic": "https://api.anthropic.com/v1/messages",
                     "gemini": f"https://generativelanguage.googleapis.com/v1beta/models/{config.channels[2].models[0]}"

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from polyrelay.channels.base import Capabilities, Operation, PlainKind, UnsupportedOperation
+
 ANTHROPIC_VERSION = "2023-06-01"
+_PATHS = {"generate": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
 
 
-class AnthropicKind:
+class AnthropicKind(PlainKind):
     protocol = "anthropic_messages"
+    capabilities = Capabilities(thinking=True, json_schema=True, count_tokens=True)
 
-    def url(self, base_url: str, upstream_model: str, stream: bool) -> str:
-        return base_url + "/v1/messages"
+    def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
+        path = _PATHS.get(operation)
+        if path is None:
+            raise UnsupportedOperation(operation)
+        return base_url + path
 
     def headers(self, api_key: str) -> dict[str, str]:
         return {"Content-Type": "application/json", "x-api-key": api_key,

@@ -1,22 +1,73 @@
-"""A configured upstream channel at run time: where to send, with which key, speaking which protocol."""
+"""A configured upstream channel at run time: where to send, with which key, speaking which protocol.
+
+A channel kind (one module per kind, one line in `channels.KINDS`) says how to reach an upstream of
+that kind and what it can do: its wire protocol, the URL of each operation, its auth headers, a
+`prepare` hook that may rewrite a request just before it is sent (where request signing such as AWS
+SigV4 goes), its stream framing and its capabilities. The pipeline only ever asks a channel these
+questions, so a new kind (Bedrock, Vertex, ...) is a module and a registry line."""
 
 from __future__ import annotations
 
 import itertools
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from polyrelay.config import ChannelConfig
-from polyrelay.http_client import Timeouts
 from polyrelay.scrub import Scrubber, proxy_secrets
+from polyrelay.upstream.client import Timeouts
+
+# What a call asks of an upstream; the next ones ("images", "videos", "embeddings") join here.
+Operation = Literal["generate", "count_tokens"]
+# How an upstream frames a stream: server-sent events today; AWS event streams for Bedrock.
+Framing = Literal["sse"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a kind of upstream can do; the router and the test matrix read the same flags."""
+
+    streaming: bool = True
+    tools: bool = True
+    vision: bool = True
+    thinking: bool = False
+    json_schema: bool = False
+    count_tokens: bool = False   # a native token-count endpoint (else the gateway estimates)
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    """One request as it will be sent: what `prepare` may change (sign, re-address)."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class UnsupportedOperation(LookupError):
+    """The kind has no endpoint for this operation."""
 
 
 class ChannelKind(Protocol):
-    """What one upstream kind knows: its wire protocol, its URLs and its auth headers."""
+    """What one upstream kind knows: its wire protocol, its URLs and auth, what it can do."""
 
-    protocol: str   # name of the module in polyrelay.protocols that this upstream speaks
+    protocol: str                 # name of the module in polyrelay.protocols that this upstream speaks
+    capabilities: Capabilities
+    framing: Framing
+    signs: bool                   # prepare() changes requests; False: the call skips it (no per-request cost)
 
-    def url(self, base_url: str, upstream_model: str, stream: bool) -> str: ...
+    def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str: ...
     def headers(self, api_key: str) -> dict[str, str]: ...
+    def prepare(self, request: UpstreamRequest) -> UpstreamRequest: ...
+
+
+class PlainKind:
+    """The defaults of a kind that sends requests as they are: SSE streams, nothing to sign."""
+
+    framing: Framing = "sse"
+    signs = False
+
+    def prepare(self, request: UpstreamRequest) -> UpstreamRequest:
+        return request
 
 
 class Channel:
@@ -25,6 +76,8 @@ class Channel:
         self.name = config.name
         self.kind = kind
         self.protocol = kind.protocol
+        self.capabilities = kind.capabilities
+        self.signs = kind.signs
         self.base_url = config.base_url.rstrip("/")
         self.models = frozenset(config.models)
         self._keys = itertools.cycle(config.api_keys or [""])
@@ -41,11 +94,14 @@ class Channel:
         """Round-robin over the channel's keys."""
         return next(self._keys)
 
-    def url(self, upstream_model: str, stream: bool) -> str:
-        return self.kind.url(self.base_url, upstream_model, stream)
+    def url(self, operation: Operation, upstream_model: str, stream: bool) -> str:
+        return self.kind.url(self.base_url, operation, upstream_model, stream)
 
     def headers(self, api_key: str) -> dict[str, str]:
         return self.kind.headers(api_key)
+
+    def prepare(self, request: UpstreamRequest) -> UpstreamRequest:
+        return self.kind.prepare(request)
 
     def scrub(self, text: str) -> str:
         """Remove this channel's secrets (any 8+ character piece, any case, base64) from text that

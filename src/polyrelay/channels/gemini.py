@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from polyrelay.channels.base import Capabilities, Operation, PlainKind, UnsupportedOperation
 
-class GeminiKind:
+
+class GeminiKind(PlainKind):
     protocol = "gemini"
+    capabilities = Capabilities(thinking=True, json_schema=True, count_tokens=True)
 
-    def url(self, base_url: str, upstream_model: str, stream: bool) -> str:
-        if stream:
-            return f"{base_url}/v1beta/models/{upstream_model}:streamGenerateContent?alt=sse"
-        return f"{base_url}/v1beta/models/{upstream_model}:generateContent"
+    def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
+        if operation == "generate":
+            if stream:
+                return f"{base_url}/v1beta/models/{upstream_model}:streamGenerateContent?alt=sse"
+            return f"{base_url}/v1beta/models/{upstream_model}:generateContent"
+        if operation == "count_tokens":
+            return f"{base_url}/v1beta/models/{upstream_model}:countTokens"
+        raise UnsupportedOperation(operation)
 
     def headers(self, api_key: str) -> dict[str, str]:
         return {"Content-Type": "application/json", "x-goog-api-key": api_key}

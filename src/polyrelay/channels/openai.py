@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from polyrelay.channels.base import Capabilities, Operation, PlainKind, UnsupportedOperation
 
-class OpenAIKind:
+
+class OpenAIKind(PlainKind):
     protocol = "openai_chat"
+    # thinking: OpenAI-compatible relays differ (reasoning_effort, reasoning_content); not assumed
+    capabilities = Capabilities(json_schema=True)
 
-    def url(self, base_url: str, upstream_model: str, stream: bool) -> str:
+    def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
+        if operation != "generate":   # no token-count endpoint: count_tokens is estimated
+            raise UnsupportedOperation(operation)
         return base_url + "/chat/completions"
 
     def headers(self, api_key: str) -> dict[str, str]:

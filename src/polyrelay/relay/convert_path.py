@@ -18,7 +18,7 @@ from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.streaming import first_chunk, relay_stream
 from polyrelay.relay.surfaces import GEMINI, Surface, protocol_module
-from polyrelay.relay.upstream import open_upstream, read_all
+from polyrelay.upstream.call import open_upstream, read_all
 
 log = logging.getLogger("polyrelay.convert")
 
@@ -66,7 +66,7 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
     meter.upstream_model = upstream_model
     kinds = _INLINE_MEDIA.get(channel.protocol)
     if kinds:
-        from polyrelay import media  # only needed when converting for such an upstream
+        from polyrelay.upstream import media  # only needed when converting for such an upstream
 
         await media.inline_remote_media(req, kinds, gw.media_http, allow_private=media.ALLOW_PRIVATE)
     with blame("the request cannot be converted", 400, "invalid_request"):

@@ -19,17 +19,17 @@ from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply
 from polyrelay.relay.surfaces import Surface, protocol_module
-from polyrelay.relay.upstream import open_upstream, read_all
 from polyrelay.store.keys import KeyRecord
+from polyrelay.upstream.call import open_upstream, read_all
 
 
 def _anthropic(channel: Channel, req: ir.Request, model: str, client: Surface, body: bytes) -> tuple[str, bytes]:
-    return (channel.base_url + "/v1/messages/count_tokens",
+    return (channel.url("count_tokens", model, False),
             protocol_module("anthropic_messages").render_count_tokens_request(req, model))
 
 
 def _gemini(channel: Channel, req: ir.Request, model: str, client: Surface, body: bytes) -> tuple[str, bytes]:
-    url = f"{channel.base_url}/v1beta/models/{model}:countTokens"
+    url = channel.url("count_tokens", model, False)
     if client.name == "gemini":
         return url, body  # the model lives in the URL: the client's body goes as it is
     inner = msgspec.json.decode(protocol_module("gemini").render_request(req, model))

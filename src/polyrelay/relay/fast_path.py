@@ -14,7 +14,7 @@ from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.streaming import first_chunk, relay_stream
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, Surface
-from polyrelay.relay.upstream import open_upstream, read_all
+from polyrelay.upstream.call import open_upstream, read_all
 
 
 async def call(gw: Gateway, surface: Surface, channel: Channel, peek: RequestPeek, body: bytes,

@@ -15,8 +15,8 @@ from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import Surface
-from polyrelay.relay.upstream import earliest_retry
 from polyrelay.store.keys import KeyRecord
+from polyrelay.upstream.call import earliest_retry
 
 _RETRY_KINDS = ("upstream", "overloaded", "timeout", "rate_limit", "insufficient_quota")
 MIN_OUTPUT_TOKENS = 16   # a request the balance cannot pay this much output for (with its prompt) is refused

@@ -10,11 +10,11 @@ from polyrelay import ir
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
-from polyrelay.http_client import TRANSPORT_ERRORS, UpstreamResponse, UpstreamTimeout
 from polyrelay.protocols.sse import EventTooLarge
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Producer, Write
-from polyrelay.relay.upstream import transport_error
+from polyrelay.upstream.call import transport_error, upstream_errors
+from polyrelay.upstream.client import TRANSPORT_ERRORS, UpstreamResponse, UpstreamTimeout
 
 
 class Tap(Protocol):
@@ -33,15 +33,11 @@ class Tap(Protocol):
 
 
 async def first_chunk(resp: UpstreamResponse, channel: Channel) -> bytes:
-    """The upstream's first bytes; until they come the gateway can still fail over."""
-    try:
+    """The upstream's first bytes; until they come the gateway can still fail over. If they never
+    come (a transport failure, or cancelled: the client left) the upstream is closed, not left
+    generating for nobody."""
+    with upstream_errors(channel.name, closing=resp):
         first = await resp.readany()
-    except TRANSPORT_ERRORS as exc:
-        resp.close()
-        raise transport_error(exc, channel.name) from None
-    except BaseException:   # cancelled (the client left): stop the upstream generating for nobody
-        resp.close()
-        raise
     if not first:
         resp.close()
         raise GatewayError(502, "upstream", f"upstream channel '{channel.name}' sent an empty stream",

@@ -13,7 +13,7 @@ from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply
 from polyrelay.server.asgi import Scope
 from polyrelay.server.keys import bearer, query_params
-from polyrelay.server.route import SMALL_BODY, Route
+from polyrelay.server.route import SMALL_BODY, Params, Route
 from polyrelay.store import keys as key_store
 from polyrelay.store.logs import recent_logs
 
@@ -36,12 +36,12 @@ def _authorize(scope: Scope) -> None:
         raise GatewayError(401, "authentication", "invalid admin token")
 
 
-async def list_keys(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
+async def list_keys(gw: Gateway, scope: Scope, body: bytes, key: None, params: Params) -> Reply:
     await gw.ledger.flush()
     return Reply(200, msgspec.json.encode({"data": await key_store.list_keys(gw.engine)}))
 
 
-async def create_key(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
+async def create_key(gw: Gateway, scope: Scope, body: bytes, key: None, params: Params) -> Reply:
     try:
         new = msgspec.json.decode(body, type=_NewKey)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -59,14 +59,22 @@ async def create_key(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply
     return Reply(201, msgspec.json.encode({"name": new.name, "key": value}))
 
 
-async def set_key_state(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
-    name, _, action = scope["path"].removeprefix("/admin/keys/").rpartition("/")
+async def set_key_state(gw: Gateway, scope: Scope, body: bytes, key: None, params: Params) -> Reply:
+    name, action = params["name"], params["action"]
     if action not in ("enable", "disable") or not name:
-        raise GatewayError(404, "not_found", "use /admin/keys/{name}/enable or /disable")
+        raise _USE_ENABLE
     if not await key_store.set_enabled(gw.engine, name, action == "enable"):
         raise GatewayError(404, "not_found", f"no key named '{name}'")
     gw.keys.invalidate()
     return Reply(200, msgspec.json.encode({"name": name, "enabled": action == "enable"}))
+
+
+_USE_ENABLE = GatewayError(404, "not_found", "use /admin/keys/{name}/enable or /disable")
+
+
+async def unknown_key_action(gw: Gateway, scope: Scope, body: bytes, key: None, params: Params) -> Reply:
+    """Any other path under /admin/keys/: told (after the admin token check) what the paths are."""
+    raise _USE_ENABLE
 
 
 def _limit(value: str | None) -> int:
@@ -80,20 +88,21 @@ def _limit(value: str | None) -> int:
     return MAX_LOG_ROWS if len(value.lstrip("0")) > 6 else min(MAX_LOG_ROWS, int(value))
 
 
-async def list_logs(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
+async def list_logs(gw: Gateway, scope: Scope, body: bytes, key: None, params: Params) -> Reply:
     await gw.ledger.flush()
     limit = _limit(query_params(scope).get("limit"))
     return Reply(200, msgspec.json.encode({"data": await recent_logs(gw.engine, limit)}))
 
 
-async def health(gw: Gateway, scope: Scope, body: bytes, key: None) -> Reply:
+async def health(gw: Gateway, scope: Scope, body: bytes, key: None, params: Params) -> Reply:
     return Reply(200, b'{"status":"ok"}')
 
 
 ROUTES = [
-    ("GET", "/admin/keys", Route(list_keys, guard=_authorize)),
-    ("POST", "/admin/keys", Route(create_key, guard=_authorize, body_limit=SMALL_BODY)),
-    ("POST", "/admin/keys/", Route(set_key_state, guard=_authorize)),
-    ("GET", "/admin/logs", Route(list_logs, guard=_authorize)),
-    ("GET", "/health", Route(health)),
+    Route("GET", "/admin/keys", list_keys, guard=_authorize),
+    Route("POST", "/admin/keys", create_key, guard=_authorize, body_limit=SMALL_BODY),
+    Route("POST", "/admin/keys/{name:path}/{action}", set_key_state, guard=_authorize),
+    Route("POST", "/admin/keys/{rest:path}", unknown_key_action, guard=_authorize),
+    Route("GET", "/admin/logs", list_logs, guard=_authorize),
+    Route("GET", "/health", health),
 ]

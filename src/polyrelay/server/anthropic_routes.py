@@ -11,11 +11,11 @@ from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES
 from polyrelay.server.asgi import Scope, header
 from polyrelay.server.keys import anthropic_key
-from polyrelay.server.route import GENERATION_BODY, Route
+from polyrelay.server.route import GENERATION_BODY, Params, Route
 from polyrelay.store.keys import KeyRecord
 
 
-async def messages(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply | StreamReply:
+async def messages(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
     peek = anthropic_messages_passthrough.peek_request(body)
     beta = header(scope, b"anthropic-beta")
     if beta:   # beta features (1M context, interleaved thinking, ...) for Anthropic channels
@@ -23,7 +23,7 @@ async def messages(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Re
     return await relay(gw, ANTHROPIC_MESSAGES, key, body, peek)
 
 
-async def count_tokens(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
+async def count_tokens(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     """Asked natively of the model's Anthropic or Gemini channel; estimated locally otherwise."""
     req = parse_request(ANTHROPIC_MESSAGES, body)
     gw.authorize_model(key, req.model)
@@ -33,6 +33,6 @@ async def count_tokens(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -
 
 
 ROUTES = [
-    ("POST", "/v1/messages", Route(messages, key=anthropic_key, body_limit=GENERATION_BODY)),
-    ("POST", "/v1/messages/count_tokens", Route(count_tokens, key=anthropic_key, body_limit=GENERATION_BODY)),
+    Route("POST", "/v1/messages", messages, key=anthropic_key, body_limit=GENERATION_BODY),
+    Route("POST", "/v1/messages/count_tokens", count_tokens, key=anthropic_key, body_limit=GENERATION_BODY),
 ]

@@ -25,6 +25,7 @@ from polyrelay.server.asgi import (
     Receive, Scope, Send, header, read_body, send_reply, send_stream, too_large,
 )
 from polyrelay.server.route import Route
+from polyrelay.server.router import Router
 from polyrelay.store.db import create_engine, driver_reason, migrate
 from polyrelay.store.keys import upsert_config_keys
 
@@ -34,15 +35,15 @@ _CLOSE = (b"connection", b"close")
 _DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unavailable; try again shortly")
 
 
-def _routes() -> dict[tuple[str, str], Route]:
-    routes: dict[tuple[str, str], Route] = {}
+def _router() -> Router:
+    routes: list[Route] = []
     for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
                            (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI)):
-        for method, path, route in table:
+        for route in table:
             if route.errors is None:
                 route.errors = surface
-            routes[(method, path)] = route
-    return routes
+            routes.append(route)
+    return Router(routes)
 
 
 class App:
@@ -51,8 +52,7 @@ class App:
         self.database_url = database_url
         self.migrate_on_start = migrate_on_start
         self.gateway: Gateway | None = None
-        self.routes = _routes()
-        self.prefix_routes = [(path, route) for (m, path), route in self.routes.items() if path.endswith("/")]
+        self.router = _router()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -61,15 +61,6 @@ class App:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
-    def _match(self, method: str, path: str) -> Route | None:
-        route = self.routes.get((method, path))
-        if route is not None:
-            return route
-        for (m, p), r in self.routes.items():
-            if m == method and p.endswith("/") and path.startswith(p) and len(path) > len(p):
-                return r
-        return None
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Who is calling is settled from the headers before a byte of the body is read: a caller
         without a valid key never makes the server hold a body (the connection is closed instead)."""
@@ -77,14 +68,16 @@ class App:
         ctx = logs.begin_request()
         rid = (b"x-request-id", ctx.id.encode())
         path = scope["path"]
-        route = self._match(scope["method"], path)
+        found = self.router.match(scope["method"], path)
+        route = found[0] if found is not None else None
         errors: ModuleType = route.error_module(scope) if route else openai_chat
         # a body may be waiting on the socket: answered without reading it, the connection is closed
         # after the answer (server.http_protocol), so the answer must say so or a client reuses it
         unread = _declares_body(scope)
         try:
-            if route is None:
+            if found is None:
                 raise self._not_found(scope["method"], path)
+            route, params = found
             gateway = self.gateway
             assert gateway is not None, "lifespan did not run"
             key = None if route.key is None else await gateway.keys.authenticate(route.key(scope))
@@ -97,7 +90,7 @@ class App:
                     raise too_large(route.body_limit)
                 body = await read_body(receive, route.body_limit)
                 unread = False
-            reply = await route.handler(gateway, scope, body, key)
+            reply = await route.handler(gateway, scope, body, key, params)
         except GatewayError as err:
             _access(ctx, scope, await self._fail(send, errors, err, unread, rid), started)
             return
@@ -133,20 +126,17 @@ class App:
     def error_module_for(self, scope: Scope) -> ModuleType:
         """The protocol that renders errors for a request the HTTP layer refuses before the app sees it
         (headers too large, too slow): the route's, from what is known of the request so far."""
-        route = self._match(scope.get("method", "GET"), scope.get("path", ""))
-        if route is None:
-            for (_, p), r in self.routes.items():   # the method may not be known yet
-                if p == scope.get("path") or (p.endswith("/") and scope.get("path", "").startswith(p)):
-                    route = r
-                    break
+        path = scope.get("path", "")
+        found = self.router.match(scope.get("method", "GET"), path)
+        route = found[0] if found is not None else self.router.match_any_method(path)   # method not known yet
         return route.error_module(scope) if route else openai_chat
 
     def _not_found(self, method: str, path: str) -> GatewayError:
-        if any(p == path for (_, p) in self.routes):
+        if self.router.method_not_allowed(path):
             return GatewayError(405, "invalid_request", f"method {method} is not allowed on {path}")
         # its own code: OpenAI's renderer would otherwise call any not_found "model_not_found"
         hint = ""
-        if self._match(method, "/v1" + path) is not None:   # an OpenAI base_url without /v1
+        if self.router.match(method, "/v1" + path) is not None:   # an OpenAI base_url without /v1
             hint = f" (did you mean /v1{path}? OpenAI SDKs take the base URL with /v1 at the end)"
         return GatewayError(404, "not_found", f"unknown request URL: {method} {path}{hint}", code="unknown_url")
 

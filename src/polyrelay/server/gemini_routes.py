@@ -14,28 +14,31 @@ from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import GEMINI
 from polyrelay.server.asgi import Scope
 from polyrelay.server.keys import gemini_key, query_params
-from polyrelay.server.route import GENERATION_BODY, Route
+from polyrelay.server.route import GENERATION_BODY, Params, Route
 from polyrelay.store.keys import KeyRecord
 
 _METHODS = ("generateContent", "streamGenerateContent", "countTokens")
 
 
-def _model_and_method(path: str) -> tuple[str, str]:
-    tail = path.split("/models/", 1)[1]
-    model, sep, method = tail.rpartition(":")
-    if not sep or not model or method not in _METHODS:
-        raise GatewayError(404, "not_found", f"unknown method in {path}: use one of {', '.join(_METHODS)}")
-    return model, method
+def _unknown_method(path: str) -> GatewayError:
+    return GatewayError(404, "not_found", f"unknown method in {path}: use one of {', '.join(_METHODS)}")
 
 
-async def model_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply | StreamReply:
-    model, method = _model_and_method(scope["path"])
+async def model_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
+    model, method = params["model"], params["method"]
+    if not model or method not in _METHODS:
+        raise _unknown_method(scope["path"])
     if method == "countTokens":
         return await _count_tokens(gw, key, model, body)
     stream = method == "streamGenerateContent"
     client_sse = query_params(scope).get("alt") == "sse"
     peek = gemini_passthrough.peek_request(body, model, stream)
     return await relay(gw, GEMINI, key, body, peek, client_sse=client_sse or not stream)
+
+
+async def no_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
+    """A POST under models/ without `:{method}`: the Gemini-shaped 404 that names the methods."""
+    raise _unknown_method(scope["path"])
 
 
 async def _count_tokens(gw: Gateway, key: KeyRecord, model: str, body: bytes) -> Reply:
@@ -46,12 +49,12 @@ async def _count_tokens(gw: Gateway, key: KeyRecord, model: str, body: bytes) ->
     return await count_tokens(gw, GEMINI, key, req, body)
 
 
-async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
+async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     return Reply(200, model_lists.gemini_list(gw.models_for(key)))
 
 
-async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
-    model = scope["path"].removeprefix("/v1beta/models/")
+async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
+    model = params["model"]
     if model not in gw.models_for(key):
         raise GatewayError(404, "not_found", f"model 'models/{model}' is not found for this key")
     return Reply(200, msgspec.json.encode(model_lists.gemini_model(model)))
@@ -59,8 +62,12 @@ async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> R
 
 # one route serves generateContent, streamGenerateContent and countTokens: the generation cap
 ROUTES = [
-    ("POST", "/v1beta/models/", Route(model_method, key=gemini_key, body_limit=GENERATION_BODY)),
-    ("POST", "/v1/models/", Route(model_method, key=gemini_key, body_limit=GENERATION_BODY)),
-    ("GET", "/v1beta/models", Route(list_models, key=gemini_key)),
-    ("GET", "/v1beta/models/", Route(get_model, key=gemini_key)),
+    Route("POST", "/v1beta/models/{model:path}:{method}", model_method, key=gemini_key, body_limit=GENERATION_BODY),
+    Route("POST", "/v1/models/{model:path}:{method}", model_method, key=gemini_key, body_limit=GENERATION_BODY),
+    # the same head (key, body cap) as the generation route: a caller finds out the path is wrong
+    # the way it would find out anything else
+    Route("POST", "/v1beta/models/{rest:path}", no_method, key=gemini_key, body_limit=GENERATION_BODY),
+    Route("POST", "/v1/models/{rest:path}", no_method, key=gemini_key, body_limit=GENERATION_BODY),
+    Route("GET", "/v1beta/models", list_models, key=gemini_key),
+    Route("GET", "/v1beta/models/{model:path}", get_model, key=gemini_key),
 ]

@@ -8,6 +8,7 @@ from types import ModuleType
 
 import msgspec
 
+from polyrelay.billing.usage import DAY_MS, spent_micros
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import model_lists, openai_chat_passthrough
 from polyrelay.relay import surfaces
@@ -17,14 +18,14 @@ from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import OPENAI_CHAT
 from polyrelay.server.asgi import Scope, header
 from polyrelay.server.keys import anthropic_key, bearer, gemini_key, query_params
-from polyrelay.server.route import GENERATION_BODY, Route
+from polyrelay.server.route import GENERATION_BODY, Params, Route
 from polyrelay.store.keys import KeyRecord
-from polyrelay.store.logs import charged_between
 
 _UNLIMITED_USD = 100_000_000.0
 
 
-async def chat_completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply | StreamReply:
+async def chat_completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord,
+                           params: Params) -> Reply | StreamReply:
     return await relay(gw, OPENAI_CHAT, key, body, openai_chat_passthrough.peek_request(body))
 
 
@@ -47,7 +48,7 @@ def list_key(scope: Scope) -> str | None:
     return {"anthropic": anthropic_key, "gemini": gemini_key}.get(list_shape(scope), bearer)(scope)
 
 
-async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
+async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     shape = list_shape(scope)
     models = gw.models_for(key)
     if shape == "anthropic":
@@ -57,9 +58,9 @@ async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) ->
     return Reply(200, model_lists.openai_list([(m, gw.channel_type(m)) for m in models]))
 
 
-async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
+async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     shape = list_shape(scope)
-    model = scope["path"].removeprefix("/v1/models/").removeprefix("models/")
+    model = params["model"].removeprefix("models/")
     if model not in gw.models_for(key):
         raise GatewayError(404, "not_found", f"model '{model}' does not exist or this key may not use it",
                            param="model")
@@ -70,7 +71,7 @@ async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> R
     return Reply(200, msgspec.json.encode(model_lists.openai_model(model, gw.channel_type(model))))
 
 
-async def billing_subscription(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
+async def billing_subscription(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     limit = _UNLIMITED_USD if key.quota_micros is None else key.quota_micros / 1_000_000
     return Reply(200, msgspec.json.encode({
         "object": "billing_subscription", "has_payment_method": True,
@@ -90,24 +91,23 @@ def _day_ms(value: str | None, name: str, default: int) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
 
 
-async def billing_usage(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord) -> Reply:
+async def billing_usage(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     """`total_usage` in cents spent by this key from start_date to end_date (both days included)."""
-    params = query_params(scope)
-    start = _day_ms(params.get("start_date"), "start_date", 0)
-    end = _day_ms(params.get("end_date"), "end_date", int(time.time() * 1000)) + 86_400_000
+    query = query_params(scope)
+    start = _day_ms(query.get("start_date"), "start_date", 0)
+    end = _day_ms(query.get("end_date"), "end_date", int(time.time() * 1000)) + DAY_MS
     if end <= start:
         raise GatewayError(400, "invalid_request", "'end_date' is before 'start_date'", param="end_date")
-    await gw.ledger.flush()
-    micros = await charged_between(gw.engine, key.id, start, end)
+    micros = await spent_micros(gw.ledger, gw.engine, key.id, start, end)
     return Reply(200, msgspec.json.encode({"object": "list", "total_usage": micros / 10_000}))
 
 
 ROUTES = [
-    ("POST", "/v1/chat/completions", Route(chat_completions, key=bearer, body_limit=GENERATION_BODY)),
-    ("GET", "/v1/models", Route(list_models, key=list_key, errors=list_errors)),
-    ("GET", "/v1/models/", Route(get_model, key=list_key, errors=list_errors)),
-    ("GET", "/v1/dashboard/billing/subscription", Route(billing_subscription, key=bearer)),
-    ("GET", "/dashboard/billing/subscription", Route(billing_subscription, key=bearer)),
-    ("GET", "/v1/dashboard/billing/usage", Route(billing_usage, key=bearer)),
-    ("GET", "/dashboard/billing/usage", Route(billing_usage, key=bearer)),
+    Route("POST", "/v1/chat/completions", chat_completions, key=bearer, body_limit=GENERATION_BODY),
+    Route("GET", "/v1/models", list_models, key=list_key, errors=list_errors),
+    Route("GET", "/v1/models/{model:path}", get_model, key=list_key, errors=list_errors),
+    Route("GET", "/v1/dashboard/billing/subscription", billing_subscription, key=bearer),
+    Route("GET", "/dashboard/billing/subscription", billing_subscription, key=bearer),
+    Route("GET", "/v1/dashboard/billing/usage", billing_usage, key=bearer),
+    Route("GET", "/dashboard/billing/usage", billing_usage, key=bearer),
 ]

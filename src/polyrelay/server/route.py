@@ -5,7 +5,7 @@ protocol its errors are rendered in."""
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -22,18 +22,24 @@ GENERATION_BODY = int(os.environ.get("POLYRELAY_MAX_BODY_MB", "64")) * 1024 * 10
 SMALL_BODY = 64 * 1024   # admin definitions and other small JSON
 NO_BODY = 0              # the body is never read
 
-# handler(gateway, scope, body, key) -> reply; key is None on routes without a key reader
-Handler = Callable[["Gateway", Scope, bytes, "KeyRecord | None"], Awaitable["Reply | StreamReply"]]
+Params = Mapping[str, str]   # a path's `{name}` values
+
+# handler(gateway, scope, body, key, params) -> reply; key is None on routes without a key reader,
+# params are the path's `{name}` values (server.router)
+Handler = Callable[["Gateway", Scope, bytes, "KeyRecord | None", Params],
+                   Awaitable["Reply | StreamReply"]]
 KeyReader = Callable[[Scope], "str | None"]
 Guard = Callable[[Scope], None]   # raises a GatewayError (the admin token check)
 ErrorShape = Surface | Callable[[Scope], ModuleType]
 
 
 class Route:
-    __slots__ = ("handler", "key", "guard", "body_limit", "errors")
+    __slots__ = ("method", "path", "handler", "key", "guard", "body_limit", "errors")
 
-    def __init__(self, handler: Handler, *, key: KeyReader | None = None, guard: Guard | None = None,
-                 body_limit: int = NO_BODY, errors: ErrorShape | None = None) -> None:
+    def __init__(self, method: str, path: str, handler: Handler, *, key: KeyReader | None = None,
+                 guard: Guard | None = None, body_limit: int = NO_BODY, errors: ErrorShape | None = None) -> None:
+        self.method = method
+        self.path = path              # a literal path or a pattern with `{name}` parts (server.router)
         self.handler = handler
         self.key = key                # the caller's key from the headers; authenticated before the body
         self.guard = guard            # or another check of the headers, also before the body

@@ -1,4 +1,6 @@
-"""Calling an upstream channel with the pooled client, and how its failures map to errors."""
+"""Calling an upstream channel with the pooled client, and how its failures map to errors: every read
+or write of an upstream exchange runs inside `upstream_errors`, the one place a transport failure
+becomes a GatewayError."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ import math
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
+from types import TracebackType
 
-from polyrelay.channels import Channel
+from polyrelay.channels import Channel, UpstreamRequest
 from polyrelay.errors import GatewayError
-from polyrelay.http_client import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, UpstreamTooLarge
+from polyrelay.upstream.client import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, UpstreamTooLarge
 
 
 def transport_error(exc: BaseException, channel_name: str) -> GatewayError:
@@ -27,6 +30,31 @@ def transport_error(exc: BaseException, channel_name: str) -> GatewayError:
                         retryable=True)
 
 
+class upstream_errors:   # lower case: it reads as a statement, `with upstream_errors(...)`
+    """Turns a transport failure inside the block into `transport_error` for the channel, raised in
+    its place; with `closing`, the response is closed on any exception (a failed or cancelled read
+    must not leave the upstream generating for nobody). A class, not @contextmanager: it is on the
+    request path and costs a fraction of a generator-based one."""
+
+    __slots__ = ("_name", "_closing")
+
+    def __init__(self, channel_name: str, closing: UpstreamResponse | None = None) -> None:
+        self._name = channel_name
+        self._closing = closing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            return
+        if self._closing is not None:
+            self._closing.close()
+        if isinstance(exc, TRANSPORT_ERRORS):
+            raise transport_error(exc, self._name) from None
+
+
 async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model: str,
                         body: bytes, stream: bool, parse_error: Callable[[int, bytes], GatewayError],
                         url: str | None = None, extra_headers: dict[str, str] | None = None) -> UpstreamResponse:
@@ -37,14 +65,15 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
     other 4xx are the client's and are passed on, scrubbed of the channel's secrets.
     """
     timeouts = channel.stream_timeouts if stream else channel.timeouts
-    try:
-        headers = channel.headers(channel.next_key())
-        if extra_headers:
-            headers = {**headers, **extra_headers}
-        resp = await client.post(url or channel.url(upstream_model, stream), headers, body, timeouts,
-                                 proxy=channel.config.proxy)
-    except TRANSPORT_ERRORS as exc:
-        raise transport_error(exc, channel.name) from None
+    url = url or channel.url("generate", upstream_model, stream)
+    headers = channel.headers(channel.next_key())
+    if extra_headers:
+        headers = {**headers, **extra_headers}
+    if channel.signs:   # last, over exactly what is sent (SigV4 signs the URL, headers and body)
+        signed = channel.prepare(UpstreamRequest(url, headers, body))
+        url, headers, body = signed.url, signed.headers, signed.body
+    with upstream_errors(channel.name):
+        resp = await client.post(url, headers, body, timeouts, proxy=channel.config.proxy)
     if resp.status < 300:
         return resp
     # Built by a function and raised here, never held in a local of this frame: a frame that
@@ -55,11 +84,10 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
 
 async def _refusal(resp: UpstreamResponse, channel: Channel,
                    parse_error: Callable[[int, bytes], GatewayError]) -> GatewayError:
-    """The error for an upstream's non-2xx answer; only the head of its body is read."""
-    try:
+    """The error for an upstream's non-2xx answer; only the head of its body is read (a transport
+    failure reading it is raised as that failure's error)."""
+    with upstream_errors(channel.name):
         error_body = await resp.read_head()
-    except TRANSPORT_ERRORS as exc:
-        return transport_error(exc, channel.name)
     if resp.status < 400:   # a redirect: relays do not follow them, the channel's base_url is wrong
         return GatewayError(502, "upstream", f"upstream channel '{channel.name}' answered with a redirect "
                             f"(HTTP {resp.status}); check its base_url", retryable=True)
@@ -110,10 +138,8 @@ def retry_after(resp: UpstreamResponse) -> tuple[int | None, int | None]:
 
 async def read_all(resp: UpstreamResponse, channel: Channel) -> bytes:
     """The whole body of a 2xx upstream response; transport failures are retryable errors."""
-    try:
+    with upstream_errors(channel.name):
         return await resp.read()
-    except TRANSPORT_ERRORS as exc:
-        raise transport_error(exc, channel.name) from None
 
 
 def earliest_retry(errors: list[GatewayError]) -> tuple[int | None, int | None]:

@@ -1,0 +1,72 @@
+"""What the gateway serves and at what price: channels (and the router over them), prices, and the
+keys the config declares. Read through one object so that it can be replaced whole: `reload(config)`
+builds the new state first and swaps it in with one assignment, so a request sees the old catalog
+or the new one, never a mix (a request that already took the router keeps it to its end).
+Built from the YAML config at start today; the control plane and multi-node work will write it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from polyrelay.billing.prices import Price, price_table, served_prices
+from polyrelay.channels import Channel, build_channel
+from polyrelay.config import Config, KeyConfig
+from polyrelay.routing.router import Router
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    channels: tuple[Channel, ...]
+    router: Router
+    prices: dict[str, Price]
+    unpriced: tuple[str, ...]     # served models without a price
+    unpriced_free: bool           # served free (else refused until priced)
+    keys: tuple[KeyConfig, ...]
+
+
+def _snapshot(config: Config) -> _Snapshot:
+    channels = [build_channel(c) for c in config.channels]
+    prices, unpriced = served_prices(price_table(config.prices), config.channels)
+    return _Snapshot(tuple(channels), Router(channels), prices, tuple(unpriced), config.unpriced == "free",
+                     tuple(config.keys))
+
+
+class Catalog:
+    __slots__ = ("_now",)
+
+    def __init__(self, config: Config) -> None:
+        self._now = _snapshot(config)
+
+    def reload(self, config: Config) -> None:
+        """Replace channels, routing (circuit-breaker state starts afresh), prices and config keys."""
+        self._now = _snapshot(config)
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return self._now.channels
+
+    @property
+    def router(self) -> Router:
+        return self._now.router
+
+    @property
+    def prices(self) -> dict[str, Price]:
+        return self._now.prices
+
+    @property
+    def unpriced(self) -> tuple[str, ...]:
+        return self._now.unpriced
+
+    @property
+    def unpriced_free(self) -> bool:
+        return self._now.unpriced_free
+
+    @property
+    def keys(self) -> tuple[KeyConfig, ...]:
+        return self._now.keys
+
+    def secrets(self) -> list[str]:
+        """Every secret the catalog knows (channel keys, proxy credentials, gateway keys): scrubbed
+        from every log line."""
+        now = self._now
+        return [*(s for ch in now.channels for s in ch.secrets), *(k.key for k in now.keys)]
