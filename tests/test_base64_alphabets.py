@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import anthropic_messages, gemini, openai_chat, signatures
-from polyrelay.protocols.common import decode_base64, standard_base64
+from polyrelay.protocols._common import decode_base64, standard_base64
 from sdk_clients import CLIENTS, PNG_1X1
 from servers import Server
 from test_chat_relay import last_upstream_request

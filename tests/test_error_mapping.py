@@ -14,7 +14,6 @@ retryable 502 (relay/upstream.py).
 
 from __future__ import annotations
 
-import importlib
 import json
 import types
 from typing import Any
@@ -22,12 +21,13 @@ from typing import Any
 import pytest
 
 from polyrelay.errors import GatewayError
+from polyrelay.protocols.registry import PROTOCOLS
 
 CLIENTS = ["openai_chat", "anthropic_messages", "gemini"]
 
 
 def module(name: str) -> Any:
-    return importlib.import_module(f"polyrelay.protocols.{name}")
+    return PROTOCOLS[name]
 
 
 def _body(value: Any) -> bytes:

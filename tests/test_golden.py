@@ -4,7 +4,6 @@ client must get back. Regenerate with `python tests/golden_cases.py` and review 
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from polyrelay.sim import gemini as sim_gemini
 from polyrelay.sim import openai_chat as sim_openai
 from polyrelay.sim.replies import SimReply
 from polyrelay.sim.script import read_script
+from polyrelay.protocols.registry import PROTOCOLS
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p for p in GOLDEN.glob("*__*/*") if p.is_dir())
@@ -27,7 +27,7 @@ UPSTREAM_MODEL = "upstream-model"
 
 
 def module(name: str) -> Any:
-    return importlib.import_module(f"polyrelay.protocols.{name}")
+    return PROTOCOLS[name]
 
 
 def parse_client(client: str, body: bytes, stream: bool) -> Any:

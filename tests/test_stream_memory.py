@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from polyrelay.protocols.anthropic_messages_passthrough import MessagesStreamTap
-from polyrelay.protocols.gemini_passthrough import GeminiStreamTap
-from polyrelay.protocols.openai_chat_passthrough import ChatStreamTap
+from polyrelay.protocols.anthropic_messages.fastpath import MessagesStreamTap
+from polyrelay.protocols.gemini.fastpath import GeminiStreamTap
+from polyrelay.protocols.openai_chat.fastpath import ChatStreamTap
 from polyrelay.relay.convert_path import ConvertingTap
 from test_golden import GOLDEN, module, parse_client
 

@@ -13,7 +13,7 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
-from polyrelay.protocols.passthrough import (
+from polyrelay.protocols._passthrough import (
     decode_answer,
     ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
     quoted_lengths_all, rename_first, text_markers, with_field,

@@ -9,7 +9,7 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
-from polyrelay.protocols.passthrough import (
+from polyrelay.protocols._passthrough import (
     decode_answer,
     RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths, text_markers, rename_first,
     with_field,
@@ -28,27 +28,13 @@ def peek_request(body: bytes) -> RequestPeek:
                        True, max_output, 1)
 
 
-THINKING_SUFFIX = "-thinking"
-_MIN_THINKING_BUDGET = 1024
-
-
 def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool = True) -> bytes:
-    """The body with the model renamed; a `...-thinking` public name turns thinking on (the
-    "Claude Thinking" convention) when the client did not configure it and max_tokens allows."""
+    """The body with the model renamed; an alias's thinking budget (`peek.thinking_budget`, from
+    routing/aliases.py) turns thinking on when the client did not configure it."""
     top = with_field(peek.top, "model", upstream_model)
-    max_tokens = peek.max_output or 0
-    if (peek.model.endswith(THINKING_SUFFIX) and "thinking" not in top
-            and max_tokens > _MIN_THINKING_BUDGET):
-        budget = max(_MIN_THINKING_BUDGET, min(max_tokens // 2, 16_384))
-        top = with_field(top, "thinking", {"type": "enabled", "budget_tokens": budget})
+    if peek.thinking_budget is not None and "thinking" not in top:
+        top = with_field(top, "thinking", {"type": "enabled", "budget_tokens": peek.thinking_budget})
     return msgspec.json.encode(top)
-
-
-def thinking_base_model(public_model: str, upstream_model: str) -> str:
-    """The upstream model of a `...-thinking` name that the channel's model_map does not map."""
-    if public_model.endswith(THINKING_SUFFIX) and upstream_model == public_model:
-        return public_model.removesuffix(THINKING_SUFFIX)
-    return upstream_model
 
 
 class _Usage(msgspec.Struct):

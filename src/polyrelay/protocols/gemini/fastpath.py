@@ -8,17 +8,22 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.protocols import limits
-from polyrelay.protocols.passthrough import (
+from polyrelay.protocols._passthrough import (
     decode_answer,
     ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
     rename_first, text_markers, with_field,
 )
 
 
-def peek_request(body: bytes, model: str, stream: bool) -> RequestPeek:
+def peek_request(body: bytes, model: str, stream: bool, alt: str | None = None) -> RequestPeek:
+    """`model` and `stream` come from the path (`models/{model}:streamGenerateContent`); a stream is
+    SSE with `?alt=sse`, else one JSON array that arrives piece by piece."""
     top = decode_top(body)
     max_output, n = limits.gemini(limits.RawFields(top))
-    return RequestPeek(top, model, stream, True, max_output, n or 1)
+    peek = RequestPeek(top, model, stream, True, max_output, n or 1)
+    if stream and alt != "sse":
+        peek.framing = "json"
+    return peek
 
 
 def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool = True) -> bytes:
