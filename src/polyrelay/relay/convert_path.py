@@ -68,7 +68,11 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
 
         await media.inline_remote_media(req, set(kinds), gw.media_http, allow_private=media.ALLOW_PRIVATE)
     with blame("the request cannot be converted", 400, "invalid_request"):
-        up_body = upstream.render_request(req, upstream_model)
+        up_body, losses = upstream.render_request(req, upstream_model)
+    headers = []
+    if losses:
+        meter.dropped = describe_losses(losses)
+        headers.append((DROPPED_HEADER, _header_value(meter.dropped)))
     names = tool_names_to_restore(req, upstream)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, req.stream, upstream.parse_error)
     if not req.stream:
@@ -86,12 +90,28 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
                     part.name = names.get(part.name, part.name)
         reported = answer.usage.input_tokens or answer.usage.output_tokens
         await meter.succeed(answer.usage if reported else estimated_usage(converted.body, len(data) // 2))
-        return Reply(200, client.render_response(answer, peek.model))
+        return Reply(200, client.render_response(answer, peek.model), headers=headers)
     first = await first_chunk(resp, channel)
     meter.first_byte()
     tap = ConvertingTap(upstream.StreamDecoder(), client.StreamEncoder(peek.model, req, peek.framing), names)
     chunks = relay_stream(resp, first, tap, converted.body, meter, channel, client.render_stream_error)
-    return StreamReply(chunks, content_type="text/event-stream" if peek.framing == "sse" else "application/json")
+    return StreamReply(chunks, content_type="text/event-stream" if peek.framing == "sse" else "application/json",
+                       headers=headers)
+
+
+DROPPED_HEADER = b"x-polyrelay-dropped"
+_HEADER_LIMIT = 2000   # bytes of the header value; the log row keeps the whole text
+
+
+def describe_losses(losses: list[ir.Loss]) -> str:
+    """`field: what (why); ...` in the order the conversion met them, each once."""
+    return "; ".join(dict.fromkeys(f"{loss.field}: {loss.what} ({loss.why})" for loss in losses))
+
+
+def _header_value(text: str) -> bytes:
+    """Printable ASCII only (field names and stop sequences come from the client's body)."""
+    value = text.encode("ascii", "replace")[:_HEADER_LIMIT]
+    return bytes(c if 0x20 <= c < 0x7f else 0x3f for c in value)
 
 
 def tool_names_to_restore(req: ir.Request, upstream: WireProtocol) -> dict[str, str]:
@@ -149,4 +169,4 @@ class ConvertingTap(TapState):
         return b"".join(out)
 
 
-__all__ = ["Converted", "ConvertingTap", "call"]
+__all__ = ["DROPPED_HEADER", "Converted", "ConvertingTap", "call", "describe_losses"]

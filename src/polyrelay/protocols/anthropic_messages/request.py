@@ -10,16 +10,8 @@ from polyrelay import ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import limits, signatures
 from polyrelay.protocols._common import (
-    MIN_THINKING_BUDGET,
-    decode_json_object,
-    dropped,
-    dump_arguments,
-    effort_to_budget,
-    expect,
-    log,
-    parse_arguments,
-    safe_tool_name,
-    short_identifier,
+    MIN_THINKING_BUDGET, decode_json_object, dropped, dump_arguments, effort_to_budget, expect, lost, parse_arguments,
+    parse_with_losses, render_with_losses, safe_tool_name, short_identifier,
 )
 
 DEFAULT_MAX_TOKENS = 4096
@@ -231,12 +223,14 @@ def _unconvertible(b: dict[str, Any]) -> None:
             dropped(name, _ELSEWHERE)
 
 
+@parse_with_losses
 def parse_request(body: bytes) -> ir.Request:
     b = decode_json_object(body)
     _unconvertible(b)
     return _parse(b, need_max_tokens=True)
 
 
+@parse_with_losses
 def parse_count_tokens_request(body: bytes) -> ir.Request:
     return _parse(decode_json_object(body), need_max_tokens=False)
 
@@ -344,13 +338,14 @@ def _thinking(req: ir.Request, max_tokens: int) -> tuple[dict[str, Any] | None, 
         if req.max_tokens is None:
             max_tokens = budget + DEFAULT_MAX_TOKENS
         elif max_tokens <= MIN_THINKING_BUDGET:
-            log.warning("max_tokens %d leaves no room for thinking; thinking off", max_tokens)
+            lost("reasoning", "dropped", f"max_tokens {max_tokens} leaves no room for thinking")
             return None, max_tokens
         else:
             budget = max_tokens - 1
     return {"type": "enabled", "budget_tokens": budget}, max_tokens
 
 
+@render_with_losses
 def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = False) -> bytes:
     if (req.n or 1) > 1:
         raise GatewayError(400, "invalid_request", "n > 1 is not supported by Anthropic models", param="n")
@@ -374,7 +369,7 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
     if choice is not None and req.tools:
         mode = choice.mode
         if thinking and mode in ("required", "tool"):
-            log.warning("forced tool_choice is not allowed with thinking; using auto")
+            lost("tool_choice", "changed", "a forced tool is not allowed with thinking; auto instead")
             mode = "auto"
         tc: dict[str, Any] = {"type": {"auto": "auto", "required": "any", "tool": "tool", "none": "none"}[mode]}
         if mode == "tool":
@@ -398,7 +393,7 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
         if req.top_k is not None:
             body["top_k"] = req.top_k
         if req.top_p is not None and req.temperature is not None and refuses_temperature_with_top_p(upstream_model):
-            log.warning("top_p dropped: %s refuses temperature and top_p together; temperature kept", upstream_model)
+            lost("top_p", "dropped", f"{upstream_model} refuses temperature and top_p together; temperature kept")
         elif req.top_p is not None:
             body["top_p"] = req.top_p
     elif req.top_p is not None:
@@ -414,7 +409,7 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
 
 
 def render_count_tokens_request(req: ir.Request, upstream_model: str) -> bytes:
-    return render_request(req, upstream_model, count_only=True)
+    return render_request(req, upstream_model, count_only=True)[0]
 
 
 COUNT_TOKENS_FIELD = "input_tokens"   # the count in the upstream's count_tokens answer

@@ -10,14 +10,8 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import limits
 from polyrelay.protocols._common import (
-    decode_json_object,
-    dropped,
-    dump_arguments,
-    effort_to_budget,
-    expect,
-    log,
-    parse_arguments,
-    standard_base64,
+    decode_json_object, dropped, dump_arguments, effort_to_budget, expect, lost, parse_arguments, parse_with_losses,
+    render_with_losses, standard_base64,
 )
 from polyrelay.protocols.gemini.wire import SKIP_SIGNATURE, _signature_from_client, get
 
@@ -172,6 +166,7 @@ def _tool_choice(tool_config: Any) -> ir.ToolChoice | None:
     return ir.ToolChoice("required" if mode == "ANY" else "auto", allowed=allowed or None)
 
 
+@parse_with_losses
 def parse_request(body: bytes) -> ir.Request:
     """The model lives in the URL: the relay sets `model` and `stream`."""
     b = decode_json_object(body)
@@ -254,6 +249,7 @@ def _parse_fields(b: dict[str, Any]) -> ir.Request:
         include_usage=True)
 
 
+@parse_with_losses
 def parse_count_tokens_request(body: bytes) -> ir.Request:
     b = decode_json_object(body)
     inner = get(b, "generateContentRequest")
@@ -268,7 +264,7 @@ def count_tokens_call(base_url: str, req: ir.Request, upstream_model: str, same_
     url = f"{base_url}/v1beta/models/{upstream_model}:countTokens"
     if same_body is not None:
         return url, same_body  # the model lives in the URL: the client's body goes as it is
-    inner = msgspec.json.decode(render_request(req, upstream_model))
+    inner = msgspec.json.decode(render_request(req, upstream_model)[0])
     # countTokens takes `contents` alone at the top; system, tools and config only inside this
     return url, msgspec.json.encode({"generateContentRequest": {"model": f"models/{upstream_model}", **inner}})
 
@@ -322,6 +318,7 @@ def tool_name(name: str) -> str:
     return name
 
 
+@render_with_losses
 def render_request(req: ir.Request, upstream_model: str) -> bytes:
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
@@ -359,8 +356,8 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
             cfg[key] = value
     if req.stop:
         if len(req.stop) > 5:
-            log.warning("stop: Gemini takes at most 5 sequences; dropped %d (%.200r)",
-                        len(req.stop) - 5, req.stop[5:])
+            lost("stop", "dropped", f"Gemini takes at most 5 sequences; dropped {len(req.stop) - 5} "
+                                    f"({req.stop[5:]!r:.200})")
         cfg["stopSequences"] = req.stop[:5]
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":

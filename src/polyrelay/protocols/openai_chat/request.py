@@ -9,15 +9,8 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import limits, signatures
 from polyrelay.protocols._common import (
-    budget_to_effort,
-    data_url,
-    decode_json_object,
-    dropped,
-    expect,
-    log,
-    safe_tool_name,
-    short_identifier,
-    split_data_url,
+    budget_to_effort, data_url, decode_json_object, dropped, expect, lost, parse_with_losses, render_with_losses,
+    safe_tool_name, short_identifier, split_data_url,
 )
 
 # `user` longer than this is refused (OpenAI API reference: "maximum length of 64 characters" for the
@@ -220,6 +213,7 @@ def _unconvertible(b: dict[str, Any]) -> None:
         dropped("verbosity", _ELSEWHERE)
 
 
+@parse_with_losses
 def parse_request(body: bytes) -> ir.Request:
     b = decode_json_object(body)
     model = b.get("model")
@@ -302,6 +296,7 @@ def tool_name(name: str) -> str:
     return safe_tool_name(name, 64)
 
 
+@render_with_losses
 def render_request(req: ir.Request, upstream_model: str) -> bytes:
     messages: list[dict[str, Any]] = []
     if req.system:
@@ -330,8 +325,8 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
         dropped("top_k", "OpenAI Chat")
     if req.stop:
         if len(req.stop) > 4:
-            log.warning("stop: OpenAI Chat takes at most 4 sequences; dropped %d (%.200r)",
-                        len(req.stop) - 4, req.stop[4:])
+            lost("stop", "dropped", f"OpenAI Chat takes at most 4 sequences; dropped {len(req.stop) - 4} "
+                                    f"({req.stop[4:]!r:.200})")
         body["stop"] = req.stop[:4]
     if req.tools:
         body["tools"] = [{"type": "function", "function": {
