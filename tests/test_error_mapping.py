@@ -23,7 +23,7 @@ import pytest
 from polyrelay.errors import GatewayError
 from polyrelay.protocols.registry import PROTOCOLS
 
-CLIENTS = ["openai_chat", "anthropic_messages", "gemini"]
+CLIENTS = list(PROTOCOLS)
 
 
 def module(name: str) -> Any:

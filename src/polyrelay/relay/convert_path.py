@@ -72,6 +72,7 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
     headers = []
     if losses:
         meter.dropped = describe_losses(losses)
+        log.warning("the conversion for channel '%s' lost: %s", channel.name, meter.dropped)
         headers.append((DROPPED_HEADER, _header_value(meter.dropped)))
     names = tool_names_to_restore(req, upstream)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, req.stream, upstream.parse_error)

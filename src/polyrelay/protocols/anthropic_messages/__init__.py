@@ -6,8 +6,8 @@ from polyrelay.protocols.anthropic_messages import fastpath
 from polyrelay.protocols.anthropic_messages.errors import parse_error, render_error, render_stream_error
 from polyrelay.protocols.anthropic_messages.fastpath import MessagesStreamTap as StreamTap
 from polyrelay.protocols.anthropic_messages.request import (
-    COUNT_TOKENS_FIELD, count_tokens_call, parse_count_tokens_request, parse_request, render_count_tokens_request, render_count_tokens_response,
-    render_request, tool_name,
+    COUNT_TOKENS_FIELD, count_tokens_call, parse_count_tokens_request, parse_request, render_count_tokens_request,
+    render_count_tokens_response, render_request, tool_name,
 )
 from polyrelay.protocols.anthropic_messages.response import parse_response, render_response
 from polyrelay.protocols.anthropic_messages.stream import StreamDecoder, StreamEncoder

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import msgspec
+
 from polyrelay import ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import limits, signatures
@@ -415,7 +416,8 @@ def render_count_tokens_request(req: ir.Request, upstream_model: str) -> bytes:
 COUNT_TOKENS_FIELD = "input_tokens"   # the count in the upstream's count_tokens answer
 
 
-def count_tokens_call(base_url: str, req: ir.Request, upstream_model: str, same_body: bytes | None) -> tuple[str, bytes]:
+def count_tokens_call(base_url: str, req: ir.Request, upstream_model: str,
+                      same_body: bytes | None) -> tuple[str, bytes]:
     """The upstream count_tokens URL and body (`same_body`: the client's, when it speaks Messages too)."""
     return base_url + "/v1/messages/count_tokens", render_count_tokens_request(req, upstream_model)
 

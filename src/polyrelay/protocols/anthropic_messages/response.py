@@ -5,19 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
 from polyrelay import ids, ir
 from polyrelay.protocols import signatures
-from polyrelay.protocols._common import (
-    decode_json_object,
-    dump_arguments,
-    parse_arguments,
-)
-from polyrelay.protocols.anthropic_messages.wire import (
-    FINISH_FROM,
-    FINISH_TO,
-    usage_from,
-    usage_to,
-)
+from polyrelay.protocols._common import decode_json_object, dump_arguments, parse_arguments
+from polyrelay.protocols.anthropic_messages.wire import FINISH_FROM, FINISH_TO, usage_from, usage_to
 
 
 def parse_response(body: bytes) -> ir.Response:

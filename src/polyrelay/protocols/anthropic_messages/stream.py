@@ -5,18 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import signatures
 from polyrelay.protocols._sse import event_fields, named_event
 from polyrelay.protocols._stream_base import EventDecoder
 from polyrelay.protocols.anthropic_messages.errors import render_stream_error
-from polyrelay.protocols.anthropic_messages.wire import (
-    FINISH_FROM,
-    FINISH_TO,
-    usage_from,
-    usage_to,
-)
+from polyrelay.protocols.anthropic_messages.wire import FINISH_FROM, FINISH_TO, usage_from, usage_to
 
 
 class StreamDecoder(EventDecoder):

@@ -6,7 +6,8 @@ from polyrelay.protocols.gemini import fastpath
 from polyrelay.protocols.gemini.errors import parse_error, render_error, render_stream_error
 from polyrelay.protocols.gemini.fastpath import GeminiStreamTap as StreamTap
 from polyrelay.protocols.gemini.request import (
-    COUNT_TOKENS_FIELD, count_tokens_call, parse_count_tokens_request, parse_request, render_count_tokens_response, render_request, tool_name,
+    COUNT_TOKENS_FIELD, count_tokens_call, parse_count_tokens_request, parse_request, render_count_tokens_response,
+    render_request, tool_name,
 )
 from polyrelay.protocols.gemini.response import parse_response, render_response
 from polyrelay.protocols.gemini.stream import StreamDecoder, StreamEncoder

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
 from polyrelay.errors import GatewayError
 
 _STATUS_BY_KIND = {

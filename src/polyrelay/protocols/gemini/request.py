@@ -6,6 +6,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 import msgspec
+
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import limits
@@ -259,7 +260,8 @@ def parse_count_tokens_request(body: bytes) -> ir.Request:
 COUNT_TOKENS_FIELD = "totalTokens"   # the count in the upstream's countTokens answer
 
 
-def count_tokens_call(base_url: str, req: ir.Request, upstream_model: str, same_body: bytes | None) -> tuple[str, bytes]:
+def count_tokens_call(base_url: str, req: ir.Request, upstream_model: str,
+                      same_body: bytes | None) -> tuple[str, bytes]:
     """The upstream countTokens URL and body (`same_body`: the client's, when it speaks Gemini too)."""
     url = f"{base_url}/v1beta/models/{upstream_model}:countTokens"
     if same_body is not None:

@@ -5,21 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
 from polyrelay import ids, ir
 from polyrelay.protocols import signatures
-from polyrelay.protocols._common import (
-    decode_json_object,
-    dump_arguments,
-    parse_arguments,
-)
-from polyrelay.protocols.gemini.wire import (
-    FINISH_TO,
-    client_signature,
-    finish_from,
-    get,
-    usage_from,
-    usage_to,
-)
+from polyrelay.protocols._common import decode_json_object, dump_arguments, parse_arguments
+from polyrelay.protocols.gemini.wire import FINISH_TO, client_signature, finish_from, get, usage_from, usage_to
 
 
 def response_parts(raw: list[Any]) -> list[ir.Part]:

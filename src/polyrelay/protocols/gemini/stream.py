@@ -6,19 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
 from polyrelay import ids, ir
 from polyrelay.protocols import signatures
 from polyrelay.protocols._common import parse_arguments
 from polyrelay.protocols._stream_base import EventDecoder
 from polyrelay.protocols.gemini.response import response_parts
-from polyrelay.protocols.gemini.wire import (
-    FINISH_TO,
-    client_signature,
-    finish_from,
-    get,
-    usage_from,
-    usage_to,
-)
+from polyrelay.protocols.gemini.wire import FINISH_TO, client_signature, finish_from, get, usage_from, usage_to
 
 
 class StreamDecoder(EventDecoder):

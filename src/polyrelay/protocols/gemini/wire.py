@@ -8,10 +8,7 @@ from typing import Any
 
 from polyrelay import ir
 from polyrelay.protocols import signatures
-from polyrelay.protocols._common import (
-    decode_base64,
-    log,
-)
+from polyrelay.protocols._common import decode_base64, log
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 FINISH_FROM: dict[str, ir.FinishReason] = {"STOP": "stop", "MAX_TOKENS": "length", "CONTINUATION": "length"}

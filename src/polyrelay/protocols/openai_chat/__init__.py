@@ -6,7 +6,8 @@ from polyrelay.protocols.openai_chat import fastpath
 from polyrelay.protocols.openai_chat.errors import error_body, parse_error, render_error, render_stream_error
 from polyrelay.protocols.openai_chat.fastpath import ChatStreamTap as StreamTap
 from polyrelay.protocols.openai_chat.request import (
-    COUNT_TOKENS_FIELD, count_tokens_call, parse_count_tokens_request, render_count_tokens_response, parse_request, render_request, tool_name,
+    COUNT_TOKENS_FIELD, count_tokens_call, parse_count_tokens_request, parse_request, render_count_tokens_response,
+    render_request, tool_name,
 )
 from polyrelay.protocols.openai_chat.response import parse_response, render_response
 from polyrelay.protocols.openai_chat.stream import StreamDecoder, StreamEncoder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+
 from polyrelay.errors import GatewayError
 
 _TYPE_BY_KIND = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import limits, signatures

@@ -6,17 +6,12 @@ import time
 from typing import Any
 
 import msgspec
+
 from polyrelay import ids, ir
 from polyrelay.protocols import signatures
-from polyrelay.protocols._common import (
-    decode_json_object,
-)
+from polyrelay.protocols._common import decode_json_object
 from polyrelay.protocols.openai_chat.request import _assistant_parts
-from polyrelay.protocols.openai_chat.wire import (
-    FINISH_FROM_CHAT,
-    usage_from_chat,
-    usage_to_chat,
-)
+from polyrelay.protocols.openai_chat.wire import FINISH_FROM_CHAT, usage_from_chat, usage_to_chat
 
 
 def parse_response(body: bytes) -> ir.Response:

@@ -6,17 +6,14 @@ import time
 from typing import Any
 
 import msgspec
+
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import signatures
 from polyrelay.protocols._sse import data_event
 from polyrelay.protocols._stream_base import EventDecoder
 from polyrelay.protocols.openai_chat.errors import render_stream_error
-from polyrelay.protocols.openai_chat.wire import (
-    FINISH_FROM_CHAT,
-    usage_from_chat,
-    usage_to_chat,
-)
+from polyrelay.protocols.openai_chat.wire import FINISH_FROM_CHAT, usage_from_chat, usage_to_chat
 
 
 class StreamDecoder(EventDecoder):
