@@ -136,3 +136,12 @@ def test_every_protocol_package_has_the_same_files() -> None:
     for name in PROTOCOLS:
         package = SRC / "polyrelay" / "protocols" / name
         assert {p.name for p in package.glob("*.py")} == expected, name
+
+
+def test_private_protocol_modules_stay_inside_protocols() -> None:
+    """`protocols/_*.py` are the packages' shared internals; the relay gets what it needs from
+    `polyrelay.protocols` and the registry."""
+    outside = {name: sorted(i for i in _top_level_imports(name, ast.parse(path.read_text()))
+                            if i.startswith("polyrelay.protocols._"))
+               for name, path in MODULES.items() if not name.startswith("polyrelay.protocols")}
+    assert {name: hits for name, hits in outside.items() if hits} == {}

@@ -11,7 +11,7 @@ from polyrelay import ir
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import MALFORMED, GatewayError, blame
-from polyrelay.protocols._passthrough import RequestPeek, TapState
+from polyrelay.protocols import RequestPeek, TapState
 from polyrelay.protocols.registry import PROTOCOLS, WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter

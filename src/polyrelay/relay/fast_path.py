@@ -7,7 +7,7 @@ import msgspec
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
-from polyrelay.protocols._passthrough import RequestPeek, Unreadable
+from polyrelay.protocols import RequestPeek, Unreadable
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply

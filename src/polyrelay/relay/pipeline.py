@@ -9,7 +9,7 @@ from polyrelay.billing.estimate import estimate_prompt_tokens
 from polyrelay.billing.ledger import Reservation
 from polyrelay.billing.prices import Price, covered_output_tokens, max_cost_micros
 from polyrelay.errors import GatewayError
-from polyrelay.protocols._passthrough import RequestPeek
+from polyrelay.protocols import RequestPeek
 from polyrelay.relay import convert_path, fast_path
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter

@@ -11,7 +11,7 @@ from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
 from polyrelay.http_client import TRANSPORT_ERRORS, UpstreamResponse, UpstreamTimeout
-from polyrelay.protocols._sse import EventTooLarge
+from polyrelay.protocols import EventTooLarge
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Producer, Write
 from polyrelay.relay.upstream import transport_error
