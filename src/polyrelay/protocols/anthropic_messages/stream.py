@@ -23,11 +23,10 @@ class StreamDecoder(EventDecoder):
         self._blocks: dict[int, tuple[str, int]] = {}   # block index -> (kind, tool index)
         self._tool_has_input: dict[int, bool] = {}
         self._tools = 0
-        self._raw_usage: dict[str, Any] = {}
+        self.usage: ir.Usage | None = None
 
     def _merge_usage(self, u: dict[str, Any] | None) -> ir.Usage:
-        self._raw_usage.update({k: v for k, v in (u or {}).items() if v is not None})
-        self.usage = usage_from(self._raw_usage)
+        self.usage = usage_from(u, self.usage)
         return self.usage
 
     def _event(self, raw: bytes) -> list[ir.StreamEvent]:
