@@ -57,3 +57,36 @@ def test_a_stream_merges_the_same_on_both_paths(start: dict[str, Any], delta: di
         anthropic_messages.wire.usage_fields(delta))
     if delta:
         assert converted[-1] == expected
+
+
+ints = st.integers(min_value=0, max_value=2_000_000)
+
+
+@given(ints, ints, ints, ints, ints)
+def test_openai_chat_answers_read_the_same_on_both_paths(prompt: int, completion: int, cached: int, written: int,
+                                                         reasoning: int) -> None:
+    from polyrelay.protocols import openai_chat
+
+    body = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                  "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
+                  "completion_tokens_details": {"reasoning_tokens": reasoning}}}).encode()
+    converted = openai_chat.parse_response(body).usage
+    assert openai_chat.fastpath.usage_of(body, whole=True) == converted
+    assert (converted.input_tokens, converted.cache_write_tokens) == (prompt, written)
+
+
+@given(ints, ints, ints, ints, ints)
+def test_gemini_answers_read_the_same_on_both_paths(prompt: int, candidates: int, thoughts: int, cached: int,
+                                                    tool_prompt: int) -> None:
+    from polyrelay.protocols import gemini
+
+    body = json.dumps({"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]},
+                                       "finishReason": "STOP", "index": 0}],
+                       "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": candidates,
+                                         "thoughtsTokenCount": thoughts, "cachedContentTokenCount": cached,
+                                         "toolUsePromptTokenCount": tool_prompt}}).encode()
+    converted = gemini.parse_response(body).usage
+    assert gemini.fastpath.usage_of(body, whole=True) == converted
+    assert converted.output_tokens == candidates + thoughts   # thoughts billed as output

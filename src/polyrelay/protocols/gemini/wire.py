@@ -6,6 +6,8 @@ import base64
 import re
 from typing import Any
 
+import msgspec
+
 from polyrelay import ir
 from polyrelay.protocols import signatures
 from polyrelay.protocols._common import decode_base64, log
@@ -60,13 +62,35 @@ def _signature_from_client(value: str) -> tuple[str, str, bool]:
 
 
 
+class UsageMetadata(msgspec.Struct):
+    """Gemini's usageMetadata (camelCase, as Gemini answers)."""
+
+    promptTokenCount: int = 0
+    candidatesTokenCount: int = 0
+    thoughtsTokenCount: int = 0
+    cachedContentTokenCount: int = 0
+    toolUsePromptTokenCount: int = 0
+
+
+def usage_rule(prompt: int, candidates: int, thoughts: int, cached: int, tool_use_prompt: int) -> ir.Usage:
+    """The one usage rule, for the converter, the stream decoder and the fast path."""
+    # thoughts are not part of candidatesTokenCount: add them, or reasoning goes unbilled
+    return ir.Usage(input_tokens=prompt + tool_use_prompt, output_tokens=candidates + thoughts,
+                    cache_read_tokens=cached, reasoning_tokens=thoughts)
+
+
+def usage_to_ir(u: UsageMetadata) -> ir.Usage:
+    return usage_rule(u.promptTokenCount, u.candidatesTokenCount, u.thoughtsTokenCount, u.cachedContentTokenCount,
+                      u.toolUsePromptTokenCount)
+
+
 def usage_from(u: Any) -> ir.Usage:
+    """Usage from an already-parsed body (camelCase or snake_case), by the same rule."""
     if not isinstance(u, dict):
         return ir.Usage()
-    thoughts = int(get(u, "thoughtsTokenCount", 0))
-    return ir.Usage(input_tokens=int(get(u, "promptTokenCount", 0)) + int(get(u, "toolUsePromptTokenCount", 0)),
-                    output_tokens=int(get(u, "candidatesTokenCount", 0)) + thoughts,
-                    cache_read_tokens=int(get(u, "cachedContentTokenCount", 0)), reasoning_tokens=thoughts)
+    return usage_rule(int(get(u, "promptTokenCount", 0)), int(get(u, "candidatesTokenCount", 0)),
+                      int(get(u, "thoughtsTokenCount", 0)), int(get(u, "cachedContentTokenCount", 0)),
+                      int(get(u, "toolUsePromptTokenCount", 0)))
 
 
 def usage_to(u: ir.Usage) -> dict[str, int]:
