@@ -8,7 +8,7 @@ from polyrelay.protocols import anthropic_messages, openai_chat
 
 
 def _render(body: dict, model: str) -> dict:
-    return json.loads(anthropic_messages.render_request(openai_chat.parse_request(json.dumps(body).encode()), model))
+    return json.loads(anthropic_messages.render_request(openai_chat.parse_request(json.dumps(body).encode()), model)[0])
 
 
 def test_sampling_parameters_are_dropped_for_models_that_refuse_them() -> None:

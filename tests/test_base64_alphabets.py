@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import anthropic_messages, gemini, openai_chat, signatures
-from polyrelay.protocols.common import decode_base64, standard_base64
+from polyrelay.protocols._common import decode_base64, standard_base64
 from sdk_clients import CLIENTS, PNG_1X1
 from servers import Server
 from test_chat_relay import last_upstream_request
@@ -53,9 +53,9 @@ def _gemini_image_request(data: str) -> bytes:
 @pytest.mark.parametrize("sent", [URLSAFE, URLSAFE.rstrip("="), STANDARD], ids=["urlsafe", "unpadded", "standard"])
 def test_gemini_image_converts_to_standard_base64_for_anthropic_and_openai(sent: str) -> None:
     req = gemini.parse_request(_gemini_image_request(sent))
-    up = json.loads(anthropic_messages.render_request(req, "claude"))
+    up = json.loads(anthropic_messages.render_request(req, "claude")[0])
     assert up["messages"][0]["content"][1]["source"]["data"] == STANDARD
-    up = json.loads(openai_chat.render_request(req, "gpt"))
+    up = json.loads(openai_chat.render_request(req, "gpt")[0])
     assert up["messages"][0]["content"][1]["image_url"]["url"] == "data:image/png;base64," + STANDARD
 
 
@@ -150,6 +150,6 @@ def test_a_short_user_id_goes_to_openai_as_it_is(gateway: Server, sim_http: http
 def test_a_long_openai_user_goes_to_anthropic_within_its_limit() -> None:
     req = openai_chat.parse_request(json.dumps({"model": "m", "user": "u" * 300,
                                                 "messages": [{"role": "user", "content": "Hi"}]}).encode())
-    sent = json.loads(anthropic_messages.render_request(req, "claude"))["metadata"]["user_id"]
+    sent = json.loads(anthropic_messages.render_request(req, "claude")[0])["metadata"]["user_id"]
     assert sent == hashlib.sha256(b"u" * 300).hexdigest()
 

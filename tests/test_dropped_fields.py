@@ -1,14 +1,16 @@
-"""Fields a converted request cannot carry: dropped with a `polyrelay.convert` warning, or refused
-with a 400 in the client's own error shape (docs/conversion.md, "Requests")."""
+"""Fields a converted request cannot carry: dropped and reported (the `ir.Loss` list that
+render_request returns, which the gateway sends in `x-polyrelay-dropped` and keeps in the request
+log), or refused with a 400 in the client's own error shape (docs/conversion.md, "Requests")."""
 
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
+import httpx
 import pytest
 
+from polyrelay import ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import anthropic_messages, gemini, openai_chat
 
@@ -24,10 +26,18 @@ def _gemini(**fields: Any) -> bytes:
     return json.dumps({"contents": CONTENTS, **fields}).encode()
 
 
+class Lost(list[str]):
+    """The losses of the renders a test made, as `field: what (why)`."""
+
+    def render(self, upstream: Any, req: ir.Request, model: str) -> bytes:
+        body, losses = upstream.render_request(req, model)
+        self.extend(f"{loss.field}: {loss.what} ({loss.why})" for loss in losses)
+        return body  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-def warnings(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.WARNING, logger="polyrelay.convert")
-    return caplog
+def lost() -> Lost:
+    return Lost()
 
 
 # ---- OpenAI Chat client -> Anthropic / Gemini -------------------------------------------------
@@ -39,10 +49,10 @@ def warnings(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 ])
 @pytest.mark.parametrize("upstream", [anthropic_messages, gemini])
 def test_chat_fields_the_client_can_live_without_are_dropped_with_a_warning(
-        warnings: pytest.LogCaptureFixture, field: str, value: Any, upstream: Any) -> None:
-    out = json.loads(upstream.render_request(openai_chat.parse_request(_chat(**{field: value})), "up"))
+        lost: Lost, field: str, value: Any, upstream: Any) -> None:
+    out = json.loads(lost.render(upstream, openai_chat.parse_request(_chat(**{field: value})), "up"))
     assert field not in json.dumps(out)
-    assert any(field in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
+    assert any(field in r and "dropped" in r for r in lost)
 
 
 
@@ -67,55 +77,54 @@ def test_chat_fields_the_client_depends_on_are_a_400(fields: dict[str, Any], par
     assert param in error["message"] or "audio" in error["message"]
 
 
-def test_chat_logprobs_to_gemini_is_a_400_in_the_chat_shape() -> None:
+def test_chat_logprobs_to_gemini_is_a_400_in_the_chat_shape(lost: Lost) -> None:
     with pytest.raises(GatewayError) as info:
-        gemini.render_request(openai_chat.parse_request(_chat(logprobs=True)), "gemini-2.5-flash")
+        lost.render(gemini, openai_chat.parse_request(_chat(logprobs=True)), "gemini-2.5-flash")
     assert info.value.status == 400 and "log probabilities" in info.value.message
 
 
-def test_chat_harmless_metadata_and_defaults_are_not_warned_about(warnings: pytest.LogCaptureFixture) -> None:
+def test_chat_harmless_metadata_and_defaults_are_not_warned_about(lost: Lost) -> None:
     quiet = {"logprobs": False, "top_logprobs": 0, "modalities": ["text"], "store": True,
              "metadata": {"run": "7"}, "user": "u1", "service_tier": None}
     req = openai_chat.parse_request(_chat(**quiet, logit_bias={"1": 5}))
-    anthropic = json.loads(anthropic_messages.render_request(req, "claude-haiku-4-5"))
+    anthropic = json.loads(lost.render(anthropic_messages, req, "claude-haiku-4-5"))
     assert anthropic["metadata"] == {"user_id": "u1"}
-    json.loads(gemini.render_request(req, "gemini-2.5-flash"))
-    assert [r.getMessage() for r in warnings.records] == [
-        "logit_bias has no equivalent in Anthropic or Gemini channels; dropped"]
+    json.loads(lost.render(gemini, req, "gemini-2.5-flash"))
+    assert set(lost) == {"logit_bias: dropped (no equivalent in Anthropic or Gemini channels)"}
 
 
-def test_parallel_tool_calls_false_to_gemini_is_dropped_with_a_warning(warnings: pytest.LogCaptureFixture) -> None:
+def test_parallel_tool_calls_false_to_gemini_is_dropped_with_a_warning(lost: Lost) -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     req = openai_chat.parse_request(_chat(tools=tools, parallel_tool_calls=False))
-    out = json.loads(gemini.render_request(req, "gemini-2.5-flash"))
+    out = json.loads(lost.render(gemini, req, "gemini-2.5-flash"))
     assert out["tools"][0]["functionDeclarations"][0]["name"] == "f"
-    assert any("parallel_tool_calls" in r.getMessage() for r in warnings.records)
-    warnings.clear()
-    anthropic = json.loads(anthropic_messages.render_request(req, "claude-haiku-4-5"))
-    assert anthropic["tool_choice"]["disable_parallel_tool_use"] is True and warnings.records == []
+    assert any("parallel_tool_calls" in r for r in lost)
+    lost.clear()
+    anthropic = json.loads(lost.render(anthropic_messages, req, "claude-haiku-4-5"))
+    assert anthropic["tool_choice"]["disable_parallel_tool_use"] is True and lost == []
 
 
 # ---- stop sequences over the target's limit ----------------------------------------------------
 
 
-def test_six_stop_sequences_to_openai_keep_four_and_warn(warnings: pytest.LogCaptureFixture) -> None:
+def test_six_stop_sequences_to_openai_keep_four_and_warn(lost: Lost) -> None:
     stops = [f"S{i}" for i in range(6)]
     req = anthropic_messages.parse_request(json.dumps(
         {"model": "m", "max_tokens": 10, "messages": MESSAGES, "stop_sequences": stops}).encode())
-    out = json.loads(openai_chat.render_request(req, "gpt-4o"))
+    out = json.loads(lost.render(openai_chat, req, "gpt-4o"))
     assert out["stop"] == stops[:4]
-    assert any("stop" in r.getMessage() and "S4" in r.getMessage() for r in warnings.records)
+    assert any("stop" in r and "S4" in r for r in lost)
 
 
-def test_six_stop_sequences_to_gemini_keep_five_and_warn(warnings: pytest.LogCaptureFixture) -> None:
+def test_six_stop_sequences_to_gemini_keep_five_and_warn(lost: Lost) -> None:
     stops = [f"S{i}" for i in range(6)]
-    out = json.loads(gemini.render_request(openai_chat.parse_request(_chat(stop=stops[:4])), "g"))
-    assert out["generationConfig"]["stopSequences"] == stops[:4] and warnings.records == []
+    out = json.loads(lost.render(gemini, openai_chat.parse_request(_chat(stop=stops[:4])), "g"))
+    assert out["generationConfig"]["stopSequences"] == stops[:4] and lost == []
     req = anthropic_messages.parse_request(json.dumps(
         {"model": "m", "max_tokens": 10, "messages": MESSAGES, "stop_sequences": stops}).encode())
-    out = json.loads(gemini.render_request(req, "g"))
+    out = json.loads(lost.render(gemini, req, "g"))
     assert out["generationConfig"]["stopSequences"] == stops[:5]
-    assert any("stop" in r.getMessage() and "S5" in r.getMessage() for r in warnings.records)
+    assert any("stop" in r and "S5" in r for r in lost)
 
 
 # ---- Gemini client -> OpenAI / Anthropic -------------------------------------------------------
@@ -124,13 +133,13 @@ def test_six_stop_sequences_to_gemini_keep_five_and_warn(warnings: pytest.LogCap
 @pytest.mark.parametrize("key", ["safetySettings", "safety_settings"])
 @pytest.mark.parametrize("upstream", [openai_chat, anthropic_messages])
 def test_gemini_safety_settings_are_dropped_with_a_warning(
-        warnings: pytest.LogCaptureFixture, key: str, upstream: Any) -> None:
+        lost: Lost, key: str, upstream: Any) -> None:
     settings = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
     req = gemini.parse_request(_gemini(**{key: settings}))
     req.model = "m"
-    out = upstream.render_request(req, "up")
+    out = lost.render(upstream, req, "up")
     assert b"HARM_CATEGORY" not in out
-    assert any("safetySettings" in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
+    assert any("safetySettings" in r and "dropped" in r for r in lost)
 
 
 @pytest.mark.parametrize("config, param", [
@@ -151,9 +160,9 @@ def test_gemini_cached_content_is_a_400(key: str) -> None:
     assert "cachedContent" in info.value.message
 
 
-def test_gemini_refusals_are_for_generate_content_only(warnings: pytest.LogCaptureFixture) -> None:
-    gemini.parse_request(_gemini(generationConfig={"responseLogprobs": False, "logprobs": 0}, safetySettings=[]))
-    assert warnings.records == []
+def test_gemini_refusals_are_for_generate_content_only(lost: Lost) -> None:
+    req = gemini.parse_request(_gemini(generationConfig={"responseLogprobs": False, "logprobs": 0}, safetySettings=[]))
+    assert req.losses == [] and lost == []
     inner = {"contents": CONTENTS, "generationConfig": {"responseLogprobs": True}, "cachedContent": "cachedContents/a"}
     with pytest.raises(GatewayError):
         gemini.parse_request(json.dumps(inner).encode())
@@ -174,35 +183,35 @@ BOTH_ACCEPTED = ["claude-opus-4-20250514", "claude-sonnet-4-20250514", "claude-3
 @pytest.mark.parametrize("model", BOTH_REFUSED)
 @pytest.mark.parametrize("client", ["chat", "gemini"])
 def test_temperature_and_top_p_together_keep_temperature_for_claude_4_5_and_opus_4_1(
-        warnings: pytest.LogCaptureFixture, model: str, client: str) -> None:
+        lost: Lost, model: str, client: str) -> None:
     if client == "chat":
         req = openai_chat.parse_request(_chat(temperature=0.3, top_p=0.9))
     else:
         req = gemini.parse_request(_gemini(generationConfig={"temperature": 0.3, "topP": 0.9}))
-    out = json.loads(anthropic_messages.render_request(req, model))
+    out = json.loads(lost.render(anthropic_messages, req, model))
     assert out["temperature"] == 0.3 and "top_p" not in out
-    assert any("top_p" in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
+    assert any("top_p" in r and "dropped" in r for r in lost)
 
 
 @pytest.mark.parametrize("model", BOTH_ACCEPTED)
 def test_temperature_and_top_p_together_go_to_older_claude_models(
-        warnings: pytest.LogCaptureFixture, model: str) -> None:
-    out = json.loads(anthropic_messages.render_request(
+        lost: Lost, model: str) -> None:
+    out = json.loads(lost.render(anthropic_messages, 
         openai_chat.parse_request(_chat(temperature=0.3, top_p=0.9)), model))
-    assert (out["temperature"], out["top_p"]) == (0.3, 0.9) and warnings.records == []
+    assert (out["temperature"], out["top_p"]) == (0.3, 0.9) and lost == []
 
 
 @pytest.mark.parametrize("fields", [{"temperature": 0.3}, {"top_p": 0.9}])
-def test_temperature_or_top_p_alone_is_kept_for_claude_4_5(warnings: pytest.LogCaptureFixture,
+def test_temperature_or_top_p_alone_is_kept_for_claude_4_5(lost: Lost,
                                                            fields: dict[str, Any]) -> None:
-    out = json.loads(anthropic_messages.render_request(openai_chat.parse_request(_chat(**fields)),
+    out = json.loads(lost.render(anthropic_messages, openai_chat.parse_request(_chat(**fields)),
                                                        "claude-sonnet-4-5"))
-    assert all(out[k] == v for k, v in fields.items()) and warnings.records == []
+    assert all(out[k] == v for k, v in fields.items()) and lost == []
 
 
-def test_with_thinking_only_top_p_goes_to_claude_4_5(warnings: pytest.LogCaptureFixture) -> None:
+def test_with_thinking_only_top_p_goes_to_claude_4_5(lost: Lost) -> None:
     req = openai_chat.parse_request(_chat(temperature=0.3, top_p=0.97, reasoning_effort="low"))
-    out = json.loads(anthropic_messages.render_request(req, "claude-sonnet-4-5"))
+    out = json.loads(lost.render(anthropic_messages, req, "claude-sonnet-4-5"))
     assert out["thinking"]["type"] == "enabled" and "temperature" not in out and out["top_p"] == 0.97
 
 
@@ -242,39 +251,39 @@ def test_anthropic_fields_the_client_depends_on_are_a_400(fields: dict[str, Any]
 ])
 @pytest.mark.parametrize("upstream", [openai_chat, gemini])
 def test_anthropic_fields_the_client_can_live_without_are_dropped_with_a_warning(
-        warnings: pytest.LogCaptureFixture, field: str, value: Any, upstream: Any) -> None:
-    out = upstream.render_request(anthropic_messages.parse_request(_messages(**{field: value})), "up")
+        lost: Lost, field: str, value: Any, upstream: Any) -> None:
+    out = lost.render(upstream, anthropic_messages.parse_request(_messages(**{field: value})), "up")
     assert field.encode() not in out
-    assert any(field in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
+    assert any(field in r and "dropped" in r for r in lost)
 
 
-def test_anthropic_account_and_cache_fields_and_defaults_are_quiet(warnings: pytest.LogCaptureFixture) -> None:
+def test_anthropic_account_and_cache_fields_and_defaults_are_quiet(lost: Lost) -> None:
     quiet = {"service_tier": "auto", "speed": "standard", "container": None, "cache_control": {"type": "ephemeral"},
              "diagnostics": {"previous_message_id": "msg_1"}, "fallback_credit_token": "tok",
              "billing_policy": {"type": "billing_policy", "bill_to": "self"}, "user_profile_id": "up_1",
              "workspace_id": "wrkspc_1", "metadata": {"user_id": "u1"}}
     req = anthropic_messages.parse_request(_messages(**quiet))
-    assert json.loads(openai_chat.render_request(req, "gpt-4o"))["user"] == "u1"
-    gemini.render_request(req, "gemini-2.5-flash")
-    assert warnings.records == []
+    assert json.loads(lost.render(openai_chat, req, "gpt-4o"))["user"] == "u1"
+    lost.render(gemini, req, "gemini-2.5-flash")
+    assert lost == []
 
 
-def test_anthropic_count_tokens_drops_server_tools_instead_of_refusing(warnings: pytest.LogCaptureFixture) -> None:
+def test_anthropic_count_tokens_drops_server_tools_instead_of_refusing(lost: Lost) -> None:
     body = json.dumps({"model": "m", "messages": MESSAGES, "mcp_servers": [{"type": "url", "url": "https://x"}],
                        "tools": [FUNCTION_TOOL, {"type": "web_search_20250305", "name": "web_search"}]}).encode()
     req = anthropic_messages.parse_count_tokens_request(body)
     assert [t.name for t in req.tools] == ["f"]
-    assert any("web_search" in r.getMessage() for r in warnings.records)
+    assert [(loss.field, loss.what) for loss in req.losses] == [("server tool 'web_search_20250305'", "dropped")]
 
 
-def test_anthropic_compaction_block_is_carried_as_text(warnings: pytest.LogCaptureFixture) -> None:
+def test_anthropic_compaction_block_is_carried_as_text(lost: Lost) -> None:
     messages = [{"role": "assistant", "content": [
                     {"type": "compaction", "content": "Earlier: the user asked about Paris.", "signature": "s"}]},
                 {"role": "assistant", "content": [{"type": "compaction", "content": None}]},
                 {"role": "user", "content": "And its population?"}]
     req = anthropic_messages.parse_request(json.dumps({"model": "m", "max_tokens": 10, "messages": messages}).encode())
-    out = json.loads(openai_chat.render_request(req, "gpt-4o"))
-    assert "Earlier: the user asked about Paris." in json.dumps(out["messages"]) and warnings.records == []
+    out = json.loads(lost.render(openai_chat, req, "gpt-4o"))
+    assert "Earlier: the user asked about Paris." in json.dumps(out["messages"]) and lost == []
 
 
 # ---- OpenAI web_search_options / verbosity, Gemini audio output -------------------------------
@@ -291,13 +300,12 @@ def test_chat_web_search_options_is_a_400_in_the_chat_shape() -> None:
 
 @pytest.mark.parametrize("upstream", [anthropic_messages, gemini])
 def test_chat_verbosity_is_dropped_with_a_warning_and_the_default_is_quiet(
-        warnings: pytest.LogCaptureFixture, upstream: Any) -> None:
-    out = upstream.render_request(openai_chat.parse_request(_chat(verbosity="low")), "up")
+        lost: Lost, upstream: Any) -> None:
+    out = lost.render(upstream, openai_chat.parse_request(_chat(verbosity="low")), "up")
     assert b"verbosity" not in out
-    assert any("verbosity" in r.getMessage() and "dropped" in r.getMessage() for r in warnings.records)
-    warnings.clear()
-    openai_chat.parse_request(_chat(verbosity="medium"))
-    assert warnings.records == []
+    assert any("verbosity" in r and "dropped" in r for r in lost)
+    lost.clear()
+    assert openai_chat.parse_request(_chat(verbosity="medium")).losses == []
 
 
 @pytest.mark.parametrize("config, param", [
@@ -316,6 +324,57 @@ def test_gemini_audio_output_is_a_400_in_the_gemini_shape(config: dict[str, Any]
     assert gemini.parse_count_tokens_request(_gemini(generationConfig=config)).messages
 
 
-def test_gemini_image_output_is_still_dropped_with_a_warning(warnings: pytest.LogCaptureFixture) -> None:
-    gemini.parse_request(_gemini(generationConfig={"responseModalities": ["TEXT", "IMAGE"]}))
-    assert any("responseModalities" in r.getMessage() for r in warnings.records)
+def test_gemini_image_output_is_still_dropped_with_a_warning(lost: Lost) -> None:
+    req = gemini.parse_request(_gemini(generationConfig={"responseModalities": ["TEXT", "IMAGE"]}))
+    assert any("responseModalities" in loss.field for loss in req.losses)
+    lost.render(openai_chat, req, "gpt-4o")
+    assert any("responseModalities" in r for r in lost)
+
+
+# ---- over HTTP: the client and the request log see what was lost ---------------------------
+
+
+def _log_row(admin: Any, request_id: str) -> dict[str, Any]:
+    return next(row for row in admin.logs(limit=20) if row["request_id"] == request_id)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_dropped_field_is_in_the_header_and_the_log_row(gateway: Any, admin: Any, stream: bool) -> None:
+    """OpenAI client -> Anthropic channel: logit_bias and a fifth stop sequence have nowhere to go."""
+    body = {"model": "claude-sim-sonnet", "stream": stream, "logit_bias": {"50256": -100}, "seed": 7,
+            "messages": [{"role": "user", "content": "hi [[sim:words=3]]"}]}
+    with httpx.stream("POST", gateway.url + "/v1/chat/completions", json=body,
+                      headers={"Authorization": "Bearer sk-alice-0001"}) as r:
+        r.read()
+    assert r.status_code == 200, r.text
+    header = r.headers["x-polyrelay-dropped"]
+    assert header == ("logit_bias: dropped (no equivalent in Anthropic or Gemini channels); "
+                      "seed: dropped (no equivalent in Anthropic Messages)")
+    assert _log_row(admin, r.headers["x-request-id"])["dropped"] == header
+
+
+def test_nothing_lost_means_no_header_and_a_null_log_column(gateway: Any, admin: Any) -> None:
+    r = httpx.post(gateway.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-alice-0001"},
+                   json={"model": "claude-sim-sonnet", "messages": [{"role": "user", "content": "hi [[sim:words=2]]"}]})
+    assert r.status_code == 200 and "x-polyrelay-dropped" not in r.headers
+    assert _log_row(admin, r.headers["x-request-id"])["dropped"] is None
+
+
+def test_the_header_carries_only_printable_ascii_of_client_text(gateway: Any) -> None:
+    """Dropped stop sequences are the client's own text: control characters and non-ASCII become '?'."""
+    stops = ["a", "b", "c", "d", "e\r\nx-injected: 1", "\u00e9t\u00e9"]
+    r = httpx.post(gateway.url + "/v1/messages", headers={"x-api-key": "sk-alice-0001", "anthropic-version": "2023-06-01"},
+                   json={"model": "gpt-4o-mini", "max_tokens": 20, "stop_sequences": stops,
+                         "messages": [{"role": "user", "content": "hi [[sim:words=2]]"}]})
+    assert r.status_code == 200, r.text
+    header = r.headers["x-polyrelay-dropped"]
+    assert header.startswith("stop: dropped (OpenAI Chat takes at most 4 sequences; dropped 2")
+    assert "x-injected" in header and "\r" not in header and "\n" not in header and "x-injected" not in r.headers
+    assert header.isascii() and header.isprintable()
+
+
+def test_a_refusal_is_still_a_400_over_http(gateway: Any) -> None:
+    r = httpx.post(gateway.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-alice-0001"},
+                   json={"model": "claude-sim-sonnet", "logprobs": True, "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "logprobs"
+    assert "x-polyrelay-dropped" not in r.headers

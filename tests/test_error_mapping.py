@@ -14,7 +14,6 @@ retryable 502 (relay/upstream.py).
 
 from __future__ import annotations
 
-import importlib
 import json
 import types
 from typing import Any
@@ -22,12 +21,13 @@ from typing import Any
 import pytest
 
 from polyrelay.errors import GatewayError
+from polyrelay.protocols.registry import PROTOCOLS
 
-CLIENTS = ["openai_chat", "anthropic_messages", "gemini"]
+CLIENTS = list(PROTOCOLS)
 
 
 def module(name: str) -> Any:
-    return importlib.import_module(f"polyrelay.protocols.{name}")
+    return PROTOCOLS[name]
 
 
 def _body(value: Any) -> bytes:
@@ -171,15 +171,15 @@ N_REQUESTS = {
 @pytest.mark.parametrize("client", sorted(N_REQUESTS))
 def test_n_is_carried_to_openai_and_gemini(client: str) -> None:
     req = module(client).parse_request(_body(N_REQUESTS[client]))
-    assert json.loads(module("openai_chat").render_request(req, "u"))["n"] == 2
-    assert json.loads(module("gemini").render_request(req, "u"))["generationConfig"]["candidateCount"] == 2
+    assert json.loads(module("openai_chat").render_request(req, "u")[0])["n"] == 2
+    assert json.loads(module("gemini").render_request(req, "u")[0])["generationConfig"]["candidateCount"] == 2
 
 
 @pytest.mark.parametrize("client", sorted(N_REQUESTS))
 def test_n_above_one_to_anthropic_is_a_clear_400_in_the_client_s_shape(client: str) -> None:
     req = module(client).parse_request(_body(N_REQUESTS[client]))
     with pytest.raises(GatewayError) as caught:
-        module("anthropic_messages").render_request(req, "u")
+        module("anthropic_messages").render_request(req, "u")[0]
     err = caught.value
     assert (err.status, err.kind, err.param) == (400, "invalid_request", "n")
     status, out = module(client).render_error(err)

@@ -15,8 +15,8 @@ from polyrelay.billing.ledger import Ledger
 from polyrelay.billing.prices import Price, cost_micros
 from polyrelay.config import KeyConfig
 from polyrelay.errors import GatewayError
-from polyrelay.protocols.openai_chat_passthrough import ChatStreamTap, peek_request, upstream_body
-from polyrelay.protocols.passthrough import SseTap
+from polyrelay.protocols.openai_chat.fastpath import ChatStreamTap, peek_request, upstream_body
+from polyrelay.protocols._passthrough import SseTap
 from polyrelay.store.db import create_engine, migrate
 from polyrelay.store.keys import find_by_hash, hash_key, upsert_config_keys
 from polyrelay.store.tables import api_keys, leases

@@ -44,7 +44,7 @@ def test_openapi_parameters_become_json_schema_but_json_schema_is_kept() -> None
     assert req.tools[0].parameters == {"type": "object", "properties": {
         "a": {"type": ["string", "null"]}, "b": {"anyOf": [{"type": "integer"}, {"type": "string"}]}}}
     assert req.tools[1].parameters == {"type": "object", "properties": {"TYPE": {"type": "string"}}}
-    sent = msgspec.json.decode(openai_chat.render_request(req, "gpt-4o"))
+    sent = msgspec.json.decode(openai_chat.render_request(req, "gpt-4o")[0])
     assert sent["tools"][0]["function"]["parameters"]["type"] == "object"
 
 
@@ -106,7 +106,7 @@ def test_thinking_off_is_the_minimum_budget_on_gemini_2_5_pro() -> None:
     # 2.5 Pro cannot turn thinking off: budget 0 is a 400 there (protocols.md §1.4, §2.6)
     req = ir.Request(model="m", messages=[ir.Message("user", [ir.TextPart("hi")])],
                      reasoning=ir.Reasoning(effort="none"))
-    pro = msgspec.json.decode(gemini.render_request(req, "gemini-2.5-pro"))
-    flash = msgspec.json.decode(gemini.render_request(req, "gemini-2.5-flash"))
+    pro = msgspec.json.decode(gemini.render_request(req, "gemini-2.5-pro")[0])
+    flash = msgspec.json.decode(gemini.render_request(req, "gemini-2.5-flash")[0])
     assert pro["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 128}
     assert flash["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}

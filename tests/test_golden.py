@@ -4,7 +4,6 @@ client must get back. Regenerate with `python tests/golden_cases.py` and review 
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from polyrelay.sim import gemini as sim_gemini
 from polyrelay.sim import openai_chat as sim_openai
 from polyrelay.sim.replies import SimReply
 from polyrelay.sim.script import read_script
+from polyrelay.protocols.registry import PROTOCOLS
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p for p in GOLDEN.glob("*__*/*") if p.is_dir())
@@ -27,7 +27,7 @@ UPSTREAM_MODEL = "upstream-model"
 
 
 def module(name: str) -> Any:
-    return importlib.import_module(f"polyrelay.protocols.{name}")
+    return PROTOCOLS[name]
 
 
 def parse_client(client: str, body: bytes, stream: bool) -> Any:
@@ -68,8 +68,8 @@ def expected_outputs(client: str, upstream: str, request: dict[str, Any]) -> dic
     """What the converters (and the simulator, for upstream answers) make of `request` today."""
     body = json.dumps(request).encode()
     ids.use_deterministic_ids()
-    up_request = module(upstream).render_request(parse_client(client, body, False), UPSTREAM_MODEL)
-    up_stream_request = module(upstream).render_request(parse_client(client, body, True), UPSTREAM_MODEL)
+    up_request = module(upstream).render_request(parse_client(client, body, False), UPSTREAM_MODEL)[0]
+    up_stream_request = module(upstream).render_request(parse_client(client, body, True), UPSTREAM_MODEL)[0]
     up_response = _simulate(upstream, up_request, False)
     up_sse = _simulate(upstream, up_stream_request, True)
     ids.use_deterministic_ids(500)
@@ -120,7 +120,7 @@ def test_request_converts_to_the_expected_upstream_request(case: Path) -> None:
     client, upstream = _split(case)
     ids.use_deterministic_ids()
     req = parse_client(client, (case / "client_request.json").read_bytes(), False)
-    got = json.loads(module(upstream).render_request(req, UPSTREAM_MODEL))
+    got = json.loads(module(upstream).render_request(req, UPSTREAM_MODEL)[0])
     assert got == json.loads((case / "upstream_request.json").read_text())
 
 

@@ -15,17 +15,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from polyrelay.protocols.anthropic_messages_passthrough import MessagesStreamTap
-from polyrelay.protocols.gemini_passthrough import GeminiStreamTap
-from polyrelay.protocols.openai_chat_passthrough import ChatStreamTap
+from polyrelay.protocols.registry import PROTOCOLS as REGISTRY
 from polyrelay.relay.convert_path import ConvertingTap
 from test_golden import GOLDEN, module, parse_client
 
-PROTOCOLS = ("openai_chat", "anthropic_messages", "gemini")
+PROTOCOLS = tuple(REGISTRY)
 TEXT_MARKS = {"openai_chat": rb'"content":"[^"]', "anthropic_messages": rb'"text":"[^"]', "gemini": rb'"text":"[^"]'}
 TAPS: dict[str, Callable[[], object]] = {
-    "openai_chat": lambda: ChatStreamTap("m", drop_usage_chunk=False), "anthropic_messages": lambda: MessagesStreamTap("m"),
-    "gemini": lambda: GeminiStreamTap("m")}
+    name: (lambda p=p: p.StreamTap("m", drop_usage_chunk=False)) for name, p in REGISTRY.items()}
 EVENTS = 6_000
 WARM = 1_000
 ALLOWED_GROWTH = 16 * 1024

@@ -125,6 +125,15 @@ class Reasoning(msgspec.Struct, omit_defaults=True):
     enabled: bool = True
 
 
+class Loss(msgspec.Struct, frozen=True):
+    """A request field a conversion could not carry as it was: `what` happened to it ("dropped",
+    "changed") and why. Sent to the client (`x-polyrelay-dropped`) and kept in the request log."""
+
+    field: str
+    what: str
+    why: str
+
+
 class Request(msgspec.Struct, omit_defaults=True):
     model: str
     messages: list[Message] = msgspec.field(default_factory=list)
@@ -146,6 +155,7 @@ class Request(msgspec.Struct, omit_defaults=True):
     user: str | None = None
     metadata: dict[str, Any] | None = None
     include_usage: bool = False          # client asked for usage in its stream (Chat)
+    losses: list[Loss] = msgspec.field(default_factory=list)   # what parsing the client's body lost
 
 
 # ---------------------------------------------------------------------------------------------

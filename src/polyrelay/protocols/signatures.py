@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 
-from polyrelay.protocols.common import decode_base64
+from polyrelay.protocols._common import decode_base64
 
 _GEMINI_PREFIX = "gemini:"
 _ANTHROPIC_PREFIX = b"anthropic:"

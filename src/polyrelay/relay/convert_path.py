@@ -11,20 +11,17 @@ from polyrelay import ir
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import MALFORMED, GatewayError, blame
-from polyrelay.protocols.anthropic_messages_passthrough import THINKING_SUFFIX, thinking_base_model
-from polyrelay.protocols.passthrough import RequestPeek, TapState
+from polyrelay.protocols import RequestPeek, TapState
+from polyrelay.protocols.registry import PROTOCOLS, WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.streaming import first_chunk, relay_stream
-from polyrelay.relay.surfaces import GEMINI, Surface, protocol_module
+from polyrelay.relay.surfaces import Surface
+from polyrelay.routing import aliases
 from polyrelay.upstream.call import open_upstream, read_all
 
 log = logging.getLogger("polyrelay.convert")
-
-# upstream protocols that need media as bytes rather than URLs
-_INLINE_MEDIA = {"gemini": {"image", "video", "audio", "file"}}
-
 
 class Converted:
     """The client's request parsed to IR once, shared by every candidate channel."""
@@ -39,7 +36,7 @@ class Converted:
         if self._request is None:
             with blame("the request is malformed", 400, "invalid_request"):
                 req = self.surface.protocol.parse_request(self.body)
-            if self.surface is GEMINI:  # the model and the stream flag live in the URL
+            if self.surface.protocol.MODEL_IN_URL:  # not in the body: the peek has them from the path
                 req.model, req.stream = self.peek.model, self.peek.stream
             if req.max_tokens is None:   # the limit the reservation covers, if the relay set one
                 req.max_tokens = self.peek.upstream_max_output
@@ -47,30 +44,36 @@ class Converted:
         return self._request
 
 
-def _for_channel(req: ir.Request, channel: Channel, public_model: str, upstream_model: str) -> tuple[ir.Request, str]:
-    """`claude-...-thinking` on an Anthropic channel: the base model with thinking on."""
-    if channel.protocol == "anthropic_messages" and public_model.endswith(THINKING_SUFFIX):
-        upstream_model = thinking_base_model(public_model, upstream_model)
-        if req.reasoning is None:
-            req = msgspec.structs.replace(req, reasoning=ir.Reasoning(effort="medium"))
+def _for_channel(req: ir.Request, upstream: WireProtocol, public_model: str,
+                 upstream_model: str) -> tuple[ir.Request, str]:
+    """A model alias (routing/aliases.py), e.g. `claude-...-thinking`: the base model with thinking on."""
+    if upstream.THINKING_ALIAS and public_model.endswith(aliases.THINKING_SUFFIX):
+        upstream_model = aliases.thinking_base_model(public_model, upstream_model)
+        budget = aliases.thinking_budget(public_model, req.max_tokens)
+        if req.reasoning is None and budget is not None:
+            req = msgspec.structs.replace(req, reasoning=ir.Reasoning(budget_tokens=budget))
     return req, upstream_model
 
 
-async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter,
-               client_sse: bool) -> Reply | StreamReply:
+async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter) -> Reply | StreamReply:
     peek = converted.peek
     client = converted.surface.protocol
-    upstream = protocol_module(channel.protocol)
-    req, upstream_model = _for_channel(converted.request(), channel, peek.model,
+    upstream = PROTOCOLS[channel.protocol]
+    req, upstream_model = _for_channel(converted.request(), upstream, peek.model,
                                        meter.upstream_model or peek.model)
     meter.upstream_model = upstream_model
-    kinds = _INLINE_MEDIA.get(channel.protocol)
+    kinds = upstream.INLINE_MEDIA
     if kinds:
         from polyrelay.upstream import media  # only needed when converting for such an upstream
 
-        await media.inline_remote_media(req, kinds, gw.media_http, allow_private=media.ALLOW_PRIVATE)
+        await media.inline_remote_media(req, set(kinds), gw.media_http, allow_private=media.ALLOW_PRIVATE)
     with blame("the request cannot be converted", 400, "invalid_request"):
-        up_body = upstream.render_request(req, upstream_model)
+        up_body, losses = upstream.render_request(req, upstream_model)
+    headers = []
+    if losses:
+        meter.dropped = describe_losses(losses)
+        log.warning("the conversion for channel '%s' lost: %s", channel.name, meter.dropped)
+        headers.append((DROPPED_HEADER, _header_value(meter.dropped)))
     names = tool_names_to_restore(req, upstream)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, req.stream, upstream.parse_error)
     if not req.stream:
@@ -88,20 +91,33 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
                     part.name = names.get(part.name, part.name)
         reported = answer.usage.input_tokens or answer.usage.output_tokens
         await meter.succeed(answer.usage if reported else estimated_usage(converted.body, len(data) // 2))
-        return Reply(200, client.render_response(answer, peek.model))
+        return Reply(200, client.render_response(answer, peek.model), headers=headers)
     first = await first_chunk(resp, channel)
     meter.first_byte()
-    extra: dict[str, Any] = {} if converted.surface is not GEMINI else {"sse": client_sse}
-    tap = ConvertingTap(upstream.StreamDecoder(), client.StreamEncoder(peek.model, req, **extra), names)
+    tap = ConvertingTap(upstream.StreamDecoder(), client.StreamEncoder(peek.model, req, peek.framing), names)
     chunks = relay_stream(resp, first, tap, converted.body, meter, channel, client.render_stream_error)
-    return StreamReply(chunks, content_type="text/event-stream" if client_sse else "application/json")
+    return StreamReply(chunks, content_type="text/event-stream" if peek.framing == "sse" else "application/json",
+                       headers=headers)
 
 
-def tool_names_to_restore(req: ir.Request, upstream: Any) -> dict[str, str]:
+DROPPED_HEADER = b"x-polyrelay-dropped"
+_HEADER_LIMIT = 2000   # bytes of the header value; the log row keeps the whole text
+
+
+def describe_losses(losses: list[ir.Loss]) -> str:
+    """`field: what (why); ...` in the order the conversion met them, each once."""
+    return "; ".join(dict.fromkeys(f"{loss.field}: {loss.what} ({loss.why})" for loss in losses))
+
+
+def _header_value(text: str) -> bytes:
+    """Printable ASCII only (field names and stop sequences come from the client's body)."""
+    value = text.encode("ascii", "replace")[:_HEADER_LIMIT]
+    return bytes(c if 0x20 <= c < 0x7f else 0x3f for c in value)
+
+
+def tool_names_to_restore(req: ir.Request, upstream: WireProtocol) -> dict[str, str]:
     """{name as the upstream knows it: the client's name} for names the upstream's rules changed."""
-    rename = getattr(upstream, "tool_name", None)
-    if rename is None:
-        return {}
+    rename = upstream.tool_name
     return {rename(t.name): t.name for t in req.tools if rename(t.name) != t.name}
 
 
@@ -154,4 +170,4 @@ class ConvertingTap(TapState):
         return b"".join(out)
 
 
-__all__ = ["Converted", "ConvertingTap", "call"]
+__all__ = ["DROPPED_HEADER", "Converted", "ConvertingTap", "call", "describe_losses"]

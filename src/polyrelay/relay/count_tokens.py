@@ -14,30 +14,14 @@ import msgspec
 from polyrelay import ir
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError, blame
-from polyrelay.protocols.anthropic_messages_passthrough import thinking_base_model
+from polyrelay.protocols.registry import PROTOCOLS
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply
-from polyrelay.relay.surfaces import Surface, protocol_module
+from polyrelay.relay.surfaces import Surface
+from polyrelay.routing import aliases
 from polyrelay.store.keys import KeyRecord
 from polyrelay.upstream.call import open_upstream, read_all
-
-
-def _anthropic(channel: Channel, req: ir.Request, model: str, client: Surface, body: bytes) -> tuple[str, bytes]:
-    return (channel.url("count_tokens", model, False),
-            protocol_module("anthropic_messages").render_count_tokens_request(req, model))
-
-
-def _gemini(channel: Channel, req: ir.Request, model: str, client: Surface, body: bytes) -> tuple[str, bytes]:
-    url = channel.url("count_tokens", model, False)
-    if client.name == "gemini":
-        return url, body  # the model lives in the URL: the client's body goes as it is
-    inner = msgspec.json.decode(protocol_module("gemini").render_request(req, model))
-    # countTokens takes `contents` alone at the top; system, tools and config only inside this
-    return url, msgspec.json.encode({"generateContentRequest": {"model": f"models/{model}", **inner}})
-
-
-_COUNTERS = {"anthropic_messages": (_anthropic, "input_tokens"), "gemini": (_gemini, "totalTokens")}
 
 
 def _number(data: bytes, field: str, channel: Channel) -> int:
@@ -92,29 +76,29 @@ async def count_tokens(gw: Gateway, client: Surface, key: KeyRecord, req: ir.Req
 async def _count(gw: Gateway, client: Surface, req: ir.Request, body: bytes,
                  forward_headers: dict[str, str] | None, meter: Meter) -> Reply:
     for channel in gw.router.candidates(req.model):
-        counter = _COUNTERS.get(channel.protocol)
-        if counter is None:
+        upstream = PROTOCOLS[channel.protocol]
+        render = upstream.count_tokens_body
+        if render is None:
             continue
-        render, field = counter
         upstream_model = channel.upstream_model(req.model)
-        if channel.protocol == "anthropic_messages":
-            upstream_model = thinking_base_model(req.model, upstream_model)
+        if upstream.THINKING_ALIAS:
+            upstream_model = aliases.thinking_base_model(req.model, upstream_model)
+        same = channel.protocol == client.name
         meter.attempts += 1
         meter.channel, meter.upstream_model = channel.name, upstream_model
         try:
             with blame("the request cannot be converted"):
-                url, up_body = render(channel, req, upstream_model, client, body)
+                up_body = render(req, upstream_model, body if same else None)
         except GatewayError:
             continue  # this channel cannot take the request as it is (e.g. media it cannot fetch)
         try:
-            same = channel.protocol == client.name
             resp = await open_upstream(gw.http, channel, upstream_model, up_body, False,
-                                       protocol_module(channel.protocol).parse_error, url=url,
+                                       upstream.parse_error, url=channel.url("count_tokens", upstream_model, False),
                                        extra_headers=forward_headers if same else None)
             data = await read_all(resp, channel)
             if same:
                 return Reply(200, data)
-            return Reply(200, client.protocol.render_count_tokens_response(_number(data, field, channel)))
+            return Reply(200, client.protocol.render_count_tokens_response(_number(data, upstream.COUNT_TOKENS_FIELD, channel)))
         except GatewayError as err:
             if not err.retryable:
                 raise

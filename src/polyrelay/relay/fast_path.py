@@ -6,28 +6,30 @@ import msgspec
 
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
-from polyrelay.protocols.anthropic_messages_passthrough import thinking_base_model
 from polyrelay.errors import GatewayError
-from polyrelay.protocols.passthrough import RequestPeek, Unreadable
+from polyrelay.protocols import RequestPeek, Unreadable
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.streaming import first_chunk, relay_stream
-from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, Surface
+from polyrelay.relay.surfaces import Surface
+from polyrelay.routing import aliases
 from polyrelay.upstream.call import open_upstream, read_all
 
 
 async def call(gw: Gateway, surface: Surface, channel: Channel, peek: RequestPeek, body: bytes,
                meter: Meter) -> Reply | StreamReply:
     upstream_model = meter.upstream_model or peek.model
-    passthrough = surface.passthrough
-    if surface is ANTHROPIC_MESSAGES:
-        upstream_model = meter.upstream_model = thinking_base_model(peek.model, upstream_model)
+    protocol = surface.protocol
+    passthrough = protocol.fastpath
+    if protocol.THINKING_ALIAS:
+        upstream_model = meter.upstream_model = aliases.thinking_base_model(peek.model, upstream_model)
+        peek.thinking_budget = aliases.thinking_budget(peek.model, peek.max_output)
     unchanged = (upstream_model == peek.model and (not peek.stream or peek.include_usage)
                  and peek.upstream_max_output is None)
     up_body = body if unchanged else passthrough.upstream_body(peek, upstream_model, channel.config.stream_options)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, peek.stream,
-                               surface.protocol.parse_error, extra_headers=peek.forward_headers)
+                               protocol.parse_error, extra_headers=peek.forward_headers)
     model_json = msgspec.json.encode(peek.model)
     if not peek.stream:
         data = await read_all(resp, channel)
@@ -41,5 +43,5 @@ async def call(gw: Gateway, surface: Surface, channel: Channel, peek: RequestPee
         return Reply(resp.status, passthrough.rename_model(data, model_json))
     first = await first_chunk(resp, channel)
     meter.first_byte()
-    tap = surface.tap(peek.model, drop_usage_chunk=not peek.include_usage)
-    return StreamReply(relay_stream(resp, first, tap, body, meter, channel, surface.protocol.render_stream_error))
+    tap = protocol.StreamTap(peek.model, drop_usage_chunk=not peek.include_usage)
+    return StreamReply(relay_stream(resp, first, tap, body, meter, channel, protocol.render_stream_error))

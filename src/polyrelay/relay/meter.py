@@ -12,7 +12,7 @@ from polyrelay.store.keys import KeyRecord
 
 class Meter:
     __slots__ = ("_ledger", "reservation", "_price", "key", "surface", "model", "stream",
-                 "started", "ttfb", "attempts", "channel", "upstream_model", "_closed", "_ctx")
+                 "started", "ttfb", "attempts", "channel", "upstream_model", "dropped", "_closed", "_ctx")
 
     def __init__(self, ledger: Ledger, reservation: Reservation | None, price: Price | None, key: KeyRecord,
                  surface: str, model: str, stream: bool, started: float) -> None:
@@ -28,6 +28,7 @@ class Meter:
         self.attempts = 0
         self.channel: str | None = None
         self.upstream_model: str | None = None
+        self.dropped: str | None = None   # what a conversion could not carry (x-polyrelay-dropped)
         self._closed = False
         self._ctx = logs.CURRENT.get()
 
@@ -90,4 +91,5 @@ class Meter:
             "attempts": self.attempts,
             "error": error[:500] if error else None,
             "request_id": self._ctx.id if self._ctx is not None else None,
+            "dropped": self.dropped,
         }

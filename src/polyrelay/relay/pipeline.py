@@ -9,7 +9,7 @@ from polyrelay.billing.estimate import estimate_prompt_tokens
 from polyrelay.billing.ledger import Reservation
 from polyrelay.billing.prices import Price, covered_output_tokens, max_cost_micros
 from polyrelay.errors import GatewayError
-from polyrelay.protocols.passthrough import RequestPeek
+from polyrelay.protocols import RequestPeek
 from polyrelay.relay import convert_path, fast_path
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
@@ -22,16 +22,15 @@ _RETRY_KINDS = ("upstream", "overloaded", "timeout", "rate_limit", "insufficient
 MIN_OUTPUT_TOKENS = 16   # a request the balance cannot pay this much output for (with its prompt) is refused
 
 
-async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek: RequestPeek,
-                client_sse: bool = True) -> Reply | StreamReply:
-    """Serve one generation request; `client_sse` is False for Gemini's JSON-array streams."""
+async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek: RequestPeek) -> Reply | StreamReply:
+    """Serve one generation request."""
     started = time.perf_counter()
     gw.authorize_model(key, peek.model)
     price = gw.price_of(peek.model)
     meter = Meter(gw.ledger, None, price, key, surface.name, peek.model, peek.stream, started)
     try:
         meter.reservation = await _reserve(gw, key, price, body, peek)
-        return await _try_candidates(gw, surface, peek, body, meter, client_sse)
+        return await _try_candidates(gw, surface, peek, body, meter)
     except GatewayError as err:
         meter.fail(err.status, err.message)
         raise
@@ -69,8 +68,8 @@ async def _reserve(gw: Gateway, key: KeyRecord, price: Price | None, body: bytes
     return reservation
 
 
-async def _try_candidates(gw: Gateway, surface: Surface, peek: RequestPeek, body: bytes, meter: Meter,
-                          client_sse: bool) -> Reply | StreamReply:
+async def _try_candidates(gw: Gateway, surface: Surface, peek: RequestPeek, body: bytes,
+                          meter: Meter) -> Reply | StreamReply:
     last: GatewayError | None = None
     rate_limited: list[GatewayError] = []   # failures that were an upstream's 429
     converted: convert_path.Converted | None = None  # the client request as IR, parsed once
@@ -79,12 +78,14 @@ async def _try_candidates(gw: Gateway, surface: Surface, peek: RequestPeek, body
         meter.channel = channel.name
         meter.upstream_model = channel.upstream_model(peek.model)
         try:
-            if channel.protocol == surface.name and (client_sse or not peek.stream):
+            # same protocol: the upstream's bytes pass through, unless the client wants a stream
+            # framed otherwise (Gemini's JSON array) and the converter has to re-frame it
+            if channel.protocol == surface.name and (peek.framing == "sse" or not peek.stream):
                 reply = await fast_path.call(gw, surface, channel, peek, body, meter)
             else:
                 if converted is None:
                     converted = convert_path.Converted(surface, body, peek)
-                reply = await convert_path.call(gw, converted, channel, meter, client_sse)
+                reply = await convert_path.call(gw, converted, channel, meter)
         except GatewayError as err:
             if not err.retryable:
                 raise

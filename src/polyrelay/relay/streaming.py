@@ -10,7 +10,7 @@ from polyrelay import ir
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
-from polyrelay.protocols.sse import EventTooLarge
+from polyrelay.protocols import EventTooLarge
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.replies import Producer, Write
 from polyrelay.upstream.call import transport_error, upstream_errors
@@ -26,7 +26,9 @@ class Tap(Protocol):
     errored: bool      # an error event was already passed to the client
     text_bytes: int    # generated text seen, for an estimate when usage never comes
     start_usage: ir.Usage | None   # early usage (exact input) some upstreams send first
-    events: int        # blocks of real events so far (comments do not count): the idle watchdog's pulse
+
+    @property
+    def events(self) -> int: ...   # blocks of real events so far (comments do not count): the idle watchdog's pulse
 
     def feed(self, chunk: bytes) -> bytes: ...
     def close(self) -> bytes: ...

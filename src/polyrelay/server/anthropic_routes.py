@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from polyrelay.protocols import anthropic_messages_passthrough
+from polyrelay.protocols import anthropic_messages
 from polyrelay.relay.count_tokens import count_tokens as relay_count_tokens
 from polyrelay.relay.count_tokens import parse_request
 from polyrelay.relay.gateway import Gateway
@@ -16,7 +16,7 @@ from polyrelay.store.keys import KeyRecord
 
 
 async def messages(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
-    peek = anthropic_messages_passthrough.peek_request(body)
+    peek = anthropic_messages.fastpath.peek_request(body)
     beta = header(scope, b"anthropic-beta")
     if beta:   # beta features (1M context, interleaved thinking, ...) for Anthropic channels
         peek.forward_headers = {"anthropic-beta": beta}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import gemini_passthrough, model_lists
+from polyrelay.protocols import gemini, model_lists
 from polyrelay.relay.count_tokens import count_tokens, parse_request
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
@@ -31,9 +31,8 @@ async def model_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, p
     if method == "countTokens":
         return await _count_tokens(gw, key, model, body)
     stream = method == "streamGenerateContent"
-    client_sse = query_params(scope).get("alt") == "sse"
-    peek = gemini_passthrough.peek_request(body, model, stream)
-    return await relay(gw, GEMINI, key, body, peek, client_sse=client_sse or not stream)
+    peek = gemini.fastpath.peek_request(body, model, stream, query_params(scope).get("alt"))
+    return await relay(gw, GEMINI, key, body, peek)
 
 
 async def no_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:

@@ -10,7 +10,7 @@ import msgspec
 
 from polyrelay.billing.usage import DAY_MS, spent_micros
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import model_lists, openai_chat_passthrough
+from polyrelay.protocols import model_lists, openai_chat
 from polyrelay.relay import surfaces
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
@@ -26,7 +26,7 @@ _UNLIMITED_USD = 100_000_000.0
 
 async def chat_completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord,
                            params: Params) -> Reply | StreamReply:
-    return await relay(gw, OPENAI_CHAT, key, body, openai_chat_passthrough.peek_request(body))
+    return await relay(gw, OPENAI_CHAT, key, body, openai_chat.fastpath.peek_request(body))
 
 
 def list_shape(scope: Scope) -> str:

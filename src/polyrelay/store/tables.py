@@ -67,5 +67,6 @@ request_logs = Table(
     Column("attempts", Integer, nullable=False, default=1),
     Column("error", Text, nullable=True),
     Column("request_id", String(32), nullable=True),           # the x-request-id answered (0003)
+    Column("dropped", Text, nullable=True),   # request fields the conversion could not carry (0004)
 )
 Index("ix_request_logs_key_created", request_logs.c.key_id, request_logs.c.created_at)

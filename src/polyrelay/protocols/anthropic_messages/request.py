@@ -1,4 +1,4 @@
-"""Anthropic Messages <-> IR: requests, responses, errors, count_tokens. Streams: anthropic_messages_stream."""
+"""Anthropic Messages requests <-> IR."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Any
 
 import msgspec
 
-from polyrelay import ids, ir
+from polyrelay import ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import limits, signatures
-from polyrelay.protocols.common import (
-    MIN_THINKING_BUDGET, decode_json_object, dropped, dump_arguments, effort_to_budget, expect,
-    log, parse_arguments, safe_tool_name, short_identifier,
+from polyrelay.protocols._common import (
+    MIN_THINKING_BUDGET, decode_json_object, dropped, dump_arguments, effort_to_budget, expect, lost, parse_arguments,
+    parse_with_losses, render_with_losses, safe_tool_name, short_identifier,
 )
 
 DEFAULT_MAX_TOKENS = 4096
@@ -30,54 +30,8 @@ def refuses_temperature_with_top_p(model: str) -> bool:
 
 
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-FINISH_FROM: dict[str, ir.FinishReason] = {
-    "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
-    "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter"}
-FINISH_TO = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
-
-# ---- errors ----------------------------------------------------------------------------------
-
-_TYPE_BY_KIND = {
-    "invalid_request": "invalid_request_error", "authentication": "authentication_error",
-    "permission": "permission_error", "not_found": "not_found_error", "request_too_large": "request_too_large",
-    "rate_limit": "rate_limit_error", "insufficient_quota": "rate_limit_error", "upstream": "api_error",
-    "overloaded": "overloaded_error", "timeout": "timeout_error", "internal": "api_error"}
-_KIND_BY_TYPE = {v: k for k, v in _TYPE_BY_KIND.items() if k not in ("insufficient_quota", "internal")}
-_KIND_BY_TYPE["billing_error"] = "insufficient_quota"   # 402: the account's credit or plan
 
 
-def _error_payload(err: GatewayError) -> dict[str, Any]:
-    kind = "billing_error" if err.status == 402 else _TYPE_BY_KIND.get(err.kind, "api_error")
-    return {"type": "error", "error": {"type": kind, "message": err.message}}
-
-
-def render_error(err: GatewayError) -> tuple[int, bytes]:
-    return err.status, msgspec.json.encode(_error_payload(err))
-
-
-def render_stream_error(err: GatewayError) -> bytes:
-    return b"event: error\ndata: " + msgspec.json.encode(_error_payload(err)) + b"\n\n"
-
-
-def parse_error(status: int, body: bytes) -> GatewayError:
-    message, kind = "", None
-    try:
-        payload = msgspec.json.decode(body)
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if isinstance(error, dict):
-            message = str(error.get("message") or "")
-            kind = _KIND_BY_TYPE.get(str(error.get("type")))
-    except msgspec.DecodeError:
-        pass
-    kind = kind or {400: "invalid_request", 401: "authentication", 402: "insufficient_quota", 403: "permission",
-                    404: "not_found", 413: "request_too_large", 429: "rate_limit", 529: "overloaded"}.get(
-        status, "upstream" if status >= 500 else "invalid_request")
-    message = message or body[:300].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
-    out_status = 503 if status == 529 else status
-    return GatewayError(out_status, kind, message, retryable=status in (408, 429) or status >= 500)  # type: ignore[arg-type]
-
-
-# ---- requests: Anthropic -> IR ---------------------------------------------------------------
 
 
 def _text_blocks(value: Any, where: str) -> list[ir.TextPart]:
@@ -270,17 +224,18 @@ def _unconvertible(b: dict[str, Any]) -> None:
             dropped(name, _ELSEWHERE)
 
 
+@parse_with_losses
 def parse_request(body: bytes) -> ir.Request:
     b = decode_json_object(body)
     _unconvertible(b)
     return _parse(b, need_max_tokens=True)
 
 
+@parse_with_losses
 def parse_count_tokens_request(body: bytes) -> ir.Request:
     return _parse(decode_json_object(body), need_max_tokens=False)
 
 
-# ---- requests: IR -> Anthropic ---------------------------------------------------------------
 
 _ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -384,13 +339,14 @@ def _thinking(req: ir.Request, max_tokens: int) -> tuple[dict[str, Any] | None, 
         if req.max_tokens is None:
             max_tokens = budget + DEFAULT_MAX_TOKENS
         elif max_tokens <= MIN_THINKING_BUDGET:
-            log.warning("max_tokens %d leaves no room for thinking; thinking off", max_tokens)
+            lost("reasoning", "dropped", f"max_tokens {max_tokens} leaves no room for thinking")
             return None, max_tokens
         else:
             budget = max_tokens - 1
     return {"type": "enabled", "budget_tokens": budget}, max_tokens
 
 
+@render_with_losses
 def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = False) -> bytes:
     if (req.n or 1) > 1:
         raise GatewayError(400, "invalid_request", "n > 1 is not supported by Anthropic models", param="n")
@@ -414,7 +370,7 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
     if choice is not None and req.tools:
         mode = choice.mode
         if thinking and mode in ("required", "tool"):
-            log.warning("forced tool_choice is not allowed with thinking; using auto")
+            lost("tool_choice", "changed", "a forced tool is not allowed with thinking; auto instead")
             mode = "auto"
         tc: dict[str, Any] = {"type": {"auto": "auto", "required": "any", "tool": "tool", "none": "none"}[mode]}
         if mode == "tool":
@@ -438,7 +394,7 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
         if req.top_k is not None:
             body["top_k"] = req.top_k
         if req.top_p is not None and req.temperature is not None and refuses_temperature_with_top_p(upstream_model):
-            log.warning("top_p dropped: %s refuses temperature and top_p together; temperature kept", upstream_model)
+            lost("top_p", "dropped", f"{upstream_model} refuses temperature and top_p together; temperature kept")
         elif req.top_p is not None:
             body["top_p"] = req.top_p
     elif req.top_p is not None:
@@ -454,80 +410,17 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
 
 
 def render_count_tokens_request(req: ir.Request, upstream_model: str) -> bytes:
-    return render_request(req, upstream_model, count_only=True)
+    return render_request(req, upstream_model, count_only=True)[0]
+
+
+COUNT_TOKENS_FIELD = "input_tokens"   # the count in the upstream's count_tokens answer
+
+
+def count_tokens_body(req: ir.Request, upstream_model: str, same_body: bytes | None) -> bytes:
+    """The upstream count_tokens body (rendered again even for a Messages client: the model is
+    renamed and the -thinking alias resolved); the channel kind knows the URL."""
+    return render_count_tokens_request(req, upstream_model)
 
 
 def render_count_tokens_response(n: int) -> bytes:
     return msgspec.json.encode({"input_tokens": n})
-
-
-# ---- responses -------------------------------------------------------------------------------
-
-
-def usage_from(u: dict[str, Any] | None) -> ir.Usage:
-    u = u or {}
-    read, write = int(u.get("cache_read_input_tokens") or 0), int(u.get("cache_creation_input_tokens") or 0)
-    return ir.Usage(input_tokens=int(u.get("input_tokens") or 0) + read + write,
-                    output_tokens=int(u.get("output_tokens") or 0), cache_read_tokens=read, cache_write_tokens=write)
-
-
-def usage_to(u: ir.Usage) -> dict[str, int]:
-    return {"input_tokens": max(0, u.input_tokens - u.cache_read_tokens - u.cache_write_tokens),
-            "output_tokens": u.output_tokens, "cache_creation_input_tokens": u.cache_write_tokens,
-            "cache_read_input_tokens": u.cache_read_tokens}
-
-
-def parse_response(body: bytes) -> ir.Response:
-    b = decode_json_object(body, "upstream response")
-    parts: list[ir.Part] = []
-    for block in b.get("content") or []:
-        t = block.get("type")
-        if t == "text":
-            parts.append(ir.TextPart(str(block.get("text", ""))))
-        elif t == "thinking":
-            parts.append(ir.ThinkingPart(str(block.get("thinking", "")), signature=block.get("signature") or None,
-                                         signature_origin="anthropic"))
-        elif t == "redacted_thinking":
-            parts.append(ir.ThinkingPart(signature=block.get("data"), signature_origin="anthropic", redacted=True))
-        elif t == "tool_use":
-            parts.append(ir.ToolCallPart(str(block.get("id")), str(block.get("name")),
-                                         dump_arguments(block.get("input"))))
-    reason = FINISH_FROM.get(str(b.get("stop_reason") or "end_turn"), "stop")
-    choice = ir.Choice(0, parts, reason, stop_sequence=b.get("stop_sequence"))
-    return ir.Response(id=str(b.get("id") or ids.new_id("msg_")), model=str(b.get("model") or ""),
-                       choices=[choice], usage=usage_from(b.get("usage")))
-
-
-def content_blocks(parts: list[ir.Part]) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    for p in parts:
-        if isinstance(p, ir.TextPart):
-            blocks.append({"type": "text", "text": p.text})
-        elif isinstance(p, ir.ThinkingPart):
-            sig = signatures.to_text_client(p.signature, p.signature_origin) if p.signature else ""
-            blocks.append({"type": "redacted_thinking", "data": sig} if p.redacted else
-                          {"type": "thinking", "thinking": p.text, "signature": sig})
-        elif isinstance(p, ir.ToolCallPart):
-            if p.signature and p.signature_origin == "gemini":  # no slot on tool_use: an empty signed block
-                blocks.append({"type": "thinking", "thinking": "",
-                               "signature": signatures.to_text_client(p.signature, "gemini")})
-            blocks.append({"type": "tool_use", "id": p.id, "name": p.name, "input": parse_arguments(p.arguments)})
-    return blocks
-
-
-def render_response(resp: ir.Response, model: str) -> bytes:
-    choice = resp.choices[0] if resp.choices else ir.Choice()
-    stop = FINISH_TO.get(choice.finish_reason or "stop", "end_turn")
-    if choice.stop_sequence and stop == "end_turn":
-        stop = "stop_sequence"
-    return msgspec.json.encode({
-        "id": resp.id if resp.id.startswith("msg_") else "msg_" + resp.id, "type": "message",
-        "role": "assistant", "model": model, "content": content_blocks(choice.parts), "stop_reason": stop,
-        "stop_sequence": choice.stop_sequence, "usage": usage_to(resp.usage)})
-
-
-# the stream classes use the helpers above, so they are imported last
-from polyrelay.protocols.anthropic_messages_stream import StreamDecoder, StreamEncoder  # noqa: E402
-
-__all__ = ["StreamDecoder", "StreamEncoder", "parse_request", "render_request", "parse_response",
-           "render_response", "parse_error", "render_error", "render_stream_error"]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
+import functools
 import binascii
 import hashlib
 import logging
 import re
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
 
+from polyrelay import ir
 from polyrelay.errors import invalid_request, too_deep
 
 log = logging.getLogger("polyrelay.convert")
@@ -90,7 +94,8 @@ def parse_arguments(arguments: str) -> dict[str, Any]:
     try:
         value = msgspec.json.decode(arguments)
     except msgspec.DecodeError:
-        log.warning("tool call arguments are not JSON; sending {} instead: %.200s", arguments)
+        lost("tool call arguments", "changed", "not JSON; sent as {}")
+        log.info("tool call arguments are not JSON: %.200s", arguments)
         return {}
     return value if isinstance(value, dict) else {"value": value}
 
@@ -116,8 +121,50 @@ def expect(ok: bool, message: str, param: str | None = None) -> None:
         raise invalid_request(message, param=param)
 
 
+# the losses of the parse or render running now (None outside one: then a loss is only logged)
+_LOSSES: ContextVar[list[ir.Loss] | None] = ContextVar("polyrelay_conversion_losses", default=None)
+
+
+def lost(field: str, what: str, why: str) -> None:
+    """Record that the conversion running now could not carry `field` as it was."""
+    losses = _LOSSES.get()
+    if losses is None:
+        log.warning("%s %s: %s", field, what, why)
+    else:
+        losses.append(ir.Loss(field, what, why))
+
+
 def dropped(field: str, target: str) -> None:
-    log.warning("%s has no equivalent in %s; dropped", field, target)
+    lost(field, "dropped", f"no equivalent in {target}")
+
+
+def parse_with_losses(parse: Callable[[bytes], ir.Request]) -> Callable[[bytes], ir.Request]:
+    """`parse(body)` that keeps what it dropped in `Request.losses`."""
+    @functools.wraps(parse)
+    def recorded(body: bytes) -> ir.Request:
+        losses: list[ir.Loss] = []
+        token = _LOSSES.set(losses)
+        try:
+            req = parse(body)
+        finally:
+            _LOSSES.reset(token)
+        if losses:
+            req.losses = losses
+        return req
+    return recorded
+
+
+def render_with_losses(render: Callable[..., bytes]) -> Callable[..., tuple[bytes, list[ir.Loss]]]:
+    """`render(req, upstream_model)` -> (body, the losses of parsing `req` and of rendering it)."""
+    @functools.wraps(render)
+    def recorded(req: ir.Request, upstream_model: str, **options: Any) -> tuple[bytes, list[ir.Loss]]:
+        losses = list(req.losses)
+        token = _LOSSES.set(losses)
+        try:
+            return render(req, upstream_model, **options), losses
+        finally:
+            _LOSSES.reset(token)
+    return recorded
 
 
 def text_of_parts(parts: list[Any]) -> str:

@@ -13,7 +13,8 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
-from polyrelay.protocols.passthrough import (
+from polyrelay.protocols.openai_chat.wire import Usage, usage_to_ir
+from polyrelay.protocols._passthrough import (
     decode_answer,
     ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
     quoted_lengths_all, rename_first, text_markers, with_field,
@@ -55,42 +56,15 @@ def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool) -> 
 # ---- responses ------------------------------------------------------------------------------
 
 
-class _PromptDetails(msgspec.Struct):
-    cached_tokens: int | None = None
-    cache_write_tokens: int | None = None
-
-
-class _CompletionDetails(msgspec.Struct):
-    reasoning_tokens: int | None = None
-
-
-class _Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    prompt_tokens_details: _PromptDetails | None = None
-    completion_tokens_details: _CompletionDetails | None = None
-
-
 class _UsageHolder(msgspec.Struct):
-    usage: _Usage | None = None
-
-
-def _to_ir(u: _Usage) -> ir.Usage:
-    p, c = u.prompt_tokens_details, u.completion_tokens_details
-    return ir.Usage(
-        input_tokens=u.prompt_tokens,
-        output_tokens=u.completion_tokens,
-        cache_read_tokens=(p.cached_tokens or 0) if p else 0,
-        cache_write_tokens=(p.cache_write_tokens or 0) if p else 0,
-        reasoning_tokens=(c.reasoning_tokens or 0) if c else 0,
-    )
+    usage: Usage | None = None
 
 
 def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
     """The usage of an answer or a stream event, None when it has none. A `whole` answer that is not
     JSON raises Unreadable (a stream event never fails the stream)."""
     holder = decode_answer(body, _UsageHolder) if whole else decode_or_none(body, _UsageHolder)
-    return _to_ir(holder.usage) if holder and holder.usage else None
+    return usage_to_ir(holder.usage) if holder and holder.usage else None
 
 
 _MODEL_FIELD = model_field(b"model")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from polyrelay import ir
-from polyrelay.protocols.sse import SseSplitter
+from polyrelay.protocols._sse import SseSplitter
 
 CUT_MESSAGE = "upstream stream ended before it was complete"
 

@@ -8,10 +8,11 @@ from typing import Any
 import msgspec
 
 from polyrelay import ids, ir
-from polyrelay.protocols import gemini as g
 from polyrelay.protocols import signatures
-from polyrelay.protocols.stream_base import EventDecoder
-from polyrelay.protocols.common import parse_arguments
+from polyrelay.protocols._common import parse_arguments
+from polyrelay.protocols._stream_base import EventDecoder
+from polyrelay.protocols.gemini.response import response_parts
+from polyrelay.protocols.gemini.wire import FINISH_TO, client_signature, finish_from, get, usage_from, usage_to
 
 
 class StreamDecoder(EventDecoder):
@@ -38,11 +39,11 @@ class StreamDecoder(EventDecoder):
         events: list[ir.StreamEvent] = []
         if not self._started:
             self._started = True
-            events.append(ir.StreamStart(str(g.get(chunk, "responseId") or ids.new_id("resp_")),
-                                         str(g.get(chunk, "modelVersion") or "")))
+            events.append(ir.StreamStart(str(get(chunk, "responseId") or ids.new_id("resp_")),
+                                         str(get(chunk, "modelVersion") or "")))
         for i, cand in enumerate(chunk.get("candidates") or []):
             n = int(cand.get("index") or i)
-            for part in g.response_parts(g.get(g.get(cand, "content", {}), "parts", [])):
+            for part in response_parts(get(get(cand, "content", {}), "parts", [])):
                 if isinstance(part, ir.TextPart):
                     events.append(ir.TextDelta(part.text, choice=n))
                 elif isinstance(part, ir.ThinkingPart):
@@ -54,15 +55,15 @@ class StreamDecoder(EventDecoder):
                     events.append(ir.ToolCallStart(index, part.id, part.name, signature=part.signature,
                                                    signature_origin=part.signature_origin, choice=n))
                     events.append(ir.ToolCallDelta(index, part.arguments, choice=n))
-            reason = g.get(cand, "finishReason")
+            reason = get(cand, "finishReason")
             if reason:
                 self._finished = True
-                events.append(ir.Finish(g.finish_from(reason, self._tools.get(n, 0) > 0), choice=n))
-        usage = g.get(chunk, "usageMetadata")
+                events.append(ir.Finish(finish_from(reason, self._tools.get(n, 0) > 0), choice=n))
+        usage = get(chunk, "usageMetadata")
         if usage:
-            self.usage = g.usage_from(usage)
+            self.usage = usage_from(usage)
             events.append(ir.UsageEvent(self.usage))
-        if not chunk.get("candidates") and g.get(g.get(chunk, "promptFeedback", {}), "blockReason"):
+        if not chunk.get("candidates") and get(get(chunk, "promptFeedback", {}), "blockReason"):
             self._finished = True
             events.append(ir.Finish("content_filter"))
         return events
@@ -71,10 +72,10 @@ class StreamDecoder(EventDecoder):
 class StreamEncoder:
     """IR events -> Gemini chunks, as SSE (`?alt=sse`) or as one JSON array (no `alt`)."""
 
-    def __init__(self, model: str, request: ir.Request, sse: bool = True) -> None:
+    def __init__(self, model: str, request: ir.Request, framing: str = "sse") -> None:
         self._model = model
         self._id = ids.new_id("resp_")
-        self._sse = sse
+        self._sse = framing == "sse"
         self._sent_any = False
         self._call: dict[str, Any] | None = None   # the call being assembled
         self._call_choice = 0
@@ -115,7 +116,7 @@ class StreamEncoder:
         if isinstance(event, ir.ThinkingDelta):
             part: dict[str, Any] = {"text": event.text, "thought": True}
             if event.signature:
-                part["thoughtSignature"] = g.client_signature(event.signature, event.signature_origin, event.redacted)
+                part["thoughtSignature"] = client_signature(event.signature, event.signature_origin, event.redacted)
             return out + self._parts([part], event.choice)
         if isinstance(event, ir.ToolCallStart):
             sig = signatures.to_gemini_client(event.signature, event.signature_origin) if event.signature else None
@@ -123,7 +124,7 @@ class StreamEncoder:
             self._call_choice = event.choice
             return out
         if isinstance(event, ir.Finish):
-            self._finish[event.choice] = g.FINISH_TO.get(event.reason, "STOP")
+            self._finish[event.choice] = FINISH_TO.get(event.reason, "STOP")
             return out
         if isinstance(event, ir.UsageEvent):
             self._usage = event.usage
@@ -141,7 +142,7 @@ class StreamEncoder:
                 "candidates": [{"content": {"role": "model", "parts": []}, "finishReason": reason, "index": n}
                                for n, reason in sorted(self._finish.items())] or [
                     {"content": {"role": "model", "parts": []}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": g.usage_to(self._usage or ir.Usage()),
+                "usageMetadata": usage_to(self._usage or ir.Usage()),
                 "modelVersion": self._model, "responseId": self._id}
             out += self._write(final)
         if not self._sse:

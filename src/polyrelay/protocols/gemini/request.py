@@ -1,13 +1,7 @@
-"""Gemini generateContent <-> IR: requests, responses, errors, countTokens. Streams: gemini_stream.
-
-google-genai sends camelCase and snake_case mixed at every level, so reading accepts both; it reads
-responses only in camelCase, so writing is camelCase only (protocols.md §0).
-"""
+"""Gemini requests <-> IR."""
 
 from __future__ import annotations
 
-import base64
-import re
 from collections import defaultdict, deque
 from typing import Any
 
@@ -15,105 +9,16 @@ import msgspec
 
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError, invalid_request
-from polyrelay.protocols import limits, signatures
-from polyrelay.protocols.common import (
-    decode_base64, decode_json_object, dropped, dump_arguments, effort_to_budget, expect, log, parse_arguments,
-    standard_base64,
+from polyrelay.protocols import limits
+from polyrelay.protocols._common import (
+    decode_json_object, dropped, dump_arguments, effort_to_budget, expect, lost, parse_arguments, parse_with_losses,
+    render_with_losses, standard_base64,
 )
+from polyrelay.protocols.gemini.wire import SKIP_SIGNATURE, _signature_from_client, get
 
-SKIP_SIGNATURE = "skip_thought_signature_validator"
-FINISH_FROM: dict[str, ir.FinishReason] = {"STOP": "stop", "MAX_TOKENS": "length", "CONTINUATION": "length"}
-FINISH_TO = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
-_FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE", "IMAGE_SAFETY",
-             "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE"}
 _LEVEL_EFFORT = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high", "XHIGH": "xhigh"}
-_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
-def get(d: Any, camel: str, default: Any = None) -> Any:
-    """`d[camel]` or `d[snake_case(camel)]`: google-genai mixes both."""
-    if not isinstance(d, dict):
-        return default
-    value = d.get(camel)
-    if value is None:
-        value = d.get(_SNAKE.sub("_", camel).lower())
-    return default if value is None else value
-
-
-def finish_from(reason: str | None, saw_calls: bool) -> ir.FinishReason:
-    if reason in _FILTERED:
-        return "content_filter"
-    if reason and reason not in FINISH_FROM:
-        log.warning("Gemini finishReason %s has no equivalent; reported as stop", reason)
-    mapped = FINISH_FROM.get(reason or "STOP", "stop")
-    return "tool_calls" if mapped == "stop" and saw_calls else mapped
-
-
-# Anthropic redacted_thinking has no Gemini form: a Gemini client gets it as a thought part whose
-# signature says so, and the flag comes back with it (else it would return as a plain thinking block).
-_REDACTED = b"anthropic-redacted:"
-
-
-def client_signature(signature: str, origin: str | None, redacted: bool = False) -> str:
-    """A signature as a Gemini client gets it: always standard base64."""
-    if redacted and origin == "anthropic":
-        return base64.b64encode(_REDACTED + signature.encode()).decode()
-    return signatures.to_gemini_client(signature, origin)
-
-
-def _signature_from_client(value: str) -> tuple[str, str, bool]:
-    """(signature, origin, redacted) of a thoughtSignature a Gemini client sent back (google-genai
-    sends it URL-safe: compared as bytes)."""
-    raw = decode_base64(value) or b""
-    if raw.startswith(_REDACTED):
-        return raw[len(_REDACTED):].decode("utf-8", "replace"), "anthropic", True
-    return (*signatures.from_gemini_client(value), False)
-
-
-# ---- errors ----------------------------------------------------------------------------------
-
-_STATUS_BY_KIND = {
-    "invalid_request": "INVALID_ARGUMENT", "authentication": "UNAUTHENTICATED", "permission": "PERMISSION_DENIED",
-    "not_found": "NOT_FOUND", "request_too_large": "INVALID_ARGUMENT", "rate_limit": "RESOURCE_EXHAUSTED",
-    "insufficient_quota": "RESOURCE_EXHAUSTED", "upstream": "UNAVAILABLE", "overloaded": "UNAVAILABLE",
-    "timeout": "DEADLINE_EXCEEDED", "internal": "INTERNAL"}
-
-
-def _error_payload(err: GatewayError) -> dict[str, Any]:
-    status = "INTERNAL" if err.status == 500 else _STATUS_BY_KIND.get(err.kind, "INTERNAL")  # 500 is not 503
-    return {"error": {"code": err.status, "message": err.message, "status": status}}
-
-
-def render_error(err: GatewayError) -> tuple[int, bytes]:
-    return err.status, msgspec.json.encode(_error_payload(err))
-
-
-def render_stream_error(err: GatewayError) -> bytes:
-    return b"data: " + msgspec.json.encode(_error_payload(err)) + b"\n\n"
-
-
-def parse_error(status: int, body: bytes) -> GatewayError:
-    message, reasons = "", ""
-    try:
-        payload = msgspec.json.decode(body)
-        if isinstance(payload, list) and payload:
-            payload = payload[0]
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if isinstance(error, dict):
-            message = str(error.get("message") or "")
-            reasons = str(error.get("details") or "")
-    except msgspec.DecodeError:
-        pass
-    kind = {400: "invalid_request", 401: "authentication", 402: "insufficient_quota", 403: "permission",
-            404: "not_found", 429: "rate_limit", 503: "overloaded", 504: "timeout"}.get(
-        status, "upstream" if status >= 500 else "invalid_request")  # 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED
-    if "API_KEY_INVALID" in reasons:  # Gemini answers a bad key with 400: the channel's fault
-        kind = "authentication"
-    message = message or body[:300].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
-    return GatewayError(status, kind, message, retryable=status in (408, 429) or status >= 500)  # type: ignore[arg-type]
-
-
-# ---- requests: Gemini -> IR ------------------------------------------------------------------
 
 
 def _media_kind(mime: str) -> str:
@@ -262,6 +167,7 @@ def _tool_choice(tool_config: Any) -> ir.ToolChoice | None:
     return ir.ToolChoice("required" if mode == "ANY" else "auto", allowed=allowed or None)
 
 
+@parse_with_losses
 def parse_request(body: bytes) -> ir.Request:
     """The model lives in the URL: the relay sets `model` and `stream`."""
     b = decode_json_object(body)
@@ -344,17 +250,30 @@ def _parse_fields(b: dict[str, Any]) -> ir.Request:
         include_usage=True)
 
 
+@parse_with_losses
 def parse_count_tokens_request(body: bytes) -> ir.Request:
     b = decode_json_object(body)
     inner = get(b, "generateContentRequest")
     return _parse(inner if isinstance(inner, dict) else b)
 
 
+COUNT_TOKENS_FIELD = "totalTokens"   # the count in the upstream's countTokens answer
+
+
+def count_tokens_body(req: ir.Request, upstream_model: str, same_body: bytes | None) -> bytes:
+    """The upstream countTokens body (`same_body`: the client's, when it speaks Gemini too); the
+    channel kind knows the URL."""
+    if same_body is not None:
+        return same_body  # the model lives in the URL: the client's body goes as it is
+    inner = msgspec.json.decode(render_request(req, upstream_model)[0])
+    # countTokens takes `contents` alone at the top; system, tools and config only inside this
+    return msgspec.json.encode({"generateContentRequest": {"model": f"models/{upstream_model}", **inner}})
+
+
 def render_count_tokens_response(n: int) -> bytes:
     return msgspec.json.encode({"totalTokens": n})
 
 
-# ---- requests: IR -> Gemini ------------------------------------------------------------------
 
 
 def _media_part(p: ir.MediaPart) -> dict[str, Any]:
@@ -395,6 +314,12 @@ def _render_content(m: ir.Message, names: dict[str, str]) -> dict[str, Any]:
     return {"role": "model" if m.role == "assistant" else "user", "parts": parts}
 
 
+def tool_name(name: str) -> str:
+    """Gemini takes the client's function names as they are (nothing to restore in the answer)."""
+    return name
+
+
+@render_with_losses
 def render_request(req: ir.Request, upstream_model: str) -> bytes:
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
@@ -432,8 +357,8 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
             cfg[key] = value
     if req.stop:
         if len(req.stop) > 5:
-            log.warning("stop: Gemini takes at most 5 sequences; dropped %d (%.200r)",
-                        len(req.stop) - 5, req.stop[5:])
+            lost("stop", "dropped", f"Gemini takes at most 5 sequences; dropped {len(req.stop) - 5} "
+                                    f"({req.stop[5:]!r:.200})")
         cfg["stopSequences"] = req.stop[:5]
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
@@ -450,88 +375,3 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
     if cfg:
         body["generationConfig"] = cfg
     return msgspec.json.encode(body)
-
-
-# ---- responses -------------------------------------------------------------------------------
-
-
-def usage_from(u: Any) -> ir.Usage:
-    if not isinstance(u, dict):
-        return ir.Usage()
-    thoughts = int(get(u, "thoughtsTokenCount", 0))
-    return ir.Usage(input_tokens=int(get(u, "promptTokenCount", 0)) + int(get(u, "toolUsePromptTokenCount", 0)),
-                    output_tokens=int(get(u, "candidatesTokenCount", 0)) + thoughts,
-                    cache_read_tokens=int(get(u, "cachedContentTokenCount", 0)), reasoning_tokens=thoughts)
-
-
-def usage_to(u: ir.Usage) -> dict[str, int]:
-    out = {"promptTokenCount": u.input_tokens, "candidatesTokenCount": u.output_tokens - u.reasoning_tokens,
-           "totalTokenCount": u.input_tokens + u.output_tokens}
-    if u.reasoning_tokens:
-        out["thoughtsTokenCount"] = u.reasoning_tokens
-    if u.cache_read_tokens:
-        out["cachedContentTokenCount"] = u.cache_read_tokens
-    return out
-
-
-def response_parts(raw: list[Any]) -> list[ir.Part]:
-    """IR parts of one upstream candidate's parts (signatures minted by Gemini itself)."""
-    out: list[ir.Part] = []
-    for p in raw:
-        sig = get(p, "thoughtSignature")
-        fcall = get(p, "functionCall")
-        if fcall is not None:
-            out.append(ir.ToolCallPart(str(fcall.get("id") or ids.new_id("call_")), str(fcall.get("name")),
-                                       dump_arguments(fcall.get("args")), signature=sig,
-                                       signature_origin="gemini" if sig else None))
-        elif p.get("thought"):
-            out.append(ir.ThinkingPart(str(p.get("text", "")), signature=sig, signature_origin="gemini" if sig else None))
-        elif p.get("text"):
-            out.append(ir.TextPart(str(p["text"])))
-    return out
-
-
-def parse_response(body: bytes) -> ir.Response:
-    b = decode_json_object(body, "upstream response")
-    choices = []
-    for i, cand in enumerate(b.get("candidates") or []):
-        parts = response_parts(get(get(cand, "content", {}), "parts", []))
-        saw_calls = any(isinstance(p, ir.ToolCallPart) for p in parts)
-        choices.append(ir.Choice(int(cand.get("index") or i), parts, finish_from(get(cand, "finishReason"), saw_calls)))
-    if not choices and get(get(b, "promptFeedback", {}), "blockReason"):
-        choices.append(ir.Choice(0, [], "content_filter"))
-    return ir.Response(id=str(get(b, "responseId") or ids.new_id("resp_")), model=str(get(b, "modelVersion") or ""),
-                       choices=choices, usage=usage_from(get(b, "usageMetadata")))
-
-
-def render_parts(parts: list[ir.Part]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for p in parts:
-        if isinstance(p, ir.TextPart):
-            out.append({"text": p.text})
-        elif isinstance(p, ir.ThinkingPart):
-            part: dict[str, Any] = {"text": p.text, "thought": True}
-            if p.signature:
-                part["thoughtSignature"] = client_signature(p.signature, p.signature_origin, p.redacted)
-            out.append(part)
-        elif isinstance(p, ir.ToolCallPart):
-            part = {"functionCall": {"id": p.id, "name": p.name, "args": parse_arguments(p.arguments)}}
-            if p.signature:
-                part["thoughtSignature"] = signatures.to_gemini_client(p.signature, p.signature_origin)
-            out.append(part)
-    return out
-
-
-def render_response(resp: ir.Response, model: str) -> bytes:
-    return msgspec.json.encode({
-        "candidates": [{"content": {"role": "model", "parts": render_parts(c.parts)},
-                        "finishReason": FINISH_TO.get(c.finish_reason or "stop", "STOP"), "index": c.index}
-                       for c in resp.choices],
-        "usageMetadata": usage_to(resp.usage), "modelVersion": model, "responseId": resp.id})
-
-
-# the stream classes use the helpers above, so they are imported last
-from polyrelay.protocols.gemini_stream import StreamDecoder, StreamEncoder  # noqa: E402
-
-__all__ = ["StreamDecoder", "StreamEncoder", "parse_request", "render_request", "parse_response",
-           "render_response", "parse_error", "render_error", "render_stream_error"]

@@ -9,7 +9,8 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
-from polyrelay.protocols.passthrough import (
+from polyrelay.protocols.anthropic_messages.wire import Usage, merge_usage
+from polyrelay.protocols._passthrough import (
     decode_answer,
     RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths, text_markers, rename_first,
     with_field,
@@ -28,61 +29,28 @@ def peek_request(body: bytes) -> RequestPeek:
                        True, max_output, 1)
 
 
-THINKING_SUFFIX = "-thinking"
-_MIN_THINKING_BUDGET = 1024
-
-
 def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool = True) -> bytes:
-    """The body with the model renamed; a `...-thinking` public name turns thinking on (the
-    "Claude Thinking" convention) when the client did not configure it and max_tokens allows."""
+    """The body with the model renamed; an alias's thinking budget (`peek.thinking_budget`, from
+    routing/aliases.py) turns thinking on when the client did not configure it."""
     top = with_field(peek.top, "model", upstream_model)
-    max_tokens = peek.max_output or 0
-    if (peek.model.endswith(THINKING_SUFFIX) and "thinking" not in top
-            and max_tokens > _MIN_THINKING_BUDGET):
-        budget = max(_MIN_THINKING_BUDGET, min(max_tokens // 2, 16_384))
-        top = with_field(top, "thinking", {"type": "enabled", "budget_tokens": budget})
+    if peek.thinking_budget is not None and "thinking" not in top:
+        top = with_field(top, "thinking", {"type": "enabled", "budget_tokens": peek.thinking_budget})
     return msgspec.json.encode(top)
 
 
-def thinking_base_model(public_model: str, upstream_model: str) -> str:
-    """The upstream model of a `...-thinking` name that the channel's model_map does not map."""
-    if public_model.endswith(THINKING_SUFFIX) and upstream_model == public_model:
-        return public_model.removesuffix(THINKING_SUFFIX)
-    return upstream_model
-
-
-class _Usage(msgspec.Struct):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
-    cache_read_input_tokens: int | None = None
-
-
 class _Holder(msgspec.Struct):
-    usage: _Usage | None = None
+    usage: Usage | None = None
 
 
 class _Start(msgspec.Struct):
     message: _Holder
 
 
-def _merge(into: ir.Usage | None, u: _Usage) -> ir.Usage:
-    """Anthropic usage is cumulative: fields present overwrite; input excludes cache tokens."""
-    prev = into or ir.Usage()
-    prev_plain = prev.input_tokens - prev.cache_read_tokens - prev.cache_write_tokens
-    plain = u.input_tokens if u.input_tokens is not None else prev_plain
-    read = u.cache_read_input_tokens if u.cache_read_input_tokens is not None else prev.cache_read_tokens
-    write = u.cache_creation_input_tokens if u.cache_creation_input_tokens is not None else prev.cache_write_tokens
-    out = u.output_tokens if u.output_tokens is not None else prev.output_tokens
-    return ir.Usage(input_tokens=plain + read + write, output_tokens=out,
-                    cache_read_tokens=read, cache_write_tokens=write)
-
-
 def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
     """The usage of an answer or a stream event, None when it has none. A `whole` answer that is not
     JSON raises Unreadable (a stream event never fails the stream)."""
     holder = decode_answer(body, _Holder) if whole else decode_or_none(body, _Holder)
-    return _merge(None, holder.usage) if holder and holder.usage else None
+    return merge_usage(None, holder.usage) if holder and holder.usage else None
 
 
 _MODEL_FIELD = model_field(b"model")
@@ -110,12 +78,12 @@ class MessagesStreamTap(SseTap):
         elif b"message_start" in head:
             start = decode_or_none(data, _Start)
             if start and start.message.usage:   # its output count is not final: message_delta's is
-                self.start_usage = _merge(None, start.message.usage)
+                self.start_usage = merge_usage(None, start.message.usage)
             return head + b"\ndata: " + rename_model(data.lstrip(), self._model_json)
         elif b"message_delta" in head:
             holder = decode_or_none(data, _Holder)
             if holder and holder.usage:
-                self.usage = _merge(self.usage or self.start_usage, holder.usage)
+                self.usage = merge_usage(self.usage or self.start_usage, holder.usage)
             if _STOP_REASON.search(data):
                 self.finished = True
         elif b"message_stop" in head:

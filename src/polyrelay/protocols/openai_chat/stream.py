@@ -8,10 +8,12 @@ from typing import Any
 import msgspec
 
 from polyrelay import ids, ir
-from polyrelay.protocols import openai_chat as chat
+from polyrelay.errors import GatewayError
 from polyrelay.protocols import signatures
-from polyrelay.protocols.stream_base import EventDecoder
-from polyrelay.protocols.sse import data_event
+from polyrelay.protocols._sse import data_event
+from polyrelay.protocols._stream_base import EventDecoder
+from polyrelay.protocols.openai_chat.errors import render_stream_error
+from polyrelay.protocols.openai_chat.wire import FINISH_FROM_CHAT, usage_from_chat, usage_to_chat
 
 
 class StreamDecoder(EventDecoder):
@@ -46,7 +48,7 @@ class StreamDecoder(EventDecoder):
         for choice in chunk.get("choices") or []:
             events.extend(self._choice(choice))
         if isinstance(chunk.get("usage"), dict):
-            self.usage = chat.usage_from_chat(chunk["usage"])
+            self.usage = usage_from_chat(chunk["usage"])
             events.append(ir.UsageEvent(self.usage))
         return events
 
@@ -79,14 +81,14 @@ class StreamDecoder(EventDecoder):
         reason = choice.get("finish_reason")
         if reason:
             self._finished = True
-            events.append(ir.Finish(chat.FINISH_FROM_CHAT.get(reason, "stop"), choice=n))
+            events.append(ir.Finish(FINISH_FROM_CHAT.get(reason, "stop"), choice=n))
         return events
 
 
 class StreamEncoder:
     """IR events -> the Chat stream a client expects (role chunk, deltas, finish, usage, [DONE])."""
 
-    def __init__(self, model: str, request: ir.Request) -> None:
+    def __init__(self, model: str, request: ir.Request, framing: str = "sse") -> None:  # SSE only
         self._model = model
         self._include_usage = request.include_usage
         self._id = ids.new_id("chatcmpl-")
@@ -131,7 +133,7 @@ class StreamEncoder:
             return self._chunk(0, {"role": "assistant", "content": ""})
         if isinstance(event, ir.StreamError):
             self._failed = True
-            return chat.render_stream_error(chat.GatewayError(event.status, event.kind, event.message))  # type: ignore[arg-type]
+            return render_stream_error(GatewayError(event.status, event.kind, event.message))  # type: ignore[arg-type]
         return b""
 
     def _thinking(self, event: ir.ThinkingDelta) -> bytes:
@@ -156,5 +158,5 @@ class StreamEncoder:
         out = b""
         if self._include_usage and self._usage is not None:
             out = data_event({"id": self._id, "object": "chat.completion.chunk", "created": self._created,
-                              "model": self._model, "choices": [], "usage": chat.usage_to_chat(self._usage)})
+                              "model": self._model, "choices": [], "usage": usage_to_chat(self._usage)})
         return out + b"data: [DONE]\n\n"

@@ -8,17 +8,23 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.protocols import limits
-from polyrelay.protocols.passthrough import (
+from polyrelay.protocols.gemini.wire import UsageMetadata, usage_to_ir
+from polyrelay.protocols._passthrough import (
     decode_answer,
     ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
     rename_first, text_markers, with_field,
 )
 
 
-def peek_request(body: bytes, model: str, stream: bool) -> RequestPeek:
+def peek_request(body: bytes, model: str, stream: bool, alt: str | None = None) -> RequestPeek:
+    """`model` and `stream` come from the path (`models/{model}:streamGenerateContent`); a stream is
+    SSE with `?alt=sse`, else one JSON array that arrives piece by piece."""
     top = decode_top(body)
     max_output, n = limits.gemini(limits.RawFields(top))
-    return RequestPeek(top, model, stream, True, max_output, n or 1)
+    peek = RequestPeek(top, model, stream, True, max_output, n or 1)
+    if stream and alt != "sse":
+        peek.framing = "json"
+    return peek
 
 
 def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool = True) -> bytes:
@@ -31,30 +37,15 @@ def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool = Tr
     return msgspec.json.encode(top)
 
 
-class _UsageMetadata(msgspec.Struct):
-    promptTokenCount: int = 0
-    candidatesTokenCount: int = 0
-    thoughtsTokenCount: int = 0
-    cachedContentTokenCount: int = 0
-    toolUsePromptTokenCount: int = 0
-
-
 class _Holder(msgspec.Struct):
-    usageMetadata: _UsageMetadata | None = None
-
-
-def _to_ir(u: _UsageMetadata) -> ir.Usage:
-    # thoughts are not part of candidatesTokenCount: add them, or reasoning goes unbilled
-    return ir.Usage(input_tokens=u.promptTokenCount + u.toolUsePromptTokenCount,
-                    output_tokens=u.candidatesTokenCount + u.thoughtsTokenCount,
-                    cache_read_tokens=u.cachedContentTokenCount, reasoning_tokens=u.thoughtsTokenCount)
+    usageMetadata: UsageMetadata | None = None
 
 
 def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
     """The usage of an answer or a stream event, None when it has none. A `whole` answer that is not
     JSON raises Unreadable (a stream event never fails the stream)."""
     holder = decode_answer(body, _Holder) if whole else decode_or_none(body, _Holder)
-    return _to_ir(holder.usageMetadata) if holder and holder.usageMetadata else None
+    return usage_to_ir(holder.usageMetadata) if holder and holder.usageMetadata else None
 
 
 _MODEL_FIELD = model_field(b"modelVersion")

@@ -14,7 +14,7 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.errors import invalid_request, too_deep
-from polyrelay.protocols.sse import SseSplitter
+from polyrelay.protocols._sse import SseSplitter
 
 Top = dict[str, msgspec.Raw]
 T = TypeVar("T")
@@ -24,7 +24,7 @@ class RequestPeek:
     """What the gateway needs to know about a request, read without a full parse."""
 
     __slots__ = ("top", "model", "stream", "include_usage", "max_output", "n", "forward_headers",
-                 "upstream_max_output")
+                 "upstream_max_output", "framing", "thinking_budget")
 
     def __init__(self, top: Top, model: str, stream: bool, include_usage: bool,
                  max_output: int | None, n: int) -> None:
@@ -38,6 +38,12 @@ class RequestPeek:
         # set by the relay when the client set no limit and the key's balance is finite: the output
         # limit the reservation covers, sent upstream so the answer cannot cost more than was held
         self.upstream_max_output: int | None = None
+        # how the client wants a stream framed: "sse" (every protocol), or "json" (Gemini without
+        # `alt=sse`: one JSON array); only an "sse" client can take an upstream's stream as it is
+        self.framing = "sse"
+        # set by the relay for a model alias that turns thinking on (routing/aliases.py); a protocol
+        # whose THINKING_ALIAS is set adds it to the body when the client configured no thinking
+        self.thinking_budget: int | None = None
 
 
 def decode_top(body: bytes) -> Top:

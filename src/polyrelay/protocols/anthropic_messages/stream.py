@@ -8,10 +8,11 @@ import msgspec
 
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import anthropic_messages as am
 from polyrelay.protocols import signatures
-from polyrelay.protocols.stream_base import EventDecoder
-from polyrelay.protocols.sse import event_fields, named_event
+from polyrelay.protocols._sse import event_fields, named_event
+from polyrelay.protocols._stream_base import EventDecoder
+from polyrelay.protocols.anthropic_messages.errors import render_stream_error
+from polyrelay.protocols.anthropic_messages.wire import FINISH_FROM, FINISH_TO, usage_from, usage_to
 
 
 class StreamDecoder(EventDecoder):
@@ -22,11 +23,10 @@ class StreamDecoder(EventDecoder):
         self._blocks: dict[int, tuple[str, int]] = {}   # block index -> (kind, tool index)
         self._tool_has_input: dict[int, bool] = {}
         self._tools = 0
-        self._raw_usage: dict[str, Any] = {}
+        self.usage: ir.Usage | None = None
 
     def _merge_usage(self, u: dict[str, Any] | None) -> ir.Usage:
-        self._raw_usage.update({k: v for k, v in (u or {}).items() if v is not None})
-        self.usage = am.usage_from(self._raw_usage)
+        self.usage = usage_from(u, self.usage)
         return self.usage
 
     def _event(self, raw: bytes) -> list[ir.StreamEvent]:
@@ -57,7 +57,7 @@ class StreamDecoder(EventDecoder):
             delta = e.get("delta") or {}
             if delta.get("stop_reason"):
                 self._finished = True
-                events.append(ir.Finish(am.FINISH_FROM.get(delta["stop_reason"], "stop"),
+                events.append(ir.Finish(FINISH_FROM.get(delta["stop_reason"], "stop"),
                                         stop_sequence=delta.get("stop_sequence")))
             if e.get("usage"):
                 events.append(ir.UsageEvent(self._merge_usage(e["usage"])))
@@ -107,7 +107,7 @@ class StreamDecoder(EventDecoder):
 class StreamEncoder:
     """IR events -> the Anthropic event sequence (message_start, blocks in order, message_delta, message_stop)."""
 
-    def __init__(self, model: str, request: ir.Request) -> None:
+    def __init__(self, model: str, request: ir.Request, framing: str = "sse") -> None:  # SSE only
         self._model = model
         self._id = ids.new_id("msg_")
         self._started = False
@@ -127,7 +127,7 @@ class StreamEncoder:
             self._usage = usage
         return named_event("message_start", {"type": "message_start", "message": {
             "id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {**am.usage_to(self._usage), "output_tokens": 0}}})
+            "stop_reason": None, "stop_sequence": None, "usage": {**usage_to(self._usage), "output_tokens": 0}}})
 
     def _close_block(self) -> bytes:
         if self._open is None:
@@ -169,7 +169,7 @@ class StreamEncoder:
                 return out  # interleaved fragments of another call cannot be expressed: never seen in practice
             return out + self._delta({"type": "input_json_delta", "partial_json": event.arguments})
         if isinstance(event, ir.Finish):
-            self._stop = am.FINISH_TO.get(event.reason, "end_turn")
+            self._stop = FINISH_TO.get(event.reason, "end_turn")
             self._stop_sequence = event.stop_sequence
             if event.stop_sequence and self._stop == "end_turn":
                 self._stop = "stop_sequence"
@@ -179,7 +179,7 @@ class StreamEncoder:
             return out
         if isinstance(event, ir.StreamError):
             self._failed = True
-            return out + am.render_stream_error(GatewayError(event.status, event.kind, event.message))  # type: ignore[arg-type]
+            return out + render_stream_error(GatewayError(event.status, event.kind, event.message))  # type: ignore[arg-type]
         return out
 
     def _thinking(self, event: ir.ThinkingDelta) -> bytes:
@@ -205,5 +205,5 @@ class StreamEncoder:
         out += named_event("message_delta", {
             "type": "message_delta", "delta": {"stop_reason": self._stop or "end_turn",
                                                "stop_sequence": self._stop_sequence},
-            "usage": am.usage_to(self._usage)})
+            "usage": usage_to(self._usage)})
         return out + named_event("message_stop", {"type": "message_stop"})

@@ -1,8 +1,7 @@
-"""OpenAI Chat Completions <-> IR: requests, responses and errors. Streams: openai_chat_stream."""
+"""OpenAI Chat requests <-> IR."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
@@ -10,99 +9,17 @@ import msgspec
 from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import limits, signatures
-from polyrelay.protocols.common import (
-    budget_to_effort, data_url, decode_json_object, dropped, expect, log, safe_tool_name, short_identifier,
-    split_data_url,
+from polyrelay.protocols._common import (
+    budget_to_effort, data_url, decode_json_object, dropped, expect, lost, parse_with_losses, render_with_losses,
+    safe_tool_name, short_identifier, split_data_url,
 )
 
 # `user` longer than this is refused (OpenAI API reference: "maximum length of 64 characters" for the
 # identifier `safety_identifier` replaces; the openai 3.57 SDK documents 128 for safety_identifier)
 MAX_USER_CHARS = 64
 
-_TYPE_BY_KIND = {
-    "invalid_request": "invalid_request_error",
-    "authentication": "invalid_request_error",
-    "permission": "permission_error",
-    "not_found": "invalid_request_error",
-    "request_too_large": "invalid_request_error",
-    "rate_limit": "rate_limit_error",
-    "insufficient_quota": "insufficient_quota",
-    "upstream": "upstream_error",
-    "overloaded": "server_error",
-    "timeout": "timeout_error",
-    "internal": "server_error",
-}
-_CODE_BY_KIND = {
-    "authentication": "invalid_api_key",
-    "not_found": "model_not_found",
-    "rate_limit": "rate_limit_exceeded",
-    "insufficient_quota": "insufficient_quota",
-}
-_KIND_BY_STATUS = {
-    400: "invalid_request", 401: "authentication", 402: "insufficient_quota", 403: "permission", 404: "not_found",
-    413: "request_too_large", 429: "rate_limit", 502: "upstream", 503: "overloaded", 504: "timeout",
-}
-
-
-class _ErrorBody(msgspec.Struct):
-    message: str | None = None
-    type: str | None = None
-    code: str | int | None = None
-    param: str | None = None
-
-
-class _ErrorEnvelope(msgspec.Struct):
-    error: _ErrorBody | str | None = None
-
-
-def error_body(err: GatewayError) -> bytes:
-    """`{"error": {...}}` for `err`: the HTTP body, and the data of an in-stream error event."""
-    return msgspec.json.encode({"error": {
-        "message": err.message,
-        "type": _TYPE_BY_KIND.get(err.kind, "api_error"),
-        "param": err.param,
-        "code": err.code or _CODE_BY_KIND.get(err.kind),
-    }})
-
-
-def render_error(err: GatewayError) -> tuple[int, bytes]:
-    return err.status, error_body(err)
-
-
-def parse_error(status: int, body: bytes) -> GatewayError:
-    """An upstream's error response (OpenAI shape or anything else) as a GatewayError."""
-    kind = _KIND_BY_STATUS.get(status, "upstream" if status >= 500 else "invalid_request")
-    message, code, param = "", None, None
-    try:
-        env = msgspec.json.decode(body, type=_ErrorEnvelope)
-        if isinstance(env.error, _ErrorBody):
-            message = env.error.message or ""
-            code = str(env.error.code) if env.error.code is not None else None
-            param = env.error.param
-            if env.error.type == "insufficient_quota" or code == "insufficient_quota":
-                kind = "insufficient_quota"
-        elif isinstance(env.error, str):
-            message = env.error
-    except msgspec.ValidationError:
-        pass
-    except msgspec.DecodeError:
-        pass
-    if not message:
-        message = body[:300].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
-    return GatewayError(status, kind, message, code=code, param=param,
-                        retryable=status == 429 or status >= 500)
-
-
-def render_stream_error(err: GatewayError) -> bytes:
-    """An in-stream error event: the openai SDK raises APIError on a chunk with an `error` key."""
-    return b"data: " + error_body(err) + b"\n\n"
-
-# ---- requests: Chat -> IR --------------------------------------------------------------------
 
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
-FINISH_FROM_CHAT: dict[str, ir.FinishReason] = {
-    "stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls",
-    "content_filter": "content_filter"}
 
 
 def _text_parts(content: Any, where: str) -> list[ir.TextPart]:
@@ -297,6 +214,7 @@ def _unconvertible(b: dict[str, Any]) -> None:
         dropped("verbosity", _ELSEWHERE)
 
 
+@parse_with_losses
 def parse_request(body: bytes) -> ir.Request:
     b = decode_json_object(body)
     model = b.get("model")
@@ -323,7 +241,6 @@ def parse_request(body: bytes) -> ir.Request:
     )
 
 
-# ---- requests: IR -> Chat --------------------------------------------------------------------
 
 
 def _render_user(parts: list[ir.Part]) -> str | list[dict[str, Any]]:
@@ -380,6 +297,7 @@ def tool_name(name: str) -> str:
     return safe_tool_name(name, 64)
 
 
+@render_with_losses
 def render_request(req: ir.Request, upstream_model: str) -> bytes:
     messages: list[dict[str, Any]] = []
     if req.system:
@@ -408,8 +326,8 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
         dropped("top_k", "OpenAI Chat")
     if req.stop:
         if len(req.stop) > 4:
-            log.warning("stop: OpenAI Chat takes at most 4 sequences; dropped %d (%.200r)",
-                        len(req.stop) - 4, req.stop[4:])
+            lost("stop", "dropped", f"OpenAI Chat takes at most 4 sequences; dropped {len(req.stop) - 4} "
+                                    f"({req.stop[4:]!r:.200})")
         body["stop"] = req.stop[:4]
     if req.tools:
         body["tools"] = [{"type": "function", "function": {
@@ -443,82 +361,14 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
     return msgspec.json.encode(body)
 
 
-# ---- responses -------------------------------------------------------------------------------
+# OpenAI Chat has no token counting endpoint: no route serves these and no channel is asked
+COUNT_TOKENS_FIELD = ""
+count_tokens_body = None
 
 
-def usage_from_chat(u: dict[str, Any] | None) -> ir.Usage:
-    if not isinstance(u, dict):
-        return ir.Usage()
-    p, c = u.get("prompt_tokens_details") or {}, u.get("completion_tokens_details") or {}
-    return ir.Usage(input_tokens=int(u.get("prompt_tokens") or 0), output_tokens=int(u.get("completion_tokens") or 0),
-                    cache_read_tokens=int(p.get("cached_tokens") or 0),
-                    cache_write_tokens=int(p.get("cache_write_tokens") or 0),
-                    reasoning_tokens=int(c.get("reasoning_tokens") or 0))
+def parse_count_tokens_request(body: bytes) -> ir.Request:
+    raise GatewayError(404, "not_found", "the OpenAI Chat API has no token counting endpoint")
 
 
-def usage_to_chat(u: ir.Usage) -> dict[str, Any]:
-    prompt_details: dict[str, int] = {"cached_tokens": u.cache_read_tokens}
-    if u.cache_write_tokens:
-        prompt_details["cache_write_tokens"] = u.cache_write_tokens
-    return {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
-            "total_tokens": u.input_tokens + u.output_tokens, "prompt_tokens_details": prompt_details,
-            "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens}}
-
-
-def parse_response(body: bytes) -> ir.Response:
-    b = decode_json_object(body, "upstream response")
-    choices = []
-    for c in b.get("choices") or []:
-        m = c.get("message") or {}
-        reason = FINISH_FROM_CHAT.get(c.get("finish_reason") or "stop", "stop")
-        choices.append(ir.Choice(int(c.get("index") or 0), _assistant_parts(m, "choices"), reason))
-    return ir.Response(id=str(b.get("id") or ids.new_id("chatcmpl-")), model=str(b.get("model") or ""),
-                       choices=choices, usage=usage_from_chat(b.get("usage")), created=int(b.get("created") or 0))
-
-
-def thinking_blocks(parts: list[ir.Part]) -> list[dict[str, Any]]:
-    """LiteLLM-style signed thinking blocks, so a Chat client can hand them back next turn."""
-    blocks = []
-    for p in parts:
-        if isinstance(p, ir.ThinkingPart) and p.signature:
-            sig = signatures.to_text_client(p.signature, p.signature_origin)
-            blocks.append({"type": "redacted_thinking", "data": sig} if p.redacted
-                          else {"type": "thinking", "thinking": p.text, "signature": sig})
-    return blocks
-
-
-def tool_call_json(p: ir.ToolCallPart) -> dict[str, Any]:
-    call: dict[str, Any] = {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
-    if p.signature and p.signature_origin == "gemini":  # Google's own OpenAI-compatible shape
-        call["extra_content"] = {"google": {"thought_signature": p.signature}}
-    return call
-
-
-def render_response(resp: ir.Response, model: str) -> bytes:
-    choices = []
-    for c in resp.choices:
-        text = "".join(p.text for p in c.parts if isinstance(p, ir.TextPart))
-        calls = [tool_call_json(p) for p in c.parts if isinstance(p, ir.ToolCallPart)]
-        message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None,
-                                   "refusal": None}
-        if calls:
-            message["tool_calls"] = calls
-        thinking = "".join(p.text for p in c.parts if isinstance(p, ir.ThinkingPart))
-        if thinking:
-            message["reasoning_content"] = thinking
-        blocks = thinking_blocks(c.parts)
-        if blocks:
-            message["thinking_blocks"] = blocks
-        choices.append({"index": c.index, "message": message, "logprobs": None,
-                        "finish_reason": c.finish_reason or "stop"})
-    return msgspec.json.encode({
-        "id": resp.id if resp.id.startswith("chatcmpl") else "chatcmpl-" + resp.id,
-        "object": "chat.completion", "created": resp.created or int(time.time()), "model": model,
-        "choices": choices, "usage": usage_to_chat(resp.usage)})
-
-
-# the stream classes use the helpers above, so they are imported last
-from polyrelay.protocols.openai_chat_stream import StreamDecoder, StreamEncoder  # noqa: E402
-
-__all__ = ["StreamDecoder", "StreamEncoder", "parse_request", "render_request", "parse_response",
-           "render_response", "parse_error", "render_error", "render_stream_error"]
+def render_count_tokens_response(n: int) -> bytes:
+    raise GatewayError(404, "not_found", "the OpenAI Chat API has no token counting endpoint")

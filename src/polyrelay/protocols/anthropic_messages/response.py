@@ -1,0 +1,61 @@
+"""Anthropic Messages responses <-> IR."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from polyrelay import ids, ir
+from polyrelay.protocols import signatures
+from polyrelay.protocols._common import decode_json_object, dump_arguments, parse_arguments
+from polyrelay.protocols.anthropic_messages.wire import FINISH_FROM, FINISH_TO, usage_from, usage_to
+
+
+def parse_response(body: bytes) -> ir.Response:
+    b = decode_json_object(body, "upstream response")
+    parts: list[ir.Part] = []
+    for block in b.get("content") or []:
+        t = block.get("type")
+        if t == "text":
+            parts.append(ir.TextPart(str(block.get("text", ""))))
+        elif t == "thinking":
+            parts.append(ir.ThinkingPart(str(block.get("thinking", "")), signature=block.get("signature") or None,
+                                         signature_origin="anthropic"))
+        elif t == "redacted_thinking":
+            parts.append(ir.ThinkingPart(signature=block.get("data"), signature_origin="anthropic", redacted=True))
+        elif t == "tool_use":
+            parts.append(ir.ToolCallPart(str(block.get("id")), str(block.get("name")),
+                                         dump_arguments(block.get("input"))))
+    reason = FINISH_FROM.get(str(b.get("stop_reason") or "end_turn"), "stop")
+    choice = ir.Choice(0, parts, reason, stop_sequence=b.get("stop_sequence"))
+    return ir.Response(id=str(b.get("id") or ids.new_id("msg_")), model=str(b.get("model") or ""),
+                       choices=[choice], usage=usage_from(b.get("usage")))
+
+
+def content_blocks(parts: list[ir.Part]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for p in parts:
+        if isinstance(p, ir.TextPart):
+            blocks.append({"type": "text", "text": p.text})
+        elif isinstance(p, ir.ThinkingPart):
+            sig = signatures.to_text_client(p.signature, p.signature_origin) if p.signature else ""
+            blocks.append({"type": "redacted_thinking", "data": sig} if p.redacted else
+                          {"type": "thinking", "thinking": p.text, "signature": sig})
+        elif isinstance(p, ir.ToolCallPart):
+            if p.signature and p.signature_origin == "gemini":  # no slot on tool_use: an empty signed block
+                blocks.append({"type": "thinking", "thinking": "",
+                               "signature": signatures.to_text_client(p.signature, "gemini")})
+            blocks.append({"type": "tool_use", "id": p.id, "name": p.name, "input": parse_arguments(p.arguments)})
+    return blocks
+
+
+def render_response(resp: ir.Response, model: str) -> bytes:
+    choice = resp.choices[0] if resp.choices else ir.Choice()
+    stop = FINISH_TO.get(choice.finish_reason or "stop", "end_turn")
+    if choice.stop_sequence and stop == "end_turn":
+        stop = "stop_sequence"
+    return msgspec.json.encode({
+        "id": resp.id if resp.id.startswith("msg_") else "msg_" + resp.id, "type": "message",
+        "role": "assistant", "model": model, "content": content_blocks(choice.parts), "stop_reason": stop,
+        "stop_sequence": choice.stop_sequence, "usage": usage_to(resp.usage)})

@@ -1,0 +1,59 @@
+"""Model aliases (routing/aliases.py): `<claude model>-thinking` is the base model with thinking on,
+with one budget rule whichever protocol the client speaks (docs/conversion.md, "Model aliases")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from polyrelay.routing.aliases import thinking_budget
+from servers import Server
+
+ALIAS = "claude-sim-sonnet-thinking"
+
+
+def _sent(sim_http: httpx.Client) -> dict[str, Any]:
+    return json.loads(sim_http.get("/sim/requests").json()[-1]["body"])  # type: ignore[no-any-return]
+
+
+def _ask(gateway: Server, client: str, max_tokens: int | None) -> httpx.Response:
+    message = [{"role": "user", "content": "think [[sim:words=3]]"}]
+    limit = {} if max_tokens is None else {"max_tokens": max_tokens}
+    if client == "openai":
+        return httpx.post(gateway.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-alice-0001"},
+                          json={"model": ALIAS, "messages": message, **limit})
+    return httpx.post(gateway.url + "/v1/messages", json={"model": ALIAS, "messages": message, **limit},
+                      headers={"x-api-key": "sk-alice-0001", "anthropic-version": "2023-06-01"})
+
+
+@pytest.mark.parametrize("max_tokens, budget", [(8000, 4000), (2000, 1024), (1025, 1024), (100_000, 16_384)])
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_the_thinking_alias_gives_the_same_budget_to_every_client(gateway: Server, sim_http: httpx.Client,
+                                                                  client: str, max_tokens: int, budget: int) -> None:
+    """Before: an OpenAI client (converted) got the "medium" effort's 2048 tokens, an Anthropic
+    client (fast path) half of max_tokens; now both get max(1024, min(max_tokens // 2, 16384))."""
+    sim_http.post("/sim/reset")
+    r = _ask(gateway, client, max_tokens)
+    assert r.status_code == 200, r.text
+    sent = _sent(sim_http)
+    assert sent["model"] == "claude-sim-sonnet"
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": budget}
+    assert sent["max_tokens"] == max_tokens
+
+
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_no_room_to_think_leaves_thinking_off(gateway: Server, sim_http: httpx.Client, client: str) -> None:
+    sim_http.post("/sim/reset")
+    r = _ask(gateway, client, 1024)
+    assert r.status_code == 200, r.text
+    sent = _sent(sim_http)
+    assert sent["model"] == "claude-sim-sonnet" and "thinking" not in sent
+
+
+def test_the_budget_rule() -> None:
+    assert [thinking_budget(ALIAS, n) for n in (None, 0, 1024, 1025, 2048, 8000, 32_768, 40_000)] == [
+        2048, None, None, 1024, 1024, 4000, 16_384, 16_384]
+    assert thinking_budget("claude-sim-sonnet", 8000) is None
