@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polyrelay import ir
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ _IMAGE_TOKENS = 1000     # a typical high-detail image
 _MESSAGE_OVERHEAD = 4
 
 
-def estimate_request_tokens(req: "ir.Request") -> int:
+def estimate_request_tokens(req: ir.Request) -> int:
     """Input tokens of a request, estimated offline (count_tokens where no upstream can count)."""
     from polyrelay import ir  # local: tokens is imported by ir-free modules too
 
