@@ -370,14 +370,14 @@ async def test_a_live_process_journal_is_never_replayed_by_another(ledger_db, tm
 async def test_a_commit_that_raised_after_it_committed_is_not_written_again(
         ledger_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The connection drops as COMMIT returns: the flush sees an error, but the batch is in."""
-    from polyrelay.billing import ledger as ledger_module
+    from polyrelay.billing import recovery as recovery_module
     from polyrelay.billing.ledger import Ledger
     from polyrelay.store.keys import find_by_hash, hash_key
 
     key = await find_by_hash(ledger_db, hash_key("sk-journal-key"))
     led = Ledger(ledger_db, journal_dir=tmp_path)
     await led.settle(await led.reserve(key, 100), 4, _row(key.id, 4))
-    real = ledger_module._set_committed_seq
+    real = recovery_module.set_committed_seq
     failed = []
 
     async def commit_then_fail(conn, holder, seq):  # type: ignore[no-untyped-def]
@@ -387,11 +387,11 @@ async def test_a_commit_that_raised_after_it_committed_is_not_written_again(
             failed.append(seq)
             raise ConnectionError("connection lost after COMMIT")
 
-    monkeypatch.setattr(ledger_module, "_set_committed_seq", commit_then_fail)
+    monkeypatch.setattr(recovery_module, "set_committed_seq", commit_then_fail)
     assert not await led.flush()
     spent, _, rows = await _key_state(ledger_db)
     assert (spent, rows) == (4, 1)   # in the database although the flush failed
-    monkeypatch.setattr(ledger_module, "_set_committed_seq", real)
+    monkeypatch.setattr(recovery_module, "set_committed_seq", real)
     await led.settle(await led.reserve(key, 100), 3, _row(key.id, 3))
     assert await led.flush()
     await led.stop()
@@ -434,20 +434,20 @@ async def test_the_committed_batch_is_read_back_only_after_a_flush_that_failed(
         ledger_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A flush that committed knows what the database holds: no query for it on the next one (it ran
     on every flush, ten times a second); after a failed flush it is read again."""
-    from polyrelay.billing import ledger as ledger_module
+    from polyrelay.billing import recovery as recovery_module
     from polyrelay.billing.ledger import Ledger
     from polyrelay.store.keys import find_by_hash, hash_key
 
     key = await find_by_hash(ledger_db, hash_key("sk-journal-key"))
     led = Ledger(ledger_db, journal_dir=tmp_path)
-    real_read, real_set = ledger_module._committed_seq, ledger_module._set_committed_seq
+    real_read, real_set = recovery_module.committed_seq, recovery_module.set_committed_seq
     reads: list[str] = []
 
     async def counted(conn, holder):  # type: ignore[no-untyped-def]
         reads.append(holder)
         return await real_read(conn, holder)
 
-    monkeypatch.setattr(ledger_module, "_committed_seq", counted)
+    monkeypatch.setattr(recovery_module, "committed_seq", counted)
     for cost in (1, 2, 3):
         await led.settle(await led.reserve(key, 100), cost, _row(key.id, cost))
         assert await led.flush()
@@ -456,10 +456,10 @@ async def test_the_committed_batch_is_read_back_only_after_a_flush_that_failed(
     async def fail(conn, holder, seq):  # type: ignore[no-untyped-def]
         raise ConnectionError("lost")
 
-    monkeypatch.setattr(ledger_module, "_set_committed_seq", fail)
+    monkeypatch.setattr(recovery_module, "set_committed_seq", fail)
     await led.settle(await led.reserve(key, 100), 4, _row(key.id, 4))
     assert not await led.flush()
-    monkeypatch.setattr(ledger_module, "_set_committed_seq", real_set)
+    monkeypatch.setattr(recovery_module, "set_committed_seq", real_set)
     assert await led.flush()
     assert len(reads) == 2   # read again after the failure
     await led.stop()

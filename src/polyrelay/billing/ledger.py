@@ -30,7 +30,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from polyrelay.billing.journal import DeadJournal, Journal, database_tag, dead_journals
+from polyrelay.billing import recovery
+from polyrelay.billing.journal import Journal, database_tag
 from polyrelay.errors import GatewayError
 from polyrelay.store.db import driver_reason
 from polyrelay.store.keys import KeyRecord
@@ -271,9 +272,9 @@ class Ledger:
                     if batches:
                         done = self._committed   # None: an earlier COMMIT raised; it may have landed
                         if done is None:
-                            done = await _committed_seq(conn, self._holder)
+                            done = await recovery.committed_seq(conn, self._holder)
                         await self._write(conn, [b for b in batches if b.seq > done])
-                        await _set_committed_seq(conn, self._holder, batches[-1].seq)
+                        await recovery.set_committed_seq(conn, self._holder, batches[-1].seq)
                     await conn.execute(update(leases).where(leases.c.holder == self._holder).values(
                         expires_at=int(time.time()) + LEASE_TTL_S))
             except Exception:
@@ -320,74 +321,12 @@ class Ledger:
         await insert_logs(conn, [row for b in batches for row in b.logs])
 
     async def replay_dead_journals(self) -> int:
-        """Write what dead processes settled and their flushes had not written; returns how many
-        journals were replayed. Their leases go back to the keys here (a dead process spends no more)."""
-        replayed = 0
-        for dead in dead_journals(self._journal_dir, self._tag):
-            try:
-                await self._replay(dead)
-            except BaseException:
-                dead.release(delete=False)
-                raise
-            dead.release(delete=True)
-            async with self._engine.begin() as conn:   # only now: the files are gone
-                await conn.execute(delete(ledger_batches).where(ledger_batches.c.holder == dead.holder))
-            replayed += 1
-        return replayed
-
-    async def _replay(self, dead: DeadJournal) -> None:
-        async with self._engine.begin() as conn:
-            done = await _committed_seq(conn, dead.holder)
-            spend: dict[int, int] = {}
-            rows: list[dict[str, Any]] = []
-            for seq, lines in dead.batches:
-                if seq <= done:
-                    continue
-                for key_id, charged, _from_lease, row in lines:
-                    if charged and key_id is not None:
-                        spend[key_id] = spend.get(key_id, 0) + charged
-                    if row is not None:
-                        rows.append(row)
-            # The dead holder's lease rows, if not swept yet, go back whole (its unflushed spend is
-            # inside them): leased -= the row's amount, spent += what was settled. Swept or not, the
-            # key ends the same.
-            held = (await conn.execute(select(leases).where(leases.c.holder == dead.holder)
-                                       .order_by(leases.c.key_id))).all()
-            refund: dict[int, int] = {}
-            for lease in held:
-                claimed = await conn.execute(delete(leases).where(
-                    leases.c.holder == lease.holder, leases.c.key_id == lease.key_id))
-                if claimed.rowcount == 1:
-                    refund[lease.key_id] = lease.amount_micros
-            for key_id in sorted(set(spend) | set(refund)):
-                await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(
-                    spent_micros=api_keys.c.spent_micros + spend.get(key_id, 0),
-                    leased_micros=api_keys.c.leased_micros - refund.get(key_id, 0)))
-            await insert_logs(conn, rows)
-            if dead.batches:
-                await _set_committed_seq(conn, dead.holder, max(done, dead.batches[-1][0]))
-        if spend or rows:
-            log.warning("replayed the journal of stopped gateway process %s: %d micro-dollars of spend "
-                        "and %d log rows it had not written", dead.holder, sum(spend.values()), len(rows))
+        """Write what dead processes settled and had not written (billing/recovery.py)."""
+        return await recovery.replay_dead_journals(self._engine, self._journal_dir, self._tag)
 
     async def sweep_expired_leases(self) -> int:
-        """Refund leases whose holder stopped refreshing them (a crashed process). Returns how many."""
-        now = int(time.time())
-        swept = 0
-        async with self._engine.begin() as conn:
-            rows = (await conn.execute(select(leases).where(leases.c.expires_at < now)
-                                       .order_by(leases.c.key_id, leases.c.holder))).all()
-            for row in rows:
-                claimed = await conn.execute(delete(leases).where(
-                    leases.c.holder == row.holder, leases.c.key_id == row.key_id,
-                    leases.c.expires_at < now))
-                if claimed.rowcount == 1:
-                    await conn.execute(update(api_keys).where(api_keys.c.id == row.key_id).values(
-                        leased_micros=api_keys.c.leased_micros - row.amount_micros))
-                    swept += 1
-        if swept:
-            log.warning("refunded %d expired quota lease(s) of stopped gateway processes", swept)
-        return swept
+        """Refund leases whose holder stopped refreshing them (billing/recovery.py)."""
+        return await recovery.sweep_expired_leases(self._engine)
 
     async def release_leases(self) -> bool:
         """Return what this process leased and did not spend (graceful shutdown); False, leaving the
@@ -456,16 +395,3 @@ class Ledger:
                                 ledger_batches.c.holder == self._holder))
                 except Exception:
                     pass   # a leftover row is harmless: its holder never writes again
-
-
-async def _committed_seq(conn: AsyncConnection, holder: str) -> int:
-    seq = (await conn.execute(select(ledger_batches.c.last_seq)
-                              .where(ledger_batches.c.holder == holder))).scalar()
-    return int(seq or 0)
-
-
-async def _set_committed_seq(conn: AsyncConnection, holder: str, seq: int) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(ledger_batches).values(holder=holder, last_seq=seq)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=[ledger_batches.c.holder],
-                                                  set_={"last_seq": stmt.excluded.last_seq}))
