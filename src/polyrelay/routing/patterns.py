@@ -10,9 +10,9 @@ among the patterns matching a name the most specific wins, ordered by `specifici
 literal prefix (the text before the first `*`), then the most literal characters, then the pattern
 text (so equal ranks still resolve the same way on every start).
 
-Only names of at most MAX_MODEL_CHARS characters can match a pattern: a longer name is matched by
-none, so a client cannot make the caches below hold big strings. Resolutions are cached per name in
-a bounded LRU (`PatternTable`), and a gateway without patterns pays nothing: its lookups are a dict.
+A requested name is looked up in patterns only if it has at most MAX_MODEL_CHARS characters and no
+`*` (a pattern is no model): a client cannot make the caches below hold big strings. Resolutions are
+cached per name in a bounded LRU (`PatternTable`); a gateway without patterns pays nothing for them.
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ class PatternTable(Generic[V]):
         return bool(self._globs)
 
     def lookup(self, name: str) -> V | None:
-        if not self._globs or len(name) > MAX_MODEL_CHARS:   # a long name is never kept in the cache
+        """None for a name longer than MAX_MODEL_CHARS (never kept in the cache) and for a requested
+        name with a `*` (a pattern is no model: `gpt-4-gizmo-*` would match itself)."""
+        if not self._globs or len(name) > MAX_MODEL_CHARS or WILDCARD in name:
             return None
         return self._cached(name)
 

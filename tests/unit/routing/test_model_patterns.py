@@ -150,3 +150,8 @@ def test_exact_names_never_reach_the_pattern_cache_and_the_cache_is_bounded() ->
     assert cache().currsize == CACHE_NAMES
     router.serves("gpt-4-gizmo-" + "x" * MAX_MODEL_CHARS)   # too long: answered, never kept
     assert cache().currsize == CACHE_NAMES and cache().misses == CACHE_NAMES + 2001
+
+
+def test_a_requested_pattern_is_no_model() -> None:
+    router = Router([_channel("gizmos", ["gpt-4-gizmo-*"]), _channel("catch-all", ["*"])])
+    assert not router.serves("gpt-4-gizmo-*") and not router.serves("*") and router.candidates("a*b") == []
