@@ -169,7 +169,14 @@ def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
     if ref:
         return (f"{where}: not valid YAML: {problem}: inside [ ] or {{ }} write the reference quoted, "
                 f'"{ref.group(0)}" (e.g. api_keys: ["{ref.group(0)}"])')
+    star = _BARE_STAR.search(lines[mark.line]) if mark.line < len(lines) else None
+    if star:   # YAML reads a leading * as an alias
+        return (f"{where}: not valid YAML: {problem}: a model pattern that starts with '*' must be quoted "
+                f'(e.g. "{star.group(1)}")')
     return f"{where}: not valid YAML: {problem}"
+
+
+_BARE_STAR = re.compile(r"(?:^|[\[{,:]|-\s)\s*(\*[^\s,\]}:]*)")
 
 
 def _price_entry_error(prices: object) -> str | None:

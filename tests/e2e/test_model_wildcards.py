@@ -8,6 +8,9 @@ allowlists take the same patterns; model lists show exact names only."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -207,3 +210,23 @@ def test_the_admin_api_checks_allowlist_patterns(wild: Server) -> None:
                                    max_tokens=100)
     with pytest.raises(openai.PermissionDeniedError):
         client.chat.completions.create(model="gpt-4-gizmo-g-abc123", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_keys_create_checks_allowlist_patterns_against_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "gw.yaml"
+    config.write_text('channels: [{name: a, base_url: "http://127.0.0.1:9/v1", models: ["gpt-4-gizmo-*", gpt-4o]}]\n')
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+           "POLYRELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}"}
+
+    def create(name: str, *models: str) -> subprocess.CompletedProcess[str]:
+        flags = [arg for m in models for arg in ("--model", m)]
+        return subprocess.run([sys.executable, "-m", "polyrelay.cli", "keys", "create", "--name", name, *flags,
+                               "--config", str(config)], capture_output=True, text=True, cwd=tmp_path, env=env,
+                              timeout=60)
+
+    ok = create("gizmo-user", "gpt-4-gizmo-g-abc123", "claude-*", "gpt-4o")   # pattern-served, a pattern, exact
+    assert ok.returncode == 0, ok.stderr
+    for models, says in ((["gpt-4?"], "only '*' is a wildcard"), (["gpt-4-gizmo"], "not served by")):
+        bad = create("bad", *models)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert says in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

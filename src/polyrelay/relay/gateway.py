@@ -122,7 +122,9 @@ class Gateway:
     def price_of(self, model: str) -> Price | None:
         """The price of a served model; an unpriced one is refused unless the config serves it free."""
         catalog = self.catalog
-        price = catalog.price(model)
+        price = catalog.prices.get(model)   # an exact name: one dict look-up, as before patterns
+        if price is None:
+            price = catalog.price(model)
         if price is None and not catalog.unpriced_free:
             raise GatewayError(403, "permission", f"model '{model}' has no price on this gateway, so it cannot "
                                "be billed; the operator must add it to 'prices:' (or set 'unpriced: free')",

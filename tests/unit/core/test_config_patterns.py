@@ -54,3 +54,16 @@ def test_the_allowlist_rule_is_one_function() -> None:
     assert allowlist_problem(["gpt-4o", "claude-*"]) is None
     assert "only '*' is a wildcard" in (allowlist_problem(["gpt-4o", "o?"]) or "")
     assert "at most 128 characters" in (allowlist_problem(["x" * 129]) or "")
+
+
+@pytest.mark.parametrize("text, quoted", [
+    ("channels: [{name: a, base_url: 'http://127.0.0.1:1/v1', models: [*-mini]}]", '"*-mini"'),
+    ("prices:\n  *: {input: 1}\n", '"*"'),
+    ("channels:\n  - name: a\n    base_url: http://127.0.0.1:1/v1\n    models:\n      - *-mini\n", '"*-mini"'),
+])
+def test_a_bare_leading_star_says_to_quote_the_pattern(text: str, quoted: str) -> None:
+    """YAML reads `*-mini` as an alias: the error says what to write instead."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.yaml")
+    assert f"a model pattern that starts with '*' must be quoted (e.g. {quoted})" in str(caught.value)
+    assert parse_config(text.replace("*-mini", '"*-mini"').replace("  *:", '  "*":'))
