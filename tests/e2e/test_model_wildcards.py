@@ -212,6 +212,7 @@ def test_the_admin_api_checks_allowlist_patterns(wild: Server) -> None:
         client.chat.completions.create(model="gpt-4-gizmo-g-abc123", messages=[{"role": "user", "content": "hi"}])
 
 
+@pytest.mark.slow
 def test_keys_create_checks_allowlist_patterns_against_the_config(tmp_path: Path) -> None:
     config = tmp_path / "gw.yaml"
     config.write_text('channels: [{name: a, base_url: "http://127.0.0.1:9/v1", models: ["gpt-4-gizmo-*", gpt-4o]}]\n')
