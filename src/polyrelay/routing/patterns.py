@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 WILDCARD = "*"
-MAX_MODEL_CHARS = 128      # the longest model name a config may write (config.MAX_MODEL_CHARS) and a pattern match
+MAX_MODEL_CHARS = 128      # the longest model name a config may write, and the longest a pattern matches
 CACHE_NAMES = 4096         # names whose pattern resolution one table remembers (least recently used dropped)
 _NOT_GLOB = ("?", "[", "]")
 
@@ -99,13 +99,6 @@ class PatternTable(Generic[V]):
         for glob, value in self._globs:
             if glob.matches(name):
                 return value
-        return None
-
-    def best(self, name: str) -> str | None:
-        """The winning pattern's text (uncached: for config checks and messages, not the request path)."""
-        for glob, _ in self._globs:
-            if glob.matches(name):
-                return glob.text
         return None
 
 
