@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from polyrelay.routing.patterns import MAX_MODEL_CHARS, WILDCARD, pattern_problem
+
 ChannelType = Literal["openai", "anthropic", "gemini"]
 
 
@@ -90,7 +92,7 @@ def quota_problem(quota: float) -> str | None:
 
 
 MAX_NAME_CHARS = 64     # key and channel names: they are shown in logs, tables and error messages
-MAX_MODEL_CHARS = 128   # model names (the request log's column)
+# MAX_MODEL_CHARS (128, the request log's column) bounds model names; routing/patterns.py holds it
 
 
 def name_problem(name: str, limit: int = MAX_NAME_CHARS) -> str | None:
@@ -102,6 +104,16 @@ def name_problem(name: str, limit: int = MAX_NAME_CHARS) -> str | None:
         return f"must be at most {limit} characters (got {len(name)})"
     if not name.isprintable():
         return "must be printable characters only (no control characters or line breaks)"
+    return None
+
+
+def allowlist_problem(models: list[str]) -> str | None:
+    """What is wrong with a key's model allowlist (exact names and patterns), or None: the one rule
+    for the config, `polyrelay keys create` and the admin API."""
+    for model in models:
+        problem = name_problem(model, MAX_MODEL_CHARS) or pattern_problem(model)
+        if problem:
+            return f"{model!r} {problem}" if problem.startswith("must") else problem
     return None
 
 
@@ -157,7 +169,14 @@ def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
     if ref:
         return (f"{where}: not valid YAML: {problem}: inside [ ] or {{ }} write the reference quoted, "
                 f'"{ref.group(0)}" (e.g. api_keys: ["{ref.group(0)}"])')
+    star = _BARE_STAR.search(lines[mark.line]) if mark.line < len(lines) else None
+    if star:   # YAML reads a leading * as an alias
+        return (f"{where}: not valid YAML: {problem}: a model pattern that starts with '*' must be quoted "
+                f'(e.g. "{star.group(1)}")')
     return f"{where}: not valid YAML: {problem}"
+
+
+_BARE_STAR = re.compile(r"(?:^|[\[{,:]|-\s)\s*(\*[^\s,\]}:]*)")
 
 
 def _price_entry_error(prices: object) -> str | None:
@@ -226,6 +245,16 @@ def _check_semantics(config: Config, file: str) -> None:
             problem = name_problem(model, MAX_MODEL_CHARS)
             if problem:
                 fail(f"{where}.models[{j}]" if j < len(ch.models) else f"{where}.model_map", problem)
+        for j, model in enumerate(ch.models):
+            problem = pattern_problem(model)
+            if problem:
+                fail(f"{where}.models[{j}]", problem)
+        for public, upstream in ch.model_map.items():
+            if WILDCARD in public:
+                fail(f"{where}.model_map.{public}", "a pattern cannot be mapped (the names it matches go upstream "
+                     "unchanged); map exact names, listed in models as well")
+            if WILDCARD in upstream:
+                fail(f"{where}.model_map.{public}", f"maps to {upstream!r}: one upstream name, '*' is no wildcard here")
         if ch.name in names:
             fail(f"{where}.name", f"duplicate channel name {ch.name!r}")
         names.add(ch.name)
@@ -272,10 +301,13 @@ def _check_semantics(config: Config, file: str) -> None:
         problem = None if key.quota is None else quota_problem(key.quota)
         if problem:
             fail(f"{where}.quota", problem)
+        problem = allowlist_problem(key.models)
+        if problem:
+            fail(f"{where}.models", problem)
         key_names.add(key.name)
         key_values.add(key.key)
     for model, price in config.prices.items():
-        problem = name_problem(model, MAX_MODEL_CHARS)
+        problem = name_problem(model, MAX_MODEL_CHARS) or pattern_problem(model)
         if problem:
             fail(f"prices.{model!r}", problem)
         for field in ("input", "output", "cached_input", "cache_write"):

@@ -9,7 +9,8 @@ import typer
 from sqlalchemy.exc import IntegrityError
 
 from polyrelay.commands.database import DatabaseOption, choose, fail, run
-from polyrelay.config import ConfigError, load_config, name_problem, quota_problem
+from polyrelay.config import ConfigError, allowlist_problem, load_config, name_problem, quota_problem
+from polyrelay.routing.patterns import any_matches, is_pattern
 
 app = typer.Typer(no_args_is_help=True, help="Manage gateway API keys in the database.")
 
@@ -24,7 +25,8 @@ def _check_against_config(path: Path, name: str, models: list[str]) -> None:
     except ConfigError as e:
         fail(f"bad config: {e}")
     served = {m for ch in config.channels for m in ch.models}
-    unknown = [m for m in models if m not in served]
+    # an allowlist pattern stands for names; an exact name must be listed or matched by a channel pattern
+    unknown = [m for m in models if not is_pattern(m) and m not in served and not any_matches(served, m)]
     if unknown:
         fail(f"--model {', '.join(unknown)}: not served by {path} (it serves {', '.join(sorted(served))})")
     if any(k.name == name for k in config.keys):
@@ -49,6 +51,9 @@ def create(name: str = typer.Option(..., help="unique name of the key"),
     problem = None if quota is None else quota_problem(quota)
     if problem:
         fail(f"--quota {problem}")
+    problem = allowlist_problem(model)
+    if problem:
+        fail(f"--model {problem}")
     if config is not None:
         _check_against_config(config, name, model)
     db = choose(database)

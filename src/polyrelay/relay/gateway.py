@@ -17,6 +17,7 @@ from polyrelay.channels import Channel
 from polyrelay.config import Config
 from polyrelay.errors import GatewayError
 from polyrelay.relay.auth import KeyCache
+from polyrelay.routing.patterns import allowlist_permits, is_pattern
 from polyrelay.routing.router import Router
 from polyrelay.store.keys import KeyRecord
 from polyrelay.upstream.client import UpstreamClient
@@ -41,10 +42,15 @@ class Gateway:
         self._media_session: aiohttp.ClientSession | None = None
 
     def _warn_unpriced(self) -> None:
-        if self.catalog.unpriced:
-            log.warning("served models without a price (%s): %s", "served free, as the config's 'unpriced: free' "
-                        "says" if self.catalog.unpriced_free else "refused until priced in 'prices:'",
-                        ", ".join(self.catalog.unpriced))
+        how = ("served free, as the config's 'unpriced: free' says" if self.catalog.unpriced_free
+               else "refused until priced in 'prices:'")
+        names = [m for m in self.catalog.unpriced if not is_pattern(m)]
+        patterns = [m for m in self.catalog.unpriced if is_pattern(m)]
+        if names:
+            log.warning("served models without a price (%s): %s", how, ", ".join(names))
+        if patterns:
+            log.warning("channel patterns no price pattern covers: names they match without a price of their own, "
+                        "or of their base model, are %s: %s", how.partition(",")[0], ", ".join(patterns))
 
     def reload(self, config: Config) -> None:
         """Serve `config`'s channels, prices and keys from now on (requests under way finish with
@@ -93,12 +99,19 @@ class Gateway:
 
     def models_for(self, key: KeyRecord) -> list[str]:
         """The public models `key` may use: some channel serves them and they can be billed (an
-        unpriced model is refused, so it is not listed, unless the config serves it free)."""
+        unpriced model is refused, so it is not listed, unless the config serves it free). Exact
+        names only: a channel pattern stands for names nobody can enumerate."""
         catalog = self.catalog
         models = catalog.router.models()
         if catalog.unpriced and not catalog.unpriced_free:
             models = [m for m in models if m in catalog.prices]
-        return [m for m in models if m in key.models] if key.models else models
+        return [m for m in models if allowlist_permits(key.models, m)] if key.models else models
+
+    def may_use(self, key: KeyRecord, model: str) -> bool:
+        """Whether `key` can use `model` (listed or matched by a channel pattern): `GET /v1/models/{id}`."""
+        catalog = self.catalog
+        return (allowlist_permits(key.models, model) and catalog.router.serves(model)
+                and (catalog.unpriced_free or catalog.price(model) is not None))
 
     def channel_type(self, model: str) -> str:
         """The kind of the first channel serving `model` (for `owned_by` in model lists)."""
@@ -109,7 +122,9 @@ class Gateway:
     def price_of(self, model: str) -> Price | None:
         """The price of a served model; an unpriced one is refused unless the config serves it free."""
         catalog = self.catalog
-        price = catalog.prices.get(model)
+        price = catalog.prices.get(model)   # an exact name: one dict look-up, as before patterns
+        if price is None:
+            price = catalog.price(model)
         if price is None and not catalog.unpriced_free:
             raise GatewayError(403, "permission", f"model '{model}' has no price on this gateway, so it cannot "
                                "be billed; the operator must add it to 'prices:' (or set 'unpriced: free')",
@@ -117,7 +132,7 @@ class Gateway:
         return price
 
     def authorize_model(self, key: KeyRecord, model: str) -> None:
-        if key.models and model not in key.models:
+        if key.models and not allowlist_permits(key.models, model):
             raise GatewayError(403, "permission", f"this key may not use model '{model}'", param="model")
         if not self.router.serves(model):
             raise GatewayError(404, "not_found", f"model '{model}' is not served by this gateway",

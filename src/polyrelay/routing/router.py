@@ -1,5 +1,8 @@
 """Channel choice: candidates for a model by priority (higher first), weighted random within a
-priority, skipping channels whose circuit is open (unless every channel's is)."""
+priority, skipping channels whose circuit is open (unless every channel's is).
+
+A model's channels are the ones naming it exactly; only a name no channel names exactly goes to the
+channels of the most specific pattern matching it (routing/patterns.py), resolved once per name."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import random
 import time
 
 from polyrelay.channels import Channel
+from polyrelay.routing.patterns import PatternTable, is_pattern
 
 _FAILURES_TO_OPEN = 5     # consecutive failures that open a channel's circuit
 _OPEN_SECONDS = 30.0      # how long an open circuit skips the channel
@@ -30,19 +34,25 @@ class Router:
                 continue
             for model in ch.models:
                 by_model.setdefault(model, {}).setdefault(ch.config.priority, []).append(ch)
-        # model -> tiers of channels, highest priority first
-        self._tiers = {m: [tiers[p] for p in sorted(tiers, reverse=True)] for m, tiers in by_model.items()}
+        # model -> tiers of channels, highest priority first; patterns apart, looked up only on a miss
+        ordered = {m: [tiers[p] for p in sorted(tiers, reverse=True)] for m, tiers in by_model.items()}
+        self._tiers = {m: tiers for m, tiers in ordered.items() if not is_pattern(m)}
+        self._patterns = PatternTable({m: tiers for m, tiers in ordered.items() if is_pattern(m)})
 
     def models(self) -> list[str]:
+        """The exact names served (what model lists show; a pattern is no model)."""
         return sorted(self._tiers)
 
     def serves(self, model: str) -> bool:
-        return model in self._tiers
+        return model in self._tiers or self._patterns.lookup(model) is not None
 
     def candidates(self, model: str) -> list[Channel]:
         """Every channel serving `model`, in the order to try them."""
         ordered: list[Channel] = []
-        for tier in self._tiers.get(model, ()):
+        tiers = self._tiers.get(model)
+        if tiers is None:   # exact names first: a dict hit; a pattern only for a name no channel lists
+            tiers = self._patterns.lookup(model) or []
+        for tier in tiers:
             ordered.extend(self._weighted_order(tier) if len(tier) > 1 else tier)
         now = time.monotonic()
         healthy = [ch for ch in ordered if self._health[ch.name].open_until <= now]

@@ -7,7 +7,7 @@ import os
 
 import msgspec
 
-from polyrelay.config import name_problem, quota_problem
+from polyrelay.config import allowlist_problem, name_problem, quota_problem
 from polyrelay.errors import GatewayError
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply
@@ -52,6 +52,9 @@ async def create_key(gw: Gateway, scope: Scope, body: bytes, key: None, params: 
     problem = None if new.quota is None else quota_problem(new.quota)
     if problem:
         raise GatewayError(400, "invalid_request", f"'quota' {problem}", param="quota")
+    problem = allowlist_problem(new.models)
+    if problem:
+        raise GatewayError(400, "invalid_request", f"'models': {problem}", param="models")
     try:
         value = await key_store.create_key(gw.engine, new.name, new.quota, new.models)
     except Exception:

@@ -54,7 +54,7 @@ async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, pa
 
 async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     model = params["model"]
-    if model not in gw.models_for(key):
+    if not gw.may_use(key, model):
         raise GatewayError(404, "not_found", f"model 'models/{model}' is not found for this key")
     return Reply(200, msgspec.json.encode(model_lists.gemini_model(model)))
 

@@ -61,7 +61,7 @@ async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, pa
 async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     shape = list_shape(scope)
     model = params["model"].removeprefix("models/")
-    if model not in gw.models_for(key):
+    if not gw.may_use(key, model):
         raise GatewayError(404, "not_found", f"model '{model}' does not exist or this key may not use it",
                            param="model")
     if shape == "anthropic":
