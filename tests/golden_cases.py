@@ -193,5 +193,5 @@ def write_all(only: set[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parent / "conversion"))   # test_golden
     write_all(set(sys.argv[1:]) or None)

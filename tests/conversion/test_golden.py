@@ -21,7 +21,7 @@ from polyrelay.sim.replies import SimReply
 from polyrelay.sim.script import read_script
 from polyrelay.protocols.registry import PROTOCOLS
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 CASES = sorted(p for p in GOLDEN.glob("*__*/*") if p.is_dir())
 UPSTREAM_MODEL = "upstream-model"
 
