@@ -189,15 +189,6 @@ def test_postgres_url_without_asyncpg_is_refused_with_exit_2(tmp_path: Path) -> 
         assert len(proc.stderr.strip().splitlines()) == 1, (command, proc.stderr)
 
 
-def test_env_references_in_config_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from polyrelay.config import parse_config
-
-    monkeypatch.setenv("POLYRELAY_TEST_KEY", "sk-from-env")
-    config = parse_config("channels: [{name: a, base_url: 'http://x/v1', models: [m], "
-                          "api_keys: ['${POLYRELAY_TEST_KEY}']}]")
-    assert config.channels[0].api_keys == ["sk-from-env"]
-
-
 @pytest.mark.slow
 def test_keys_cli_creates_lists_and_disables(gateway: Server, tmp_path: Path) -> None:
     env = {**gateway.env}

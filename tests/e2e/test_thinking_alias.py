@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-from polyrelay.routing.aliases import thinking_budget
 from servers import Server
 
 ALIAS = "claude-sim-sonnet-thinking"
@@ -51,9 +50,3 @@ def test_no_room_to_think_leaves_thinking_off(gateway: Server, sim_http: httpx.C
     assert r.status_code == 200, r.text
     sent = _sent(sim_http)
     assert sent["model"] == "claude-sim-sonnet" and "thinking" not in sent
-
-
-def test_the_budget_rule() -> None:
-    assert [thinking_budget(ALIAS, n) for n in (None, 0, 1024, 1025, 2048, 8000, 32_768, 40_000)] == [
-        2048, None, None, 1024, 1024, 4000, 16_384, 16_384]
-    assert thinking_budget("claude-sim-sonnet", 8000) is None
