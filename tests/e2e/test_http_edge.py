@@ -17,16 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sdk_clients import PROTOCOL_ROWS
 from servers import ADMIN_TOKEN, Admin, Server, start_gateway
 
 CHAT = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 
 # (path, key header) per surface, and how its error JSON is recognised
-SURFACES = {
-    "openai": ("/v1/chat/completions", "Authorization: Bearer {key}"),
-    "anthropic": ("/v1/messages", "x-api-key: {key}"),
-    "gemini": ("/v1beta/models/gemini-2.5-flash:generateContent", "x-goog-api-key: {key}"),
-}
+SURFACES = {row.surface: (row.chat_path.format(model=row.model), row.key_header) for row in PROTOCOL_ROWS.values()}
 
 
 def shape_of(payload: dict) -> str:
