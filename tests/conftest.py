@@ -101,7 +101,7 @@ prices:
   slow-model: {{input: 1.0, output: 2.0}}
   leaky-model: {{input: 1.0, output: 2.0}}
   deepseek-sim-reasoner: {{input: 0.28, output: 0.42}}
-# free-model has no price: refused (tests/test_billing_limits.py)
+# free-model has no price: refused (tests/e2e/test_billing_limits.py)
 """
 
 

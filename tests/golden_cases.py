@@ -13,6 +13,8 @@ import sys
 import zlib
 from pathlib import Path
 
+from polyrelay.protocols.registry import PROTOCOLS
+
 GOLDEN = Path(__file__).parent / "golden"
 PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                                      "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef00"
@@ -167,12 +169,13 @@ GEMINI = {
         {"text": "What is this?"}, {"fileData": {"mimeType": "image/png", "fileUri": IMAGE_URL}}]}]},
 }
 
+# the client requests by protocol name: tests/unit/test_protocol_tables.py checks every protocol has its set
 CLIENTS = {"openai_chat": OPENAI, "anthropic_messages": ANTHROPIC, "gemini": GEMINI}
-UPSTREAMS = ["openai_chat", "anthropic_messages", "gemini"]
+UPSTREAMS = list(PROTOCOLS)
 # Cases that cannot run against some upstreams in this offline harness. image_url: for a Gemini channel
 # the gateway downloads http(s) URLs and inlines the bytes before converting (relay/convert_path.py,
-# polyrelay.upstream.media, tested in tests/test_media.py); the golden harness converts without network, so only
-# upstreams that take the URL as it is are covered here.
+# polyrelay.upstream.media, tested in tests/e2e/test_media.py); the golden harness converts without
+# network, so only upstreams that take the URL as it is are covered here.
 SKIP_UPSTREAMS = {"image_url": {"gemini"}}
 
 
@@ -180,9 +183,9 @@ def write_all(only: set[str] | None = None) -> None:
     """Write every case, or only the cases named in `only`."""
     from test_golden import expected_outputs
 
-    for client, cases in CLIENTS.items():
+    for client in PROTOCOLS:
         for upstream in UPSTREAMS:
-            for case, request in cases.items():
+            for case, request in CLIENTS[client].items():
                 if (only and case not in only) or upstream in SKIP_UPSTREAMS.get(case, ()):
                     continue
                 folder = GOLDEN / f"{client}__{upstream}" / case
@@ -193,5 +196,5 @@ def write_all(only: set[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parent / "conversion"))   # test_golden
     write_all(set(sys.argv[1:]) or None)

@@ -14,11 +14,12 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 
 from polyrelay.tokens import estimate_text_tokens
-from sdk_clients import CLIENTS
+from sdk_clients import CLIENTS, PROTOCOL_ROWS
 from servers import Admin, Server
 from test_chat_relay import last_upstream_request, spent_cents
 
-UPSTREAMS = {"openai": "gpt-4o-mini", "anthropic": "claude-sim-sonnet", "gemini": "gemini-2.5-flash"}
+# a model served over a channel of each protocol, by surface name
+UPSTREAMS = {row.surface: row.model for row in PROTOCOL_ROWS.values()}
 # input, output, cached input, cache write (input when not set): as in conftest
 PRICES = {"gpt-4o-mini": ("0.15", "0.60", "0.075", "0.15"), "claude-sim-sonnet": ("3.0", "15.0", "0.30", "3.75"),
           "gemini-2.5-flash": ("0.30", "2.50", "0.03", "0.30")}
@@ -144,7 +145,7 @@ def test_structured_output_is_valid_json_for_the_schema(gateway: Server, client_
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-@pytest.mark.parametrize("upstream", ["openai", "anthropic"])
+@pytest.mark.parametrize("upstream", [surface for surface in UPSTREAMS if surface != "gemini"])
 def test_gemini_tool_names_with_dots_survive_stricter_upstreams(gateway: Server, upstream: str, stream: bool) -> None:
     from google.genai import types
 

@@ -127,9 +127,15 @@ def _check_client_shape(client: str, payload: dict[str, Any], kind: str, status:
     elif client == "anthropic_messages":
         assert payload["type"] == "error"
         assert payload["error"] == {"type": ANTHROPIC_TYPE[kind], "message": message}
-    else:   # an upstream 500 is INTERNAL, not UNAVAILABLE (which says "try again later", like 503)
+    elif client == "gemini":   # an upstream 500 is INTERNAL, not UNAVAILABLE (which says "try again later", like 503)
         gemini_status = "INTERNAL" if status == 500 else GEMINI_STATUS[kind]
         assert payload == {"error": {"code": status, "message": message, "status": gemini_status}}
+    else:
+        raise LookupError(f"no error shape for the {client!r} client: add it to _check_client_shape")
+
+
+def test_every_protocol_has_upstream_error_cases() -> None:
+    assert {case[0] for case in UPSTREAM_ERRORS} == {b[0] for b in BILLING_ERRORS} == set(PROTOCOLS)
 
 
 @pytest.mark.parametrize(("client", "upstream", "case", "status", "body", "kind", "client_status", "message", "code"),

@@ -1,25 +1,19 @@
 """Media inlining for channels that need bytes: bounded in URLs, bytes and concurrency, encoded as it
-arrives, memory given back; and the SSRF guard sees private addresses in their IPv6 disguises."""
+arrives; and the SSRF guard sees private addresses in their IPv6 disguises (memory given back, over
+HTTP: tests/e2e/test_media_memory.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ipaddress
-import json
-from collections.abc import Iterator
 
 import aiohttp
-import httpx
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from polyrelay import ir
 from polyrelay.errors import GatewayError
 from polyrelay.upstream import media
-from servers import Server
-from test_hostile_upstream import RSS_MARGIN_MB, rss_mb, settled_rss_mb
+from sized_images import PATTERN, Sizes, serve
 
 MB = 1024 * 1024
 
@@ -53,49 +47,13 @@ async def test_fetching_a_disguised_private_address_is_a_400(address: str) -> No
     assert caught.value.status == 400
 
 
-class _Sizes:
-    """An image server: /<n>.png is n bytes (a pattern, so base64 mistakes show), counting fetches in flight."""
-
-    def __init__(self) -> None:
-        self.in_flight = self.most = 0
-
-    async def image(self, request: web.Request) -> web.StreamResponse:
-        size = int(request.match_info["size"])
-        self.in_flight += 1
-        self.most = max(self.most, self.in_flight)
-        try:
-            await asyncio.sleep(0.05)
-            resp = web.StreamResponse(headers={"Content-Type": "image/png", "Content-Length": str(size)})
-            await resp.prepare(request)
-            pattern = bytes(range(251)) * (64 * 1024 // 251 + 1)
-            sent = 0
-            try:
-                while sent < size:
-                    piece = pattern[:min(len(pattern), size - sent)]
-                    await resp.write(piece)
-                    sent += len(piece)
-            except ConnectionError:
-                pass   # the gateway hung up on purpose (a size cap)
-            return resp
-        finally:
-            self.in_flight -= 1
-
-
-async def _serve(sizes: _Sizes) -> TestServer:
-    app = web.Application()
-    app.router.add_get("/{size:[0-9]+}.png", sizes.image)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    return server
-
-
 def _request(urls: list[str]) -> ir.Request:
     return ir.Request(model="m", messages=[ir.Message("user", [ir.MediaPart("image", url=u) for u in urls])])
 
 
 async def test_fetches_are_four_at_a_time_and_encoded_exactly() -> None:
-    sizes = _Sizes()
-    server = await _serve(sizes)
+    sizes = Sizes()
+    server = await serve(sizes)
     lengths = [100_001, 65_535, 65_536, 1, 2, 3, 300_000, 131_071, 7, 8, 9, 200_002]
     req = _request([f"http://127.0.0.1:{server.port}/{n}.png" for n in lengths])
     try:
@@ -104,15 +62,14 @@ async def test_fetches_are_four_at_a_time_and_encoded_exactly() -> None:
     finally:
         await server.close()
     assert sizes.most == media.CONCURRENCY == 4
-    pattern = bytes(range(251)) * (64 * 1024 // 251 + 1)
     for n, part in zip(lengths, req.messages[0].parts):
-        expected = b"".join(pattern[:min(len(pattern), n - i)] for i in range(0, n, len(pattern)))
+        expected = b"".join(PATTERN[:min(len(PATTERN), n - i)] for i in range(0, n, len(PATTERN)))
         assert part.url is None and part.data == base64.b64encode(expected).decode() and part.media_type == "image/png"
 
 
 async def test_too_many_urls_or_too_many_bytes_is_a_400() -> None:
-    sizes = _Sizes()
-    server = await _serve(sizes)
+    sizes = Sizes()
+    server = await serve(sizes)
     base = f"http://127.0.0.1:{server.port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -126,37 +83,3 @@ async def test_too_many_urls_or_too_many_bytes_is_a_400() -> None:
             assert caught.value.status == 400
     finally:
         await server.close()
-
-
-@pytest.fixture(scope="module")
-def big_images() -> Iterator[str]:
-    sizes = _Sizes()
-    loop = asyncio.new_event_loop()
-    import threading
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = asyncio.run_coroutine_threadsafe(_serve(sizes), loop).result(10)
-    yield f"http://127.0.0.1:{server.port}"
-    asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-
-
-def test_ten_19_mb_urls_are_refused_at_the_budget_and_memory_comes_back(gateway: Server, big_images: str) -> None:
-    """Before: all ten fetched at once and kept (+0.5-0.8 GB for good); now at most 50 MB in all."""
-    def ask(count: int) -> httpx.Response:
-        content = [{"type": "image_url", "image_url": {"url": f"{big_images}/{19 * MB}.png?n={i}"}} for i in range(count)]
-        return httpx.post(gateway.url + "/v1/chat/completions", timeout=120,
-                          headers={"Authorization": "Bearer sk-alice-0001"},
-                          content=json.dumps({"model": "gemini-2.5-flash",
-                                              "messages": [{"role": "user", "content": content}]}))
-    ask(10)   # warm-up
-    baseline = rss_mb(gateway)
-    for _ in range(3):
-        r = ask(10)
-        assert r.status_code == 400 and "add up to more than 50 MB" in r.json()["error"]["message"]
-    r = ask(17)
-    assert r.status_code == 400 and "at most 16 media URLs" in r.json()["error"]["message"]
-    after = settled_rss_mb(gateway, baseline + RSS_MARGIN_MB)
-    assert after < baseline + RSS_MARGIN_MB, f"RSS {baseline:.0f} MB -> {after:.0f} MB"

@@ -211,14 +211,3 @@ def test_retry_after_is_passed_on_when_every_channel_says_429(gw: Server) -> Non
     assert r.headers["retry-after"] == "17" and r.headers["retry-after-ms"] == "17000"
     r = _post(gw, "half-limited-model")   # one 429, then a 503: no promise about when to come back
     assert r.status_code == 503 and "retry-after" not in r.headers
-
-
-@pytest.mark.parametrize("field", ["stream_idle_timeout", "stream_timeout"])
-@pytest.mark.parametrize("value", ["0", "-1", ".inf", ".nan"])
-def test_stream_limits_are_validated_like_the_other_timeouts(field: str, value: str) -> None:
-    from polyrelay.config import ConfigError, parse_config
-
-    defaults = parse_config("channels: [{name: a, base_url: 'http://x', models: [m]}]").channels[0]
-    assert (defaults.stream_idle_timeout, defaults.stream_timeout) == (120.0, 3600.0)
-    with pytest.raises(ConfigError, match=f"channels\\[0\\].{field}"):
-        parse_config(f"channels: [{{name: a, base_url: 'http://x', models: [m], {field}: {value}}}]")

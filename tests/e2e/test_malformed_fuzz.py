@@ -23,12 +23,14 @@ from hypothesis import strategies as st
 
 import golden_cases
 from conftest import main_config
+from sdk_clients import PROTOCOL_ROWS
 from servers import ADMIN_TOKEN, Admin, Server, start_gateway
 
 pytestmark = pytest.mark.fuzz
 
 KEY = "sk-alice-0001"
-MODELS = ["gpt-4o-mini", "claude-sim-sonnet", "gemini-2.5-flash"]
+MODELS = [row.model for row in PROTOCOL_ROWS.values()]   # one served over a channel of each protocol
+SURFACES = {row.surface: row for row in PROTOCOL_ROWS.values()}
 EXAMPLES = int(os.environ.get("POLYRELAY_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -209,9 +211,8 @@ def key_headers(surface: str, auth: str) -> dict[str, bytes]:
     value = KEYS[auth]
     if value is None:
         return {}
-    raw = value.encode()
-    return {"openai": {"Authorization": b"Bearer " + raw}, "anthropic": {"x-api-key": raw},
-            "gemini": {"x-goog-api-key": raw}}[surface]
+    name, _, template = SURFACES[surface].key_header.partition(": ")
+    return {name: template.format(key=value).encode()}
 
 
 # ---- generation and count_tokens on each surface -----------------------------------------------------
@@ -252,7 +253,7 @@ SEGMENT = st.one_of(st.sampled_from([*MODELS, "models/gpt-4o-mini", ""]), ODD_TE
 
 
 @FUZZ
-@given(surface=st.sampled_from(["openai", "anthropic", "gemini"]), auth=AUTH, segment=SEGMENT,
+@given(surface=st.sampled_from(list(SURFACES)), auth=AUTH, segment=SEGMENT,
        prefix=st.sampled_from(["/v1/models", "/v1beta/models"]), one=st.booleans(), query=ODD_TEXT)
 def test_model_lists(http: httpx.Client, log: Log, surface: str, auth: str, segment: str, prefix: str, one: bool,
                      query: str) -> None:

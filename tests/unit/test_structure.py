@@ -9,7 +9,7 @@ from pathlib import Path
 
 from polyrelay.protocols.registry import PROTOCOLS
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 # where naming a protocol is the point: its own package, the channel kinds that speak it, the
 # simulator that plays it, and the tables that list them (protocol registry, surfaces, the route
 # tables of server/, the channel types of the configuration)

@@ -5,6 +5,7 @@ client must get back. Regenerate with `python tests/golden_cases.py` and review 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from polyrelay import ids
+from polyrelay.protocols.registry import PROTOCOLS
 from polyrelay.sim import anthropic_messages as sim_anthropic
 from polyrelay.sim import gemini as sim_gemini
 from polyrelay.sim import openai_chat as sim_openai
-from polyrelay.sim.replies import SimReply
-from polyrelay.sim.script import read_script
-from polyrelay.protocols.registry import PROTOCOLS
+from polyrelay.sim.replies import SimReply, SimStream
+from polyrelay.sim.script import Script, read_script
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 CASES = sorted(p for p in GOLDEN.glob("*__*/*") if p.is_dir())
 UPSTREAM_MODEL = "upstream-model"
 
@@ -32,7 +33,7 @@ def module(name: str) -> Any:
 
 def parse_client(client: str, body: bytes, stream: bool) -> Any:
     req = module(client).parse_request(body)
-    if client == "gemini":
+    if module(client).MODEL_IN_URL:   # the route would have named it
         req.model = "m"
     req.stream = stream or req.stream
     return req
@@ -42,15 +43,21 @@ def _pretty(data: bytes) -> bytes:
     return json.dumps(json.loads(data), indent=1, ensure_ascii=False).encode() + b"\n"
 
 
+Simulate = Callable[[bytes, bool, Script], "SimReply | SimStream"]
+# the simulator's answer to an upstream request (body, stream), by the upstream's protocol name
+SIMULATORS: dict[str, Simulate] = {
+    "openai_chat": lambda body, stream, script: sim_openai.handle(body, script),
+    "anthropic_messages": lambda body, stream, script: sim_anthropic.handle(
+        body, {"anthropic-version": "2023-06-01"}, script),
+    "gemini": lambda body, stream, script: sim_gemini.handle(
+        body, UPSTREAM_MODEL, "streamGenerateContent" if stream else "generateContent", True, "k", script),
+}
+
+
 def _simulate(upstream: str, body: bytes, stream: bool) -> bytes:
-    script = read_script(body, "k")
-    if upstream == "openai_chat":
-        reply = sim_openai.handle(body, script)
-    elif upstream == "anthropic_messages":
-        reply = sim_anthropic.handle(body, {"anthropic-version": "2023-06-01"}, script)
-    else:
-        method = "streamGenerateContent" if stream else "generateContent"
-        reply = sim_gemini.handle(body, UPSTREAM_MODEL, method, True, "k", script)
+    if upstream not in SIMULATORS:
+        raise LookupError(f"no simulator for the {upstream!r} protocol: add it to SIMULATORS in {__file__}")
+    reply = SIMULATORS[upstream](body, stream, read_script(body, "k"))
     assert not isinstance(reply, SimReply) or reply.status == 200, reply
     return reply.body if isinstance(reply, SimReply) else b"".join(reply.pieces)
 
@@ -110,9 +117,16 @@ def _split(case: Path) -> tuple[str, str]:
     return client, upstream
 
 
+def test_every_protocol_has_a_simulator() -> None:
+    assert set(SIMULATORS) == set(PROTOCOLS)
+    with pytest.raises(LookupError, match="no simulator for the 'carrier_pigeon' protocol"):
+        _simulate("carrier_pigeon", b"{}", False)
+
+
 def test_there_are_golden_cases_for_every_pair() -> None:
     pairs = {p.parent.name for p in CASES}
-    assert len(pairs) == 9 and len(CASES) >= 93   # 11 cases; json_object and image_url not for every pair
+    assert pairs == {f"{client}__{upstream}" for client in PROTOCOLS for upstream in PROTOCOLS}
+    assert len(CASES) >= 93   # 11 cases; json_object and image_url not for every pair
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -8,16 +8,18 @@ import json
 import pytest
 
 from polyrelay.billing.estimate import estimate_prompt_tokens, estimated_usage
+from polyrelay.protocols.registry import PROTOCOLS
 
 PAYLOAD = base64.b64encode(bytes(range(256)) * 600).decode()   # ~200 KB of base64
 
 
 def _bodies(payload: str) -> dict[str, bytes]:
+    """A text and an inline image, by protocol name (a new protocol fails here until it has its body)."""
     return {
-        "openai": json.dumps({"model": "m", "messages": [{"role": "user", "content": [
+        "openai_chat": json.dumps({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "text", "text": 'say "hi" \\ there'},
             {"type": "image_url", "image_url": {"url": "data:image/png;base64," + payload}}]}]}).encode(),
-        "anthropic": json.dumps({"model": "m", "messages": [{"role": "user", "content": [
+        "anthropic_messages": json.dumps({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "text", "text": "say hi there"},
             {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": payload}}]}]},
             separators=(",", ":")).encode(),
@@ -26,7 +28,7 @@ def _bodies(payload: str) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("protocol", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
 @pytest.mark.parametrize("size", ["small", "large"])   # the two code paths: below and above 64 KB
 def test_inline_media_is_an_allowance_not_text(protocol: str, size: str) -> None:
     payload = PAYLOAD if size == "large" else PAYLOAD[:20_000]
