@@ -102,7 +102,7 @@ class Gateway:
 
     def channel_type(self, model: str) -> str:
         """The kind of the first channel serving `model` (for `owned_by` in model lists)."""
-        for channel in self.router.candidates(model)[:1]:
+        for channel in self.router.candidates(model, "generate")[:1]:
             return channel.config.type
         return "openai"
 

@@ -56,7 +56,7 @@ async def _try_candidates(gw: Gateway, operation: Operation, job: Job, meter: Me
     last: GatewayError | None = None
     rate_limited: list[GatewayError] = []   # failures that were an upstream's 429
     router = gw.router
-    for channel in router.candidates(peek.model):
+    for channel in router.candidates(peek.model, operation.name):
         # same protocol: the upstream's bytes pass through, unless the client wants a stream
         # framed otherwise (Gemini's JSON array) and the converter has to re-frame it
         if channel.protocol == protocol and operation.fast is not None and (peek.framing == "sse" or not peek.stream):

@@ -1,12 +1,16 @@
-"""Channel choice: candidates for a model by priority (higher first), weighted random within a
-priority, skipping channels whose circuit is open (unless every channel's is)."""
+"""Channel choice: candidates for a model and an operation by priority (higher first), weighted
+random within a priority, skipping channels that cannot serve the operation (their `Capabilities`)
+and channels whose circuit is open (unless every such channel's is)."""
 
 from __future__ import annotations
 
 import random
 import time
+from typing import get_args
 
-from polyrelay.channels import Channel
+from polyrelay.channels import Channel, Operation
+
+_OPERATIONS: tuple[Operation, ...] = get_args(Operation)
 
 _FAILURES_TO_OPEN = 5     # consecutive failures that open a channel's circuit
 _OPEN_SECONDS = 30.0      # how long an open circuit skips the channel
@@ -24,25 +28,23 @@ class Router:
     def __init__(self, channels: list[Channel], rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()
         self._health = {ch.name: _Health() for ch in channels}
-        by_model: dict[str, dict[int, list[Channel]]] = {}
-        for ch in channels:
-            if not ch.config.enabled:
-                continue
-            for model in ch.models:
-                by_model.setdefault(model, {}).setdefault(ch.config.priority, []).append(ch)
-        # model -> tiers of channels, highest priority first
-        self._tiers = {m: [tiers[p] for p in sorted(tiers, reverse=True)] for m, tiers in by_model.items()}
+        enabled = [ch for ch in channels if ch.config.enabled]
+        self._models = frozenset(m for ch in enabled for m in ch.models)
+        # operation -> model -> tiers of the channels that can serve it, highest priority first
+        self._tiers = {op: _tiers([ch for ch in enabled if ch.serves(op)]) for op in _OPERATIONS}
 
     def models(self) -> list[str]:
-        return sorted(self._tiers)
+        return sorted(self._models)
 
     def serves(self, model: str) -> bool:
-        return model in self._tiers
+        """Some channel serves `model` (for some operation: a request for one no channel can do is
+        still the model's, and answered by the operation's fallback or a 503)."""
+        return model in self._models
 
-    def candidates(self, model: str) -> list[Channel]:
-        """Every channel serving `model`, in the order to try them."""
+    def candidates(self, model: str, operation: Operation) -> list[Channel]:
+        """Every channel serving `model` that can do `operation`, in the order to try them."""
         ordered: list[Channel] = []
-        for tier in self._tiers.get(model, ()):
+        for tier in self._tiers[operation].get(model, ()):
             ordered.extend(self._weighted_order(tier) if len(tier) > 1 else tier)
         now = time.monotonic()
         healthy = [ch for ch in ordered if self._health[ch.name].open_until <= now]
@@ -65,3 +67,11 @@ class Router:
         if health.failures >= _FAILURES_TO_OPEN:
             health.open_until = time.monotonic() + _OPEN_SECONDS
             health.failures = 0
+
+
+def _tiers(channels: list[Channel]) -> dict[str, list[list[Channel]]]:
+    by_model: dict[str, dict[int, list[Channel]]] = {}
+    for ch in channels:
+        for model in ch.models:
+            by_model.setdefault(model, {}).setdefault(ch.config.priority, []).append(ch)
+    return {m: [tiers[p] for p in sorted(tiers, reverse=True)] for m, tiers in by_model.items()}
