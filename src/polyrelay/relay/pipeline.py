@@ -16,6 +16,7 @@ from polyrelay.relay.meter import Meter
 from polyrelay.relay.operation import Job, Operation
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import Surface
+from polyrelay.routing.router import Router
 from polyrelay.store.keys import KeyRecord
 from polyrelay.upstream.call import earliest_retry
 
@@ -27,14 +28,15 @@ async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek
     """Serve one request of `operation` (a generation unless said otherwise). `peek` is the route's
     read of the request; `parsed`, the request as IR when the route has parsed it already."""
     started = time.perf_counter()
-    gw.authorize_model(key, peek.model)
-    price = gw.price_of(peek.model) if operation.billed else None
+    catalog = gw.catalog.now   # one snapshot to the end: a reload meanwhile does not mix old and new
+    gw.authorize_model(key, peek.model, catalog)
+    price = gw.price_of(peek.model, catalog) if operation.billed else None
     name = surface.name + operation.log_suffix if operation.log_suffix else surface.name
     meter = Meter(gw.ledger, None, price, key, name, peek.model, peek.stream, started)
     job = Job(surface, body, peek, parsed)
     try:
         meter.reservation = await operation.reserve(gw, key, price, job)
-        reply = await _try_candidates(gw, operation, job, meter)
+        reply = await _try_candidates(gw, catalog.router, operation, job, meter)
         if not operation.billed:   # free: settled here, at zero usage (a billed attempt settled itself)
             meter.first_byte()
             await meter.succeed(ir.Usage())
@@ -50,12 +52,12 @@ async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek
         raise
 
 
-async def _try_candidates(gw: Gateway, operation: Operation, job: Job, meter: Meter) -> Reply | StreamReply:
+async def _try_candidates(gw: Gateway, router: Router, operation: Operation, job: Job,
+                          meter: Meter) -> Reply | StreamReply:
     peek = job.peek
     protocol = job.surface.name
     last: GatewayError | None = None
     rate_limited: list[GatewayError] = []   # failures that were an upstream's 429
-    router = gw.router
     for channel in router.candidates(peek.model, operation.name):
         # same protocol: the upstream's bytes pass through, unless the client wants a stream
         # framed otherwise (Gemini's JSON array) and the converter has to re-frame it
