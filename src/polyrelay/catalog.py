@@ -15,7 +15,10 @@ from polyrelay.routing.router import Router
 
 
 @dataclass(frozen=True, slots=True)
-class _Snapshot:
+class Snapshot:
+    """What one request reads from start to end (`Catalog.now`): a reload meanwhile changes nothing
+    it sees."""
+
     channels: tuple[Channel, ...]
     router: Router
     prices: PriceBook
@@ -23,11 +26,10 @@ class _Snapshot:
     keys: tuple[KeyConfig, ...]
 
 
-def _snapshot(config: Config) -> _Snapshot:
+def _snapshot(config: Config) -> Snapshot:
     channels = [build_channel(c) for c in config.channels]
     prices = PriceBook(price_table(config.prices), config.channels)
-    return _Snapshot(tuple(channels), Router(channels), prices, config.unpriced == "free",
-                     tuple(config.keys))
+    return Snapshot(tuple(channels), Router(channels), prices, config.unpriced == "free", tuple(config.keys))
 
 
 class Catalog:
@@ -39,6 +41,10 @@ class Catalog:
     def reload(self, config: Config) -> None:
         """Replace channels, routing (circuit-breaker state starts afresh), prices and config keys."""
         self._now = _snapshot(config)
+
+    @property
+    def now(self) -> Snapshot:
+        return self._now
 
     @property
     def channels(self) -> tuple[Channel, ...]:

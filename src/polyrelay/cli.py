@@ -38,11 +38,17 @@ def _load(path: Path) -> Config:
 def _prepare_database_apart(config: Path, db: Database) -> None:
     """Migrate and upsert keys in a child process, so the serving process never loads Alembic.
     The URL goes through the environment, not the command line (where `ps` would show a password)."""
-    env = {**os.environ, "POLYRELAY_DATABASE_URL": db.url}
-    done = subprocess.run([sys.executable, "-m", "polyrelay.cli", "migrate", "--config", str(config),
-                           "--database-source", db.source], env=env)
+    done = subprocess.run(_migrate_argv(config, db), env=_migrate_env(db))
     if done.returncode != 0:
         raise typer.Exit(done.returncode)
+
+
+def _migrate_argv(config: Path, db: Database) -> list[str]:
+    return [sys.executable, "-m", "polyrelay.cli", "migrate", "--config", str(config), "--database-source", db.source]
+
+
+def _migrate_env(db: Database) -> dict[str, str]:
+    return {**os.environ, "POLYRELAY_DATABASE_URL": db.url}
 
 
 def _configure_logs(level: str | None) -> None:
@@ -90,15 +96,26 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
     if workers > 1:
         os.environ["POLYRELAY_CONFIG"] = str(config.resolve())
         os.environ["POLYRELAY_MIGRATED"] = "1"
+        os.environ["POLYRELAY_WORKERS"] = str(workers)   # the admin reload asks the supervisor (SIGHUP)
         from polyrelay.commands.listen import Workers
+
+        def before_restart() -> bool:
+            """SIGHUP: the workers are replaced only by ones that can start on the file as it is now."""
+            try:
+                load_config(config)
+            except ConfigError as e:
+                typer.echo(f"polyrelay: SIGHUP: config not reloaded, still serving the previous one: {e}", err=True)
+                return False
+            return subprocess.run(_migrate_argv(config, db), env=_migrate_env(db)).returncode == 0
 
         Workers(uvicorn.Config("polyrelay.server.app:create_app_from_env", factory=True, workers=workers,
                                **_UVICORN),  # type: ignore[arg-type]
-                [sock], on_started=lambda: typer.echo(listening, err=True)).run()
+                [sock], on_started=lambda: typer.echo(listening, err=True), before_restart=before_restart).run()
         return
     from polyrelay.server.app import App
 
-    server = Server(uvicorn.Config(App(cfg, database_url=db.url, migrate_on_start=False), **_UVICORN),  # type: ignore[arg-type]
+    app_ = App(cfg, database_url=db.url, migrate_on_start=False, config_path=str(config.resolve()))
+    server = Server(uvicorn.Config(app_, **_UVICORN),  # type: ignore[arg-type]
                     on_started=lambda: typer.echo(listening, err=True))
     try:
         server.run([sock])
@@ -106,6 +123,17 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
         pass
     if not server.started:
         raise typer.Exit(3)
+
+
+@app.command()
+def reload(url: str = typer.Option("http://127.0.0.1:8080", help="the running gateway's base URL"),
+           timeout: float = typer.Option(30.0, help="seconds to wait for the answer")) -> None:
+    """Make a running gateway re-read its config file (POST /admin/reload, with POLYRELAY_ADMIN_TOKEN).
+
+    A file that does not validate is refused with the reason, and the gateway keeps what it had."""
+    from polyrelay.commands.reload import request_reload
+
+    typer.echo(request_reload(url, os.environ.get("POLYRELAY_ADMIN_TOKEN"), timeout))
 
 
 @app.command()

@@ -39,6 +39,7 @@ class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
     stream_idle_timeout: float = 120.0  # seconds a stream may go without an event (comments do not count)
     stream_timeout: float = 3600.0  # seconds a whole stream may last
     stream_options: bool = True     # send stream_options.include_usage (some compatible upstreams reject it)
+    count_tokens: bool = True       # false: the upstream lacks the token counter its kind has (a compatible vendor)
     enabled: bool = True
     proxy: str | None = None        # http://[user:pass@]host:port to reach this upstream through
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import gc
 import logging
 import os
+import signal
 import sys
 import time
 from types import ModuleType
@@ -14,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from polyrelay import logs
-from polyrelay.config import Config, load_config
+from polyrelay.config import Config, ConfigError, load_config
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import openai_chat
 from polyrelay.relay.gateway import Gateway
@@ -47,12 +49,15 @@ def _router() -> Router:
 
 
 class App:
-    def __init__(self, config: Config, database_url: str | None = None, migrate_on_start: bool = True) -> None:
+    def __init__(self, config: Config, database_url: str | None = None, migrate_on_start: bool = True,
+                 config_path: str | None = None) -> None:
         self.config = config
+        self.config_path = config_path   # re-read by SIGHUP and POST /admin/reload (None: nothing to reload)
         self.database_url = database_url
         self.migrate_on_start = migrate_on_start
         self.gateway: Gateway | None = None
         self.router = _router()
+        self._reloads: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -161,11 +166,32 @@ class App:
         if self.migrate_on_start:
             await migrate(engine)
             await upsert_config_keys(engine, self.config.keys)
-        self.gateway = Gateway(self.config, engine)
+        self.gateway = Gateway(self.config, engine, self.config_path)
         await self.gateway.start()
+        if self.config_path is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         release_startup_memory()
 
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload_on_signal())
+        self._reloads.add(task)   # held until done (the loop keeps only a weak reference)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_on_signal(self) -> None:
+        gateway = self.gateway
+        if gateway is None:
+            return
+        log.info("SIGHUP: reloading the config from %s", self.config_path)
+        try:
+            await gateway.reload_file()   # logs what it now serves
+        except ConfigError as e:
+            log.error("SIGHUP: config not reloaded, still serving the previous one: %s", e)
+        except Exception:
+            log.exception("SIGHUP: config not reloaded, still serving the previous one")
+
     async def shutdown(self) -> None:
+        if self.config_path is not None:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self.gateway is not None:
             await self.gateway.stop()
             await self.gateway.engine.dispose()
@@ -215,8 +241,8 @@ def _retry_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
 def create_app_from_env() -> App:
     """Factory for `uvicorn --factory` workers: config from POLYRELAY_CONFIG; the parent migrated."""
     logs.configure()   # the level `serve --log-level` left in the environment
-    return App(load_config(os.environ["POLYRELAY_CONFIG"]),
-               migrate_on_start=os.environ.get("POLYRELAY_MIGRATED") != "1")
+    path = os.environ["POLYRELAY_CONFIG"]
+    return App(load_config(path), migrate_on_start=os.environ.get("POLYRELAY_MIGRATED") != "1", config_path=path)
 
 
 __all__ = ["App", "create_app_from_env", "header"]

@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import typing
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from polyrelay.channels import (
-    KINDS, Capabilities, Channel, UnsupportedOperation, UpstreamRequest, build_channel,
+    KINDS, Capabilities, Operation, Channel, UnsupportedOperation, UpstreamRequest, build_channel,
 )
 from polyrelay.channels.anthropic import AnthropicKind
 from polyrelay.config import ChannelConfig
@@ -44,13 +45,14 @@ def test_capabilities_are_declared_data() -> None:
     for name, kind in KINDS.items():
         caps = kind.capabilities
         assert isinstance(caps, Capabilities) and kind.framing == "sse" and not kind.signs, name
-        # a native count_tokens endpoint is declared exactly where the kind has a URL for it
-        try:
-            kind().url("https://x", "count_tokens", "m", False)
-            has_url = True
-        except UnsupportedOperation:
-            has_url = False
-        assert caps.count_tokens == has_url, name
+        # an operation is declared exactly where the kind has a URL for it (count_tokens: a native counter)
+        for operation in typing.get_args(Operation):
+            try:
+                kind().url("https://x", operation, "m", False)
+                has_url = True
+            except UnsupportedOperation:
+                has_url = False
+            assert (operation in caps.operations) == has_url, (name, operation)
     with pytest.raises(dataclasses.FrozenInstanceError):
         KINDS["openai"].capabilities.tools = False  # type: ignore[misc]
 

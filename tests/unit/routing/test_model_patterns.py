@@ -105,7 +105,7 @@ def _channel(name: str, models: list[str], priority: int = 0, enabled: bool = Tr
 
 
 def _names(router: Router, model: str) -> list[str]:
-    return sorted(ch.name for ch in router.candidates(model))
+    return sorted(ch.name for ch in router.candidates(model, "generate"))
 
 
 def test_exact_names_win_and_the_most_specific_pattern_routes() -> None:
@@ -124,24 +124,24 @@ def test_exact_names_win_and_the_most_specific_pattern_routes() -> None:
     assert _names(router, "mistral-large") == ["catch-all"]
     assert router.models() == ["gpt-4-gizmo-special", "gpt-4o"]     # exact names only
     assert router.serves("gpt-4-gizmo-anything") and router.serves("gpt-4o")
-    assert router.candidates("x" * (MAX_MODEL_CHARS + 1)) == []     # too long for any pattern, even `*`
+    assert router.candidates("x" * (MAX_MODEL_CHARS + 1), "generate") == []     # too long for any pattern, even `*`
 
 
 def test_priorities_order_a_patterns_channels() -> None:
     router = Router([_channel("low", ["claude-*"], priority=0), _channel("high", ["claude-*"], priority=5)])
-    assert [ch.name for ch in router.candidates("claude-opus-4")] == ["high", "low"]
+    assert [ch.name for ch in router.candidates("claude-opus-4", "generate")] == ["high", "low"]
     assert not router.serves("gpt-4o")
 
 
 def test_exact_names_never_reach_the_pattern_cache_and_the_cache_is_bounded() -> None:
     router = Router([_channel("exact", ["gpt-4o"]), _channel("gizmos", ["gpt-4-gizmo-*"])])
-    cache = router._patterns._cached.cache_info  # type: ignore[attr-defined]
+    cache = router._tiers["generate"][1]._cached.cache_info  # type: ignore[attr-defined]
     for _ in range(100):
-        router.candidates("gpt-4o")
+        router.candidates("gpt-4o", "generate")
         router.serves("gpt-4o")
     assert cache().hits == cache().misses == 0
-    router.candidates("gpt-4-gizmo-a")
-    router.candidates("gpt-4-gizmo-a")
+    router.candidates("gpt-4-gizmo-a", "generate")
+    router.candidates("gpt-4-gizmo-a", "generate")
     assert (cache().hits, cache().misses) == (1, 1)
     rng = random.Random(13)
     for _ in range(CACHE_NAMES + 2000):   # an attacker's random names, matching or not
@@ -154,4 +154,4 @@ def test_exact_names_never_reach_the_pattern_cache_and_the_cache_is_bounded() ->
 
 def test_a_requested_pattern_is_no_model() -> None:
     router = Router([_channel("gizmos", ["gpt-4-gizmo-*"]), _channel("catch-all", ["*"])])
-    assert not router.serves("gpt-4-gizmo-*") and not router.serves("*") and router.candidates("a*b") == []
+    assert not router.serves("gpt-4-gizmo-*") and not router.serves("*") and router.candidates("a*b", "generate") == []
