@@ -52,7 +52,7 @@ class Server:
         self.log = workdir / f"server-{port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "polyrelay.cli", *self.args],
                                          cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT)

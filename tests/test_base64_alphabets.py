@@ -116,7 +116,8 @@ def test_google_genai_sends_gemini_3_signatures_back_url_safe_through_the_fast_p
     first, second = CLIENTS["gemini"](gateway.url, "sk-alice-0001").thinking_round_trip("gemini-3-pro-preview", stream)
     assert first.tool_calls and "sunny, 21C" in second.text
     sent = last_upstream_request(sim_http)
-    signed = [p for c in sent["contents"] for p in c["parts"] if p.get("thoughtSignature") or p.get("thought_signature")]
+    signed = [p for c in sent["contents"] for p in c["parts"]
+              if p.get("thoughtSignature") or p.get("thought_signature")]
     value = signed[0].get("thoughtSignature") or signed[0].get("thought_signature")
     assert "-" in value or "_" in value, value
 

@@ -12,7 +12,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from polyrelay.channels import (
-    KINDS, Capabilities, Channel, UnsupportedOperation, UpstreamRequest, build_channel,
+    KINDS,
+    Capabilities,
+    Channel,
+    UnsupportedOperation,
+    UpstreamRequest,
+    build_channel,
 )
 from polyrelay.channels.anthropic import AnthropicKind
 from polyrelay.config import ChannelConfig

@@ -25,7 +25,8 @@ from test_chat_relay import sdk
 CLEAN_ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "polyrelay.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env={**CLEAN_ENV, **(env or {})}, timeout=timeout)
 
@@ -84,7 +85,7 @@ def test_demo_never_touches_the_database_of_the_directory_it_runs_in(sim: Server
 
         # the demo said which database it used: its own, deleted when it stopped cleanly
         log = demo.log.read_text()
-        line = next((l for l in log.splitlines() if l.strip().startswith("database")), log)
+        line = next((ln for ln in log.splitlines() if ln.strip().startswith("database")), log)
         assert "temporary" in line and "POLYRELAY_DATABASE_URL is not used" in line, line
         own_db = Path(line.split()[1])
         assert own_db.parent != tmp_path and not own_db.parent.exists()

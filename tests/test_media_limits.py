@@ -105,7 +105,7 @@ async def test_fetches_are_four_at_a_time_and_encoded_exactly() -> None:
         await server.close()
     assert sizes.most == media.CONCURRENCY == 4
     pattern = bytes(range(251)) * (64 * 1024 // 251 + 1)
-    for n, part in zip(lengths, req.messages[0].parts):
+    for n, part in zip(lengths, req.messages[0].parts, strict=True):
         expected = b"".join(pattern[:min(len(pattern), n - i)] for i in range(0, n, len(pattern)))
         assert part.url is None and part.data == base64.b64encode(expected).decode() and part.media_type == "image/png"
 
@@ -146,7 +146,8 @@ def big_images() -> Iterator[str]:
 def test_ten_19_mb_urls_are_refused_at_the_budget_and_memory_comes_back(gateway: Server, big_images: str) -> None:
     """Before: all ten fetched at once and kept (+0.5-0.8 GB for good); now at most 50 MB in all."""
     def ask(count: int) -> httpx.Response:
-        content = [{"type": "image_url", "image_url": {"url": f"{big_images}/{19 * MB}.png?n={i}"}} for i in range(count)]
+        content = [{"type": "image_url", "image_url": {"url": f"{big_images}/{19 * MB}.png?n={i}"}}
+                   for i in range(count)]
         return httpx.post(gateway.url + "/v1/chat/completions", timeout=120,
                           headers={"Authorization": "Bearer sk-alice-0001"},
                           content=json.dumps({"model": "gemini-2.5-flash",

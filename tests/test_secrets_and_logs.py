@@ -210,7 +210,10 @@ def test_queued_access_lines_are_the_formatters_lines_in_order(monkeypatch: pyte
         logging.getLogger("polyrelay").setLevel(saved[2])
     lines = out.getvalue().splitlines()
     assert queued == lines[:3] and len(lines) == 4 and "after" in lines[1], lines
-    strip = lambda line: line[23:]  # the time stamp cut off
+
+    def strip(line: str) -> str:
+        return line[23:]  # the time stamp cut off
+
     assert strip(lines[0]) == strip(lines[2]) == strip(lines[3]), lines
     assert strip(lines[3]) == (" INFO polyrelay.access [0badc0de00000001] key=team\\r\\nFAKE "
                                "POST /v1/x\\x1b[2J\\u2028 model=m\\n channel=- status=200 tokens=12/3 "
@@ -250,9 +253,9 @@ BAD_NAMES = ["two\nlines", "cr\rhere", "esc\x1b[31m", "nul\x00", "c1\x85", "sep\
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_config_refuses_names_that_could_forge_log_lines(name: str) -> None:
-    from polyrelay.config import ConfigError, parse_config
-
     import json
+
+    from polyrelay.config import ConfigError, parse_config
     quoted = json.dumps(name)   # a YAML double-quoted scalar takes JSON's escapes
     model = json.dumps("x" * 129 if name == "x" * 65 else name)   # model names may be up to 128
     for text, field in (

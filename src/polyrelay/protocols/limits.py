@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
-from polyrelay.config import MAX_OUTPUT_TOKENS   # no model writes more in one answer (the largest: 128K)
+from polyrelay.config import MAX_OUTPUT_TOKENS  # no model writes more in one answer (the largest: 128K)
 from polyrelay.errors import invalid_request
 
 MAX_CHOICES = 128

@@ -98,7 +98,8 @@ async def _count(gw: Gateway, client: Surface, req: ir.Request, body: bytes,
             data = await read_all(resp, channel)
             if same:
                 return Reply(200, data)
-            return Reply(200, client.protocol.render_count_tokens_response(_number(data, upstream.COUNT_TOKENS_FIELD, channel)))
+            count = _number(data, upstream.COUNT_TOKENS_FIELD, channel)
+            return Reply(200, client.protocol.render_count_tokens_response(count))
         except GatewayError as err:
             if not err.retryable:
                 raise

@@ -17,7 +17,6 @@ from polyrelay.server.route import SMALL_BODY, Params, Route
 from polyrelay.store import keys as key_store
 from polyrelay.store.logs import recent_logs
 
-
 MAX_LOG_ROWS = 1000
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
@@ -22,7 +23,14 @@ from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT
 from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes
 from polyrelay.server.asgi import (
-    Receive, Scope, Send, header, read_body, send_reply, send_stream, too_large,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_reply,
+    send_stream,
+    too_large,
 )
 from polyrelay.server.route import Route
 from polyrelay.server.router import Router
@@ -182,10 +190,8 @@ def release_startup_memory() -> None:
     # The database thread (aiosqlite) binds a batch of log rows holding the GIL; give the event
     # loop the GIL back within 1 ms rather than Python's default 5 ms, for the latency tail.
     sys.setswitchinterval(0.001)
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
 
 
 def _access(ctx: logs.RequestContext, scope: Scope, status: int, started: float) -> None:
@@ -208,7 +214,7 @@ def _retry_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
         return [(b"x-should-retry", b"false")]
     if err.retry_after is not None:   # every upstream said 429 and when to come back
         wait = [(b"retry-after", b"%d" % err.retry_after)]
-        return wait + [(b"retry-after-ms", b"%d" % err.retry_after_ms)] if err.retry_after_ms is not None else wait
+        return [*wait, (b"retry-after-ms", b"%d" % err.retry_after_ms)] if err.retry_after_ms is not None else wait
     return []
 
 

@@ -88,7 +88,7 @@ def _day_ms(value: str | None, name: str, default: int) -> int:
     except ValueError:
         raise GatewayError(400, "invalid_request", f"'{name}' must be a date like 2026-01-31",
                            param=name) from None
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 async def billing_usage(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:

@@ -54,7 +54,8 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
         _check(isinstance(b, dict), f"{at}: must be an object")
         t = b.get("type")
         if t == "text":
-            _check(isinstance(b.get("text"), str) and b["text"].strip() != "", f"{at}: text content blocks must be non-empty")
+            _check(isinstance(b.get("text"), str) and b["text"].strip() != "",
+                   f"{at}: text content blocks must be non-empty")
         elif t == "image":
             source = b.get("source") or {}
             if source.get("type") == "base64":
@@ -68,7 +69,8 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
         elif t == "tool_use":
             _check(isinstance(b.get("id"), str) and bool(_ID.match(b["id"])),
                    f"{at}.id: String should match pattern '^[a-zA-Z0-9_-]+$'")
-            _check(isinstance(b.get("name"), str) and isinstance(b.get("input"), dict), f"{at}: tool_use needs name and input")
+            _check(isinstance(b.get("name"), str) and isinstance(b.get("input"), dict),
+                   f"{at}: tool_use needs name and input")
         elif t == "tool_result":
             _check(isinstance(b.get("tool_use_id"), str), f"{at}.tool_use_id: Field required")
         elif t == "document":

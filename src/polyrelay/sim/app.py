@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from urllib.parse import parse_qs
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 

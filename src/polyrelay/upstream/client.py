@@ -493,7 +493,8 @@ class UpstreamClient:
         except TimeoutError:
             raise UpstreamTimeout(f"connecting to {where} timed out") from None
         except (OSError, ValueError) as exc:   # ValueError: UnicodeError of a bad host name, bad ports
-            raise UpstreamTransportError(f"cannot connect to {where}: {getattr(exc, 'strerror', None) or exc}") from None
+            reason = getattr(exc, "strerror", None) or exc
+            raise UpstreamTransportError(f"cannot connect to {where}: {reason}") from None
         return conn
 
     @staticmethod

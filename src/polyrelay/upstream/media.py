@@ -127,7 +127,7 @@ async def fetch(session: aiohttp.ClientSession, url: str, max_bytes: int = MAX_M
                 encoded += binascii.b2a_base64(carry, newline=False)
             media_type = resp.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
             return media_type, encoded.decode("ascii")
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise GatewayError(400, "invalid_request", f"could not fetch {name!r}: {type(exc).__name__}") from None
 
 

@@ -9,12 +9,20 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
-from polyrelay.protocols.anthropic_messages.wire import Usage, merge_usage
 from polyrelay.protocols._passthrough import (
+    RequestPeek,
+    SseTap,
     decode_answer,
-    RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths, text_markers, rename_first,
+    decode_or_none,
+    decode_top,
+    field,
+    model_field,
+    quoted_lengths,
+    rename_first,
+    text_markers,
     with_field,
 )
+from polyrelay.protocols.anthropic_messages.wire import Usage, merge_usage
 
 
 def peek_request(body: bytes) -> RequestPeek:

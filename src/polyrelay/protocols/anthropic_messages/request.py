@@ -11,8 +11,18 @@ from polyrelay import ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import limits, signatures
 from polyrelay.protocols._common import (
-    MIN_THINKING_BUDGET, decode_json_object, dropped, dump_arguments, effort_to_budget, expect, lost, parse_arguments,
-    parse_with_losses, render_with_losses, safe_tool_name, short_identifier,
+    MIN_THINKING_BUDGET,
+    decode_json_object,
+    dropped,
+    dump_arguments,
+    effort_to_budget,
+    expect,
+    lost,
+    parse_arguments,
+    parse_with_losses,
+    render_with_losses,
+    safe_tool_name,
+    short_identifier,
 )
 
 DEFAULT_MAX_TOKENS = 4096

@@ -8,12 +8,21 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.protocols import limits
-from polyrelay.protocols.gemini.wire import UsageMetadata, usage_to_ir
 from polyrelay.protocols._passthrough import (
+    ModelRenamer,
+    RequestPeek,
+    SseTap,
     decode_answer,
-    ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
-    rename_first, text_markers, with_field,
+    decode_or_none,
+    decode_top,
+    field,
+    model_field,
+    quoted_lengths,
+    rename_first,
+    text_markers,
+    with_field,
 )
+from polyrelay.protocols.gemini.wire import UsageMetadata, usage_to_ir
 
 
 def peek_request(body: bytes, model: str, stream: bool, alt: str | None = None) -> RequestPeek:

@@ -11,8 +11,16 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import limits
 from polyrelay.protocols._common import (
-    decode_json_object, dropped, dump_arguments, effort_to_budget, expect, lost, parse_arguments, parse_with_losses,
-    render_with_losses, standard_base64,
+    decode_json_object,
+    dropped,
+    dump_arguments,
+    effort_to_budget,
+    expect,
+    lost,
+    parse_arguments,
+    parse_with_losses,
+    render_with_losses,
+    standard_base64,
 )
 from polyrelay.protocols.gemini.wire import SKIP_SIGNATURE, _signature_from_client, get
 

@@ -13,12 +13,22 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
-from polyrelay.protocols.openai_chat.wire import Usage, usage_to_ir
 from polyrelay.protocols._passthrough import (
+    ModelRenamer,
+    RequestPeek,
+    SseTap,
     decode_answer,
-    ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
-    quoted_lengths_all, rename_first, text_markers, with_field,
+    decode_or_none,
+    decode_top,
+    field,
+    model_field,
+    quoted_lengths,
+    quoted_lengths_all,
+    rename_first,
+    text_markers,
+    with_field,
 )
+from polyrelay.protocols.openai_chat.wire import Usage, usage_to_ir
 
 _INCLUDE_USAGE = {"include_usage": True}
 
@@ -81,7 +91,7 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 # events that need a closer look than a block scan
 _MARKERS_AFTER_FINISH = (b'"usage":{', b'"usage": {', b"[DONE]", b'{"error"')
-_MARKERS = _MARKERS_AFTER_FINISH + (b'"finish_reason":"', b'"finish_reason": "')
+_MARKERS = (*_MARKERS_AFTER_FINISH, b'"finish_reason":"', b'"finish_reason": "')
 
 
 def _printed_with_spaces(block: bytes) -> bool:

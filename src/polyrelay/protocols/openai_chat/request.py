@@ -10,8 +10,17 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import limits, signatures
 from polyrelay.protocols._common import (
-    budget_to_effort, data_url, decode_json_object, dropped, expect, lost, parse_with_losses, render_with_losses,
-    safe_tool_name, short_identifier, split_data_url,
+    budget_to_effort,
+    data_url,
+    decode_json_object,
+    dropped,
+    expect,
+    lost,
+    parse_with_losses,
+    render_with_losses,
+    safe_tool_name,
+    short_identifier,
+    split_data_url,
 )
 
 # `user` longer than this is refused (OpenAI API reference: "maximum length of 64 characters" for the
@@ -200,7 +209,7 @@ def _unconvertible(b: dict[str, Any]) -> None:
             raise GatewayError(400, "invalid_request", f"'{name}' is not supported for this model: it is "
                                "served by a non-OpenAI provider, which returns no log probabilities", param=name)
     modalities = b.get("modalities")
-    if b.get("audio") is not None or isinstance(modalities, list) and "audio" in modalities:
+    if b.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
         raise GatewayError(400, "invalid_request", "audio output is not supported for this model: it is served "
                            "by a non-OpenAI provider", param="audio" if b.get("audio") is not None else "modalities")
     if b.get("web_search_options") is not None:  # the client expects an answer grounded in search results
@@ -308,7 +317,7 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
             continue
         messages.extend(_render_tool_results(m.parts))
         rest = [p for p in m.parts if not isinstance(p, ir.ToolResultPart)]
-        if rest or m.role == "user" and not any(isinstance(p, ir.ToolResultPart) for p in m.parts):
+        if rest or (m.role == "user" and not any(isinstance(p, ir.ToolResultPart) for p in m.parts)):
             messages.append({"role": "system" if m.role == "system" else "user", "content": _render_user(rest)})
     body: dict[str, Any] = {"model": upstream_model, "messages": messages}
     if req.stream:
