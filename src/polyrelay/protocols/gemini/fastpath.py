@@ -42,7 +42,7 @@ def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool = Tr
     if peek.upstream_max_output is not None:
         name = next((n for n in limits.GEMINI_CONFIG if top.get(n) is not None), limits.GEMINI_CONFIG[0])
         config = field(top, name, dict, {})
-        top = with_field(top, name, {**config, "maxOutputTokens": peek.upstream_max_output})  # type: ignore[dict-item]
+        top = with_field(top, name, {**config, "maxOutputTokens": peek.upstream_max_output})
     return msgspec.json.encode(top)
 
 
