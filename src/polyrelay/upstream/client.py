@@ -110,6 +110,10 @@ class _NoParser:
     def should_keep_alive() -> bool:
         return False
 
+    @staticmethod
+    def get_status_code() -> int:   # (httptools calls back only from a live parser's feed_data)
+        return 0
+
 
 _CLOSED_PARSER = _NoParser()
 
