@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 import time
-from types import ModuleType
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
@@ -18,6 +17,7 @@ from polyrelay import logs
 from polyrelay.config import Config, load_config
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import openai_chat
+from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT
@@ -78,7 +78,7 @@ class App:
         path = scope["path"]
         found = self.router.match(scope["method"], path)
         route = found[0] if found is not None else None
-        errors: ModuleType = route.error_module(scope) if route else openai_chat
+        errors: WireProtocol = route.error_module(scope) if route else openai_chat
         # a body may be waiting on the socket: answered without reading it, the connection is closed
         # after the answer (server.http_protocol), so the answer must say so or a client reuses it
         unread = _declares_body(scope)
@@ -121,7 +121,7 @@ class App:
         _access(ctx, scope, reply.status, started)
 
     @staticmethod
-    async def _fail(send: Send, errors: ModuleType, err: GatewayError, unread: bool,
+    async def _fail(send: Send, errors: WireProtocol, err: GatewayError, unread: bool,
                     request_id: tuple[bytes, bytes]) -> int:
         """Send `err` in the caller's protocol; return the status sent."""
         status, payload = errors.render_error(err)
@@ -131,7 +131,7 @@ class App:
         await send_reply(send, Reply(status, payload, headers=headers))
         return status
 
-    def error_module_for(self, scope: Scope) -> ModuleType:
+    def error_module_for(self, scope: Scope) -> WireProtocol:
         """The protocol that renders errors for a request the HTTP layer refuses before the app sees it
         (headers too large, too slow): the route's, from what is known of the request so far."""
         path = scope.get("path", "")
