@@ -11,7 +11,7 @@ import re
 import struct
 import time
 import zlib
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -91,7 +91,7 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
     cfg = get(req, "generationConfig", {})
     temperature = get(cfg, "temperature")
     _check(temperature is None or 0 <= temperature <= 2, "generationConfig.temperature must be in [0, 2]")
-    return req
+    return cast("dict[str, Any]", req)   # checked to be an object above
 
 
 def _b64bytes(value: Any) -> bytes | None:
@@ -214,7 +214,7 @@ def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
         return SimReply(200, msgspec.json.encode({
             "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
             "usageMetadata": usage, "modelVersion": model, "responseId": rid}))
-    chunks = []
+    chunks: list[dict[str, Any]] = []
     for part in parts:
         pieces = split_words(part["text"]) if "text" in part and not part.get("thought") else [None]
         for piece in pieces:
