@@ -229,6 +229,8 @@ def test_serve_says_listening_only_once_it_answers(sim: Server, tmp_path: Path) 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def test_a_config_with_an_unquoted_env_reference_says_how_to_quote_it(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ def image_server() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
 
 
 def test_image_url_is_fetched_and_inlined_for_gemini(gateway: Server, image_server: str, sim_http) -> None:
