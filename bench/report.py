@@ -7,15 +7,17 @@ import math
 import sys
 from typing import Any
 
-LABELS = {"direct": "direct", "polyrelay": "polyrelay", "polyrelay-base": "polyrelay before (--baseline)", "polyrelay-granian": "polyrelay on granian",
+LABELS = {"direct": "direct", "polyrelay": "polyrelay", "polyrelay-base": "polyrelay before (--baseline)",
+          "polyrelay-granian": "polyrelay on granian",
           "polyrelay-2w": "polyrelay, 2 workers (unpinned)", "litellm": "LiteLLM (logging off)",
           "litellm-log": "LiteLLM (logging on)"}
+NO_VALUE = "\u2013"  # an en dash marks a table cell without a value
 CLOSED = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4")
 
 
 def _f(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return NO_VALUE
     if isinstance(value, (int, float)):
         return f"{value:,.{digits}f}"
     return str(value)
@@ -100,7 +102,7 @@ def checks(report: dict[str, Any], target: str = "polyrelay") -> list[tuple[str,
     out = []
     for goal, limit, value, bound in rows:
         passed = None if value is None else value <= bound if "<=" in limit else value < bound
-        shown = "–" if value is None else f"{value:.2f}" if bound < 10 else f"{value:.1f}"
+        shown = NO_VALUE if value is None else f"{value:.2f}" if bound < 10 else f"{value:.1f}"
         out.append((goal, limit, shown, passed))
     return out
 

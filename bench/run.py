@@ -32,11 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fixtures  # noqa: E402
-import httpload  # noqa: E402
-import procstat  # noqa: E402
-import report  # noqa: E402
-import servers  # noqa: E402
+import fixtures
+import httpload
+import procstat
+import report
+import servers
 
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4",
@@ -89,7 +89,7 @@ def as_dict(result: httpload.Result) -> dict[str, Any]:
 class Target:
     """Where each scenario's requests go for one target, and how to measure its process."""
 
-    def __init__(self, name: str, url: str, pid: int | None, env: "Env") -> None:
+    def __init__(self, name: str, url: str, pid: int | None, env: Env) -> None:
         self.name, self.url, self.pid, self.env = name, url, pid, env
         self.idle_rss_mb = 0.0
 
@@ -268,7 +268,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is reported")
     p.add_argument("--targets", default="direct,polyrelay,litellm",
                    help="direct, polyrelay, litellm (= litellm-nolog and litellm-log), litellm-nolog, "
-                        "litellm-log; polyrelay-base (with --baseline); polyrelay-granian (needs `pip install granian`), polyrelay-2w (--workers 2)")
+                        "litellm-log; polyrelay-base (with --baseline); "
+                        "polyrelay-granian (needs `pip install granian`), polyrelay-2w (--workers 2)")
     p.add_argument("--baseline", default=None,
                    help="a source tree of an earlier polyrelay (e.g. `git worktree add ../base <commit>`): "
                         "target polyrelay-base runs it, for a before/after in one run")

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import fixtures
@@ -68,7 +69,7 @@ class Process:
         except OSError:
             return ""
 
-    def wait_ready(self, probe: "callable[[], bool]", timeout: float = 120.0) -> None:  # type: ignore[valid-type]
+    def wait_ready(self, probe: Callable[[], bool], timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -92,7 +93,7 @@ class Process:
                 self.proc.wait()
 
 
-def _ready_post(url: str, body: bytes) -> "callable[[], bool]":  # type: ignore[valid-type]
+def _ready_post(url: str, body: bytes) -> Callable[[], bool]:
     return lambda: post(url, body, timeout=5.0)[0] == 200
 
 

@@ -202,5 +202,6 @@ def client(gateway: Server) -> openai.OpenAI:
 
 
 @pytest.fixture
-def sim_http(sim: Server) -> httpx.Client:
-    return httpx.Client(base_url=sim.url)
+def sim_http(sim: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sim.url) as http:
+        yield http

@@ -31,7 +31,8 @@ TIME_PARAMS = {"type": "object", "properties": {"timezone": {"type": "string"}},
 IMAGE_URL = "https://example.com/cat.png"
 OPENAI_TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": TOOL_PARAMS}},
                 {"type": "function", "function": {"name": "get_time", "parameters": TIME_PARAMS}}]
-ANTHROPIC_TOOLS = [{"name": "get_weather", "input_schema": TOOL_PARAMS}, {"name": "get_time", "input_schema": TIME_PARAMS}]
+ANTHROPIC_TOOLS = [{"name": "get_weather", "input_schema": TOOL_PARAMS},
+                   {"name": "get_time", "input_schema": TIME_PARAMS}]
 GEMINI_TOOLS = [{"functionDeclarations": [{"name": "get_weather", "parametersJsonSchema": TOOL_PARAMS},
                                           {"name": "get_time", "parametersJsonSchema": TIME_PARAMS}]}]
 
@@ -45,7 +46,8 @@ OPENAI = {
     "tool_result": {"model": "m", "messages": [
         {"role": "user", "content": "Weather in Paris?"},
         {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}],
         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": TOOL_PARAMS}}]},
     "image": {"model": "m", "messages": [{"role": "user", "content": [
@@ -67,8 +69,10 @@ OPENAI = {
     "parallel_tool_results": {"model": "m", "messages": [
         {"role": "user", "content": "Weather in Paris and London?"},
         {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
-            {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"London\"}"}}]},
+            {"id": "call_a", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "call_b", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\":\"London\"}"}}]},
         {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
         {"role": "tool", "tool_call_id": "call_b", "content": "rainy"}], "tools": OPENAI_TOOLS},
     "json_object": {"model": "m", "messages": [{"role": "user", "content": "Describe Paris as a JSON object."}],

@@ -169,7 +169,8 @@ class GeminiClient:
     def _create(self, model: str, contents: Any, stream: bool, config: types.GenerateContentConfig | None) -> Answer:
         if not stream:
             return self._answer([self.sdk.models.generate_content(model=model, contents=contents, config=config)])
-        return self._answer(list(self.sdk.models.generate_content_stream(model=model, contents=contents, config=config)))
+        chunks = self.sdk.models.generate_content_stream(model=model, contents=contents, config=config)
+        return self._answer(list(chunks))
 
     def _answer(self, responses: list[Any]) -> Answer:
         answer = Answer()
@@ -203,7 +204,8 @@ class GeminiClient:
             tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
                 name="get_weather", description="weather of a city", parameters_json_schema=WEATHER_SCHEMA)])],
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True), **extra)
-        contents: list[Any] = [types.Content(role="user", parts=[types.Part.from_text(text="What is the weather in Paris?")])]
+        question = types.Part.from_text(text="What is the weather in Paris?")
+        contents: list[Any] = [types.Content(role="user", parts=[question])]
         first = self._create(model, contents, stream, config)
         model_parts = [p for r in first.raw for c in r.candidates or [] for p in (c.content.parts or [])]  # type: ignore[attr-defined]
         contents.append(types.Content(role="model", parts=model_parts))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 import uvicorn
@@ -52,7 +52,7 @@ def _migrate_env(db: Database) -> dict[str, str]:
 
 
 def _configure_logs(level: str | None) -> None:
-    from polyrelay import logs as logging_setup   # (the `logs` command below shadows the module name)
+    from polyrelay import logs as logging_setup  # (the `logs` command below shadows the module name)
 
     try:
         logging_setup.configure(level)
@@ -64,7 +64,7 @@ def _configure_logs(level: str | None) -> None:
 @app.command()
 def migrate(config: Path = typer.Option(..., "--config", "-c", help="YAML config file"),
             database: DatabaseOption = None,
-            database_source: Optional[str] = typer.Option(None, hidden=True)) -> None:
+            database_source: str | None = typer.Option(None, hidden=True)) -> None:
     """Bring the database schema up to date and upsert the config's keys (serve does this too)."""
     from polyrelay.store.keys import upsert_config_keys
 
@@ -80,7 +80,7 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
           host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = PortOption,
           workers: int = typer.Option(1, min=1, help="worker processes (share quota through the database)"),
-          log_level: Optional[str] = typer.Option(None, "--log-level",
+          log_level: str | None = typer.Option(None, "--log-level",
                                                   help="debug, info (one access line per request; the "
                                                        "default), warning, error"),
           database: DatabaseOption = None) -> None:
@@ -117,10 +117,8 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
     app_ = App(cfg, database_url=db.url, migrate_on_start=False, config_path=str(config.resolve()))
     server = Server(uvicorn.Config(app_, **_UVICORN),  # type: ignore[arg-type]
                     on_started=lambda: typer.echo(listening, err=True))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run([sock])
-    except KeyboardInterrupt:
-        pass
     if not server.started:
         raise typer.Exit(3)
 
@@ -145,16 +143,14 @@ def simulate(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     sock = bind(host, port, "simulator")
     server = Server(uvicorn.Config(SimApp(), **_UVICORN),  # type: ignore[arg-type]
                     on_started=lambda: typer.echo(f"polyrelay simulator on http://{host}:{port}", err=True))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run([sock])
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
 def demo(port: int = typer.Option(8080, callback=port_option, help="gateway port (1-65535)"),
          sim_port: int = typer.Option(9090, callback=port_option, help="simulator port (1-65535)"),
-         log_level: Optional[str] = typer.Option(None, "--log-level",
+         log_level: str | None = typer.Option(None, "--log-level",
                                                   help="debug, info (one access line per request; the "
                                                        "default), warning, error"),
          database: DatabaseOption = None) -> None:
@@ -192,7 +188,7 @@ def demo(port: int = typer.Option(8080, callback=port_option, help="gateway port
         servers += [QuietServer(uvicorn.Config(SimApp(), **_UVICORN), on_started=started),  # type: ignore[arg-type]
                     QuietServer(uvicorn.Config(App(cfg, database_url=db.url, migrate_on_start=False),
                                                **_UVICORN), on_started=started)]  # type: ignore[arg-type]
-        ok = asyncio.run(serve_together(list(zip(servers, [sim_sock, gateway_sock]))))
+        ok = asyncio.run(serve_together(list(zip(servers, [sim_sock, gateway_sock], strict=True))))
     finally:
         if folder is not None:
             demo_parts.remove_temporary(folder)
@@ -205,7 +201,7 @@ def logs(limit: int = typer.Option(20, min=1, help="how many recent requests"),
          database: DatabaseOption = None,
          as_json: bool = keys_commands.JsonOption) -> None:
     """Show the most recent requests, oldest first: time, key, model, channel, status, tokens, cost."""
-    from polyrelay.commands import output   # (rich: imported only by the commands that print)
+    from polyrelay.commands import output  # (rich: imported only by the commands that print)
     from polyrelay.store.logs import recent_logs
 
     rows = list(reversed(run(choose(database), lambda engine: recent_logs(engine, limit), create=False)))

@@ -144,14 +144,14 @@ def parse_config(text: str, file: str = "<config>") -> Config:
         raise ConfigError(f"{file}: {_yaml_problem(e, text)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping with channels, keys, prices")
-    raw = _expand_env(raw, "", file)
+    expanded = _expand_env(raw, "", file)   # a mapping stays a mapping
     try:
-        config = msgspec.convert(raw, Config)
+        config = msgspec.convert(expanded, Config)
     except msgspec.ValidationError as e:
         # msgspec says e.g. "Expected `int`, got `str` - at `$.channels[0].priority`"
         message = str(e)
-        if "`$.prices[...]" in message:  # a dict key is not named: find the model whose entry is bad
-            message = _price_entry_error(raw.get("prices")) or message
+        if "`$.prices[...]" in message and isinstance(expanded, dict):  # a dict key is not named: find the model
+            message = _price_entry_error(expanded.get("prices")) or message
         raise ConfigError(f"{file}: {_field_first(message)}") from None
     _check_semantics(config, file)
     return config
@@ -276,10 +276,10 @@ def _check_semantics(config: Config, file: str) -> None:
         for public in ch.model_map:
             if public not in ch.models:
                 fail(f"{where}.model_map.{public}", "maps a model that is not in this channel's models")
-        for j, key in enumerate(ch.api_keys):
-            if not key:
+        for j, api_key in enumerate(ch.api_keys):
+            if not api_key:
                 fail(f"{where}.api_keys[{j}]", "is empty")
-            if _has_control_characters(key):
+            if _has_control_characters(api_key):
                 fail(f"{where}.api_keys[{j}]", "contains whitespace or control characters (a stray newline?)")
         for field in ("timeout", "connect_timeout", "first_byte_timeout", "stream_idle_timeout", "stream_timeout"):
             if not math.isfinite(getattr(ch, field)):

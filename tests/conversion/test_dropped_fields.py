@@ -194,7 +194,7 @@ def test_temperature_and_top_p_together_keep_temperature_for_claude_4_5_and_opus
 @pytest.mark.parametrize("model", BOTH_ACCEPTED)
 def test_temperature_and_top_p_together_go_to_older_claude_models(
         lost: Lost, model: str) -> None:
-    out = json.loads(lost.render(anthropic_messages, 
+    out = json.loads(lost.render(anthropic_messages,
         openai_chat.parse_request(_chat(temperature=0.3, top_p=0.9)), model))
     assert (out["temperature"], out["top_p"]) == (0.3, 0.9) and lost == []
 

@@ -165,7 +165,7 @@ def test_stream_conversion_does_not_depend_on_where_the_bytes_are_split(case: Pa
     client, upstream = _split(case)
     body = (case / "upstream_response.sse").read_bytes()
     cuts = sorted(set(data.draw(st.lists(st.integers(0, len(body)), max_size=20))))
-    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
+    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
     request_body = (case / "client_request.json").read_bytes()
     whole = convert_stream(client, upstream, parse_client(client, request_body, True), [body])
     split = convert_stream(client, upstream, parse_client(client, request_body, True), pieces)
@@ -175,6 +175,7 @@ def test_stream_conversion_does_not_depend_on_where_the_bytes_are_split(case: Pa
 def test_golden_files_are_what_the_generator_makes_today() -> None:
     """The stored upstream answers came from the simulator; re-running it must still agree on shape."""
     case = GOLDEN / "openai_chat__anthropic_messages" / "tools"
-    fresh = expected_outputs("openai_chat", "anthropic_messages", json.loads((case / "client_request.json").read_text()))
+    request = json.loads((case / "client_request.json").read_text())
+    fresh = expected_outputs("openai_chat", "anthropic_messages", request)
     assert json.loads(fresh["upstream_request.json"]) == json.loads((case / "upstream_request.json").read_text())
     assert msgspec.json.decode(fresh["client_response.json"])["choices"][0]["finish_reason"] == "tool_calls"

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from polyrelay.protocols.openai_chat.fastpath import ChatStreamTap
 from polyrelay.protocols._sse import EventTooLarge, SseSplitter
 from polyrelay.protocols._stream_base import EventDecoder
+from polyrelay.protocols.openai_chat.fastpath import ChatStreamTap
 
 MB = 1024 * 1024
 

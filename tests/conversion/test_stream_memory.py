@@ -14,10 +14,10 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 
 import pytest
+from test_golden import GOLDEN, module, parse_client
 
 from polyrelay.protocols.registry import PROTOCOLS as REGISTRY
 from polyrelay.relay.convert_path import ConvertingTap
-from test_golden import GOLDEN, module, parse_client
 
 PROTOCOLS = tuple(REGISTRY)
 TEXT_MARKS = {"openai_chat": rb'"content":"[^"]', "anthropic_messages": rb'"text":"[^"]', "gemini": rb'"text":"[^"]'}

@@ -70,7 +70,8 @@ def last_log(gateway: Server) -> dict[str, Any]:
 def test_a_count_skips_channels_without_a_counter_and_asks_the_one_that_has_it(
         gateway: Server, sim_http: httpx.Client) -> None:
     sim_http.post("/sim/reset")
-    r = httpx.post(f"{gateway.url}/v1/messages/count_tokens", headers=ANTHROPIC, json={"model": "claude-compat", **BODY})
+    r = httpx.post(f"{gateway.url}/v1/messages/count_tokens", headers=ANTHROPIC,
+                   json={"model": "claude-compat", **BODY})
     assert r.status_code == 200, r.text
     assert r.json()["input_tokens"] > 10
     assert upstream_calls(sim_http) == [("/v1/messages/count_tokens", "sk-up-counter")]
@@ -91,7 +92,8 @@ def test_a_gemini_client_count_also_reaches_only_the_counting_channel(gateway: S
 def test_with_no_channel_able_to_count_the_count_is_estimated_without_an_upstream_call(
         gateway: Server, sim_http: httpx.Client) -> None:
     sim_http.post("/sim/reset")
-    r = httpx.post(f"{gateway.url}/v1/messages/count_tokens", headers=ANTHROPIC, json={"model": "claude-lonely", **BODY})
+    r = httpx.post(f"{gateway.url}/v1/messages/count_tokens", headers=ANTHROPIC,
+                   json={"model": "claude-lonely", **BODY})
     assert r.status_code == 200, r.text
     assert r.json()["input_tokens"] > 10
     assert upstream_calls(sim_http) == []

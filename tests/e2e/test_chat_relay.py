@@ -150,7 +150,7 @@ def test_upstream_4xx_passes_to_the_client_unbilled(gateway, fresh_key) -> None:
 
 def test_failover_skips_503_429_unreachable_and_refused_channels(db_gateway, db_admin: Admin, db_fresh_key) -> None:
     gateway, admin, fresh_key = db_gateway, db_admin, db_fresh_key   # on SQLite and on Postgres
-    name, key = fresh_key()
+    _name, key = fresh_key()
     reply = sdk(gateway, key).chat.completions.create(
         model="failover-model", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content
@@ -194,7 +194,7 @@ def test_billing_is_exact_to_the_micro_dollar(db_gateway, db_fresh_key, stream) 
 
 
 def test_stream_billing_uses_upstream_usage_even_when_client_did_not_ask(gateway, fresh_key, admin: Admin) -> None:
-    name, key = fresh_key()
+    _name, key = fresh_key()
     client = sdk(gateway, key)
     list(client.chat.completions.create(model="gpt-4o", stream=True,
                                         messages=[{"role": "user", "content": "Hi [[sim:words=9]]"}]))

@@ -190,7 +190,8 @@ def test_the_reload_command(gateway: Server, sim: Server, sim_http: httpx.Client
     config_file(gateway).write_text(second_config(sim.url))
     done = cli("--url", gateway.url)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"reloaded {config_file(gateway).resolve()}: 1 channels, 2 models, 2 prices, 2 keys from config\n"
+    assert done.stdout == (f"reloaded {config_file(gateway).resolve()}: "
+                           "1 channels, 2 models, 2 prices, 2 keys from config\n")
     assert_serves_second_config(gateway, sim_http)
 
     nobody = f"http://127.0.0.1:{free_port()}"

@@ -38,7 +38,8 @@ def test_nothing_lost_means_no_header_and_a_null_log_column(gateway: Any, admin:
 def test_the_header_carries_only_printable_ascii_of_client_text(gateway: Any) -> None:
     """Dropped stop sequences are the client's own text: control characters and non-ASCII become '?'."""
     stops = ["a", "b", "c", "d", "e\r\nx-injected: 1", "\u00e9t\u00e9"]
-    r = httpx.post(gateway.url + "/v1/messages", headers={"x-api-key": "sk-alice-0001", "anthropic-version": "2023-06-01"},
+    r = httpx.post(gateway.url + "/v1/messages",
+                   headers={"x-api-key": "sk-alice-0001", "anthropic-version": "2023-06-01"},
                    json={"model": "gpt-4o-mini", "max_tokens": 20, "stop_sequences": stops,
                          "messages": [{"role": "user", "content": "hi [[sim:words=2]]"}]})
     assert r.status_code == 200, r.text
@@ -50,6 +51,7 @@ def test_the_header_carries_only_printable_ascii_of_client_text(gateway: Any) ->
 
 def test_a_refusal_is_still_a_400_over_http(gateway: Any) -> None:
     r = httpx.post(gateway.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-alice-0001"},
-                   json={"model": "claude-sim-sonnet", "logprobs": True, "messages": [{"role": "user", "content": "x"}]})
+                   json={"model": "claude-sim-sonnet", "logprobs": True,
+                         "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "logprobs"
     assert "x-polyrelay-dropped" not in r.headers

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from servers import Admin, Server, start_gateway, start_simulator
 from polyrelay.store.db import create_engine
 from polyrelay.store.tables import api_keys, request_logs
+from servers import Admin, Server, start_gateway, start_simulator
 
 CLIENTS = 50
 KEY = "sk-durable-0001"

@@ -18,14 +18,15 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from test_chat_relay import sdk
 
 from servers import Admin, Server, free_port, start_gateway
-from test_chat_relay import sdk
 
 CLEAN_ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "polyrelay.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env={**CLEAN_ENV, **(env or {})}, timeout=timeout)
 
@@ -84,7 +85,7 @@ def test_demo_never_touches_the_database_of_the_directory_it_runs_in(sim: Server
 
         # the demo said which database it used: its own, deleted when it stopped cleanly
         log = demo.log.read_text()
-        line = next((l for l in log.splitlines() if l.strip().startswith("database")), log)
+        line = next((ln for ln in log.splitlines() if ln.strip().startswith("database")), log)
         assert "temporary" in line and "POLYRELAY_DATABASE_URL is not used" in line, line
         own_db = Path(line.split()[1])
         assert own_db.parent != tmp_path and not own_db.parent.exists()
@@ -228,6 +229,8 @@ def test_serve_says_listening_only_once_it_answers(sim: Server, tmp_path: Path) 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def test_a_config_with_an_unquoted_env_reference_says_how_to_quote_it(tmp_path: Path) -> None:

@@ -79,9 +79,12 @@ def gw(hostile: HostileUpstream, workdir: Path) -> Iterator[Server]:
                 "bomb-model": "gzip-bomb-512", "long-line-model": "sse-line-100", "limited-model": "429"}
     lines = [f"  - {{name: '{mode}', base_url: {up}/v1, api_keys: ['{mode}'], models: [{model}]}}"
              for model, mode in channels.items()]
-    lines += [f"  - {{name: also-429, base_url: {up}/v1, api_keys: ['429'], models: [limited-model, half-limited-model]}}",
-              f"  - {{name: then-503, base_url: {up}/v1, api_keys: [refuse-503], models: [half-limited-model], priority: -1}}",
-              f"  - {{name: trickle, base_url: {up}/v1, api_keys: [trickle], models: [trickle-model], stream_idle_timeout: 1}}",
+    lines += [f"  - {{name: also-429, base_url: {up}/v1, api_keys: ['429'], "
+              f"models: [limited-model, half-limited-model]}}",
+              f"  - {{name: then-503, base_url: {up}/v1, api_keys: [refuse-503], "
+              f"models: [half-limited-model], priority: -1}}",
+              f"  - {{name: trickle, base_url: {up}/v1, api_keys: [trickle], "
+              f"models: [trickle-model], stream_idle_timeout: 1}}",
               f"  - {{name: drip, base_url: {up}/v1, api_keys: [drip], models: [drip-model], stream_idle_timeout: 1, "
               f"stream_timeout: 2}}"]
     models = [*channels, "half-limited-model", "trickle-model", "drip-model"]

@@ -156,7 +156,7 @@ def test_body_caps_are_per_route(gateway: Server) -> None:
     assert r.status_code == 413 and "64 KB" in r.json()["error"]["message"]
     with connect(gateway) as sock:   # a 65 MB declared body, none sent: answered at once
         sock.sendall(post_head("/v1/messages", ["x-api-key: sk-alice-0001"], 65 * 1024 * 1024))
-        status, headers, body, closed = read_response(sock)
+        status, _headers, body, closed = read_response(sock)
     assert status == 413 and b"request_too_large" in body and closed
 
 
@@ -167,7 +167,7 @@ def test_body_that_does_not_arrive_in_time_is_408_in_the_callers_shape(quick_gat
         with connect(quick_gateway) as sock:
             sock.sendall(post_head(path, [key_header.format(key="sk-alice-0001")], 1000) + b'{"model"')
             started = time.monotonic()
-            status, headers, body, closed = read_response(sock)
+            status, _headers, body, closed = read_response(sock)
         assert status == 408 and shape_of(json.loads(body)) == surface and closed
         assert 0.9 < time.monotonic() - started < 3
 
@@ -251,7 +251,7 @@ def test_slow_and_silent_heads_are_closed_after_the_deadline(quick_gateway: Serv
                 writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
             conns.append((reader, writer))
         for _ in range(10):   # 2.5 s of trickling
-            for reader, writer in conns[:150]:
+            for _reader, writer in conns[:150]:
                 if not writer.is_closing():
                     writer.write(b"X-Slow: 1\r\n")
             await asyncio.sleep(0.25)
@@ -264,7 +264,7 @@ def test_slow_and_silent_heads_are_closed_after_the_deadline(quick_gateway: Serv
                 silent += i >= 250 and data == b""
             except ConnectionError:
                 closed += 1
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass   # still open
             writer.close()
         return closed, answered, silent

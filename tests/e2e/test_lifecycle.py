@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-
-from servers import Admin, Server, start_gateway
 from test_chat_relay import sdk, spent_cents
 
+from servers import Admin, Server, start_gateway
 
 CAROL = """
   - name: carol
@@ -71,7 +70,8 @@ def test_sigterm_finishes_in_flight_requests_and_restart_keeps_keys_spend_and_lo
         assert spent > 0  # the first request and the stream that finished during shutdown
         assert spent_cents(again, made_key) > 0  # a key made through the admin API survives too
         logs = Admin(again.url).logs()
-        assert sum(1 for r in logs if r["status"] == 200) == 3, [(r["status"], r["stream"], r["model"], r.get("error")) for r in logs]
+        assert sum(1 for r in logs if r["status"] == 200) == 3, [
+            (r["status"], r["stream"], r["model"], r.get("error")) for r in logs]
         carol = Admin(again.url).key("carol")
         assert carol["leased_micros"] == 0, "a graceful stop returns unused quota leases"
         assert carol["spent_micros"] == round(spent * 10_000)

@@ -79,10 +79,10 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     out = [prefix]
     if isinstance(value, dict):
         for k, v in value.items():
-            out += _paths(v, prefix + (k,))
+            out += _paths(v, (*prefix, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            out += _paths(v, prefix + (i,))
+            out += _paths(v, (*prefix, i))
     return out
 
 
@@ -322,8 +322,8 @@ def _nested(prefix: bytes, suffix: bytes) -> bytes:
 
 
 REGRESSIONS = [
-    ("openai", "/v1/chat/completions", _nested(b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"x":',
-                                               b"}")),
+    ("openai", "/v1/chat/completions",
+     _nested(b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"x":', b"}")),
     ("openai", "/v1/chat/completions", _nested(b'{"model":"claude-sim-sonnet","messages":', b"}")),
     ("anthropic", "/v1/messages", _nested(b'{"model":"claude-sim-sonnet","max_tokens":9,"messages":', b"}")),
     ("anthropic", "/v1/messages", _nested(b'{"model":"gpt-4o-mini","max_tokens":9,"messages":', b"}")),

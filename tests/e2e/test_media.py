@@ -14,17 +14,17 @@ import anthropic
 import httpx
 import openai
 import pytest
+from test_chat_relay import last_upstream_request, sdk
 
 from polyrelay import ir
 from polyrelay.errors import GatewayError
 from polyrelay.upstream import media
 from sdk_clients import PNG_1X1
 from servers import Server
-from test_chat_relay import last_upstream_request, sdk
 
 
 class _Images(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = PNG_1X1 if self.path.startswith("/pixel.png") else b"x" * (3 * 1024 * 1024)
         self.send_response(404 if self.path.startswith("/missing.png") else 200)
         self.send_header("Content-Type", "image/png")
@@ -48,12 +48,14 @@ def image_server() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
 
 
 def test_image_url_is_fetched_and_inlined_for_gemini(gateway: Server, image_server: str, sim_http) -> None:
     reply = sdk(gateway, "sk-alice-0001").chat.completions.create(model="gemini-2.5-flash", messages=[
-        {"role": "user", "content": [{"type": "text", "text": "What is it?"},
-                                     {"type": "image_url", "image_url": {"url": image_server + "/pixel.png?sig=secret"}}]}])
+        {"role": "user", "content": [
+            {"type": "text", "text": "What is it?"},
+            {"type": "image_url", "image_url": {"url": image_server + "/pixel.png?sig=secret"}}]}])
     assert reply.choices[0].message.content
     sent = last_upstream_request(sim_http)
     inline = sent["contents"][0]["parts"][1]["inlineData"]
@@ -63,7 +65,8 @@ def test_image_url_is_fetched_and_inlined_for_gemini(gateway: Server, image_serv
 def test_unfetchable_image_is_a_clear_400_without_the_query_string(gateway: Server, image_server: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         sdk(gateway, "sk-alice-0001").chat.completions.create(model="gemini-2.5-flash", messages=[
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_server + "/missing.png?token=s3"}}]}])
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": image_server + "/missing.png?token=s3"}}]}])
     assert "missing.png" in str(caught.value) and "s3" not in str(caught.value)
 
 
@@ -102,7 +105,8 @@ async def test_fetch_refuses_private_hosts_large_bodies_and_other_schemes(image_
             await media.fetch(session, image_server + "/big.png", max_bytes=1024 * 1024, allow_private=True)
         with pytest.raises(GatewayError, match="http"):
             await media.fetch(session, "file:///etc/passwd", allow_private=True)
-        req = ir.Request(model="m", messages=[ir.Message("user", [ir.MediaPart("image", url=image_server + "/pixel.png")])])
+        image = ir.MediaPart("image", url=image_server + "/pixel.png")
+        req = ir.Request(model="m", messages=[ir.Message("user", [image])])
         await media.inline_remote_media(req, {"image"}, session, allow_private=True)
         part = req.messages[0].parts[0]
         assert part.url is None and base64.b64decode(part.data) == PNG_1X1 and part.media_type == "image/png"

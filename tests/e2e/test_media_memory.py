@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from test_hostile_upstream import RSS_MARGIN_MB, rss_mb, settled_rss_mb
 
 from servers import Server
 from sized_images import Sizes, serve
-from test_hostile_upstream import RSS_MARGIN_MB, rss_mb, settled_rss_mb
 
 MB = 1024 * 1024
 
@@ -35,7 +35,8 @@ def big_images() -> Iterator[str]:
 def test_ten_19_mb_urls_are_refused_at_the_budget_and_memory_comes_back(gateway: Server, big_images: str) -> None:
     """Before: all ten fetched at once and kept (+0.5-0.8 GB for good); now at most 50 MB in all."""
     def ask(count: int) -> httpx.Response:
-        content = [{"type": "image_url", "image_url": {"url": f"{big_images}/{19 * MB}.png?n={i}"}} for i in range(count)]
+        content = [{"type": "image_url", "image_url": {"url": f"{big_images}/{19 * MB}.png?n={i}"}}
+                   for i in range(count)]
         return httpx.post(gateway.url + "/v1/chat/completions", timeout=120,
                           headers={"Authorization": "Bearer sk-alice-0001"},
                           content=json.dumps({"model": "gemini-2.5-flash",

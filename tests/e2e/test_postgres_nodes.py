@@ -8,7 +8,6 @@ import pytest
 
 from polyrelay.store.db import create_engine
 
-
 _NODE_START = """
 import asyncio, sys, time
 import alembic.command  # noqa: F401  (imported before the gate: the nodes start their work together)

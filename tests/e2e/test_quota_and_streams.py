@@ -8,9 +8,9 @@ import time
 import httpx
 import openai
 import pytest
+from test_chat_relay import expected_micros, sdk, spent_cents
 
 from servers import Admin, Server
-from test_chat_relay import expected_micros, sdk, spent_cents
 
 
 def _wait_for(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
@@ -67,7 +67,7 @@ def test_exhausted_key_gets_429_insufficient_quota(gateway: Server, fresh_key) -
 
 def test_stream_cut_upstream_does_not_look_complete_and_bills_what_was_streamed(
         gateway: Server, admin: Admin, fresh_key) -> None:
-    name, key = fresh_key()
+    _name, key = fresh_key()
     stream = sdk(gateway, key).chat.completions.create(
         model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "x [[sim:words=30,cut=6]]"}])
     received = []
@@ -83,7 +83,7 @@ def test_stream_cut_upstream_does_not_look_complete_and_bills_what_was_streamed(
 
 def test_client_disconnect_cancels_upstream_and_bills_what_was_streamed(
         gateway: Server, admin: Admin, sim_http: httpx.Client, fresh_key) -> None:
-    name, key = fresh_key()
+    _name, key = fresh_key()
     cancelled_before = sim_http.get("/sim/stats").json()["streams_cancelled"]
     with httpx.stream("POST", gateway.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
                       json={"model": "gpt-4o-mini", "stream": True, "messages": [
@@ -141,7 +141,7 @@ prices:
 @pytest.mark.parametrize("model", ["claude-sim-sonnet", "gemini-2.5-flash"])
 def test_converted_stream_cut_upstream_ends_with_an_error_and_is_billed_as_estimated(
         gateway: Server, admin: Admin, fresh_key, model: str) -> None:
-    name, key = fresh_key()
+    _name, key = fresh_key()
     stream = sdk(gateway, key).chat.completions.create(
         model=model, stream=True, messages=[{"role": "user", "content": "x [[sim:words=30,cut=6]]"}])
     received = []
@@ -156,18 +156,18 @@ def test_converted_stream_cut_upstream_ends_with_an_error_and_is_billed_as_estim
 def test_anthropic_client_sees_an_error_event_when_the_upstream_stream_is_cut(gateway: Server) -> None:
     import anthropic
     client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-alice-0001", max_retries=0)
-    with pytest.raises(anthropic.APIError):
-        with client.messages.stream(model="gpt-4o-mini", max_tokens=100,
-                                    messages=[{"role": "user", "content": "x [[sim:words=30,cut=6]]"}]) as s:
-            for _ in s:
-                pass
+    with pytest.raises(anthropic.APIError), client.messages.stream(model="gpt-4o-mini", max_tokens=100,
+                                messages=[{"role": "user", "content": "x [[sim:words=30,cut=6]]"}]) as s:
+        for _ in s:
+            pass
 
 
 def test_anthropic_stream_cut_upstream_bills_the_exact_input_and_the_text_streamed(
         gateway: Server, admin: Admin, fresh_key) -> None:
     # message_start carries the exact input count and an output count of ~1 that is not final
     _, key = fresh_key()
-    with httpx.stream("POST", gateway.url + "/v1/messages", headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+    with httpx.stream("POST", gateway.url + "/v1/messages",
+                      headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
                       json={"model": "claude-sim-sonnet", "max_tokens": 500, "stream": True, "messages": [
                           {"role": "user", "content": "cut me [[sim:words=120,cut=60]]"}]}) as r:
         text = "".join(r.iter_text())

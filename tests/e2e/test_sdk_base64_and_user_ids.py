@@ -11,10 +11,10 @@ import json
 import anthropic
 import httpx
 import pytest
+from test_chat_relay import last_upstream_request
 
 from sdk_clients import CLIENTS, PNG_1X1
 from servers import Server
-from test_chat_relay import last_upstream_request
 
 STANDARD = base64.b64encode(PNG_1X1).decode()
 URLSAFE = base64.urlsafe_b64encode(PNG_1X1).decode()
@@ -56,7 +56,8 @@ def test_google_genai_sends_gemini_3_signatures_back_url_safe_through_the_fast_p
     first, second = CLIENTS["gemini"](gateway.url, "sk-alice-0001").thinking_round_trip("gemini-3-pro-preview", stream)
     assert first.tool_calls and "sunny, 21C" in second.text
     sent = last_upstream_request(sim_http)
-    signed = [p for c in sent["contents"] for p in c["parts"] if p.get("thoughtSignature") or p.get("thought_signature")]
+    signed = [p for c in sent["contents"] for p in c["parts"]
+              if p.get("thoughtSignature") or p.get("thought_signature")]
     value = signed[0].get("thoughtSignature") or signed[0].get("thought_signature")
     assert "-" in value or "_" in value, value
 

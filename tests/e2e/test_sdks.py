@@ -12,11 +12,11 @@ import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from test_chat_relay import last_upstream_request, spent_cents
 
 from polyrelay.tokens import estimate_text_tokens
 from sdk_clients import CLIENTS, PROTOCOL_ROWS
 from servers import Admin, Server
-from test_chat_relay import last_upstream_request, spent_cents
 
 # a model served over a channel of each protocol, by surface name
 UPSTREAMS = {row.surface: row.model for row in PROTOCOL_ROWS.values()}

@@ -130,9 +130,9 @@ BAD_NAMES = ["two\nlines", "cr\rhere", "esc\x1b[31m", "nul\x00", "c1\x85", "sep\
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_config_refuses_names_that_could_forge_log_lines(name: str) -> None:
-    from polyrelay.config import ConfigError, parse_config
-
     import json
+
+    from polyrelay.config import ConfigError, parse_config
     quoted = json.dumps(name)   # a YAML double-quoted scalar takes JSON's escapes
     model = json.dumps("x" * 129 if name == "x" * 65 else name)   # model names may be up to 128
     for text, field in (

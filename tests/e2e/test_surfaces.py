@@ -47,7 +47,8 @@ def test_anthropic_beta_header_reaches_an_anthropic_channel(gateway: Server, sim
     client = anthropic.Anthropic(base_url=gateway.url, api_key="sk-alice-0001", max_retries=0)
     reply = client.messages.create(model="claude-sim-sonnet", max_tokens=50,
                                    messages=[{"role": "user", "content": "hi [[sim:words=2]]"}],
-                                   extra_headers={"anthropic-beta": "context-1m-2025-08-07,interleaved-thinking-2025-05-14"})
+                                   extra_headers={"anthropic-beta":
+                                                  "context-1m-2025-08-07,interleaved-thinking-2025-05-14"})
     assert reply.content[0].text == "the quick"
     sent = sim_http.get("/sim/requests").json()[-1]
     assert sent["headers"].get("anthropic-beta") == "context-1m-2025-08-07,interleaved-thinking-2025-05-14"

@@ -11,7 +11,7 @@ from polyrelay.protocols.registry import PROTOCOLS
 def test_every_protocol_has_its_sdk_row_and_golden_client_requests() -> None:
     assert set(sdk_clients.PROTOCOL_ROWS) == set(PROTOCOLS)
     assert set(golden_cases.CLIENTS) == set(PROTOCOLS)
-    assert golden_cases.UPSTREAMS == list(PROTOCOLS)
+    assert list(PROTOCOLS) == golden_cases.UPSTREAMS
 
 
 def test_surface_names_name_one_protocol_each() -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from polyrelay.channels.anthropic import AnthropicKind
 from polyrelay.channels.base import (
-    Capabilities, Channel, ChannelKind, Framing, Operation, UnsupportedOperation, UpstreamRequest,
+    Capabilities,
+    Channel,
+    ChannelKind,
+    Framing,
+    Operation,
+    UnsupportedOperation,
+    UpstreamRequest,
 )
 from polyrelay.channels.gemini import GeminiKind
 from polyrelay.channels.openai import OpenAIKind

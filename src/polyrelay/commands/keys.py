@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from sqlalchemy.exc import IntegrityError
@@ -35,14 +34,14 @@ def _check_against_config(path: Path, name: str, models: list[str]) -> None:
 
 @app.command("create")
 def create(name: str = typer.Option(..., help="unique name of the key"),
-           quota: Optional[float] = typer.Option(None, help="USD; omit for unlimited"),
+           quota: float | None = typer.Option(None, help="USD; omit for unlimited"),
            model: list[str] = typer.Option([], "--model", help="allowed model (repeat); none = all"),
-           config: Optional[Path] = typer.Option(None, "--config", "-c",
+           config: Path | None = typer.Option(None, "--config", "-c",
                                                  help="the gateway's YAML config: check --model and --name against it"),
            database: DatabaseOption = None,
            as_json: bool = JsonOption) -> None:
     """Create a key; its value is printed once (only its hash is stored)."""
-    from polyrelay.commands import output   # (rich: imported only by the commands that print)
+    from polyrelay.commands import output  # (rich: imported only by the commands that print)
     from polyrelay.store.keys import create_key, usd_to_micros
 
     problem = name_problem(name)

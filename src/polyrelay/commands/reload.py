@@ -24,7 +24,7 @@ def request_reload(url: str, token: str | None, timeout: float) -> str:
     target = url.rstrip("/") + "/admin/reload"
     request = urllib.request.Request(target, data=b"", method="POST", headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:   # noqa: S310 (the operator's URL)
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             status, body = answer.status, answer.read()
     except urllib.error.HTTPError as e:
         fail(f"reload refused ({e.code}): {_message(e.read())}", 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 
@@ -12,7 +12,7 @@ from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import MALFORMED, GatewayError, blame
 from polyrelay.protocols import TapState
-from polyrelay.protocols.registry import PROTOCOLS, WireProtocol
+from polyrelay.protocols.registry import PROTOCOLS, StreamDecoder, StreamEncoder, WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.operation import Job
@@ -117,7 +117,7 @@ def tool_names_to_restore(req: ir.Request, upstream: WireProtocol) -> dict[str, 
 class ConvertingTap(TapState):
     """Upstream stream bytes -> IR events -> client stream bytes, noting usage and the finish."""
 
-    def __init__(self, decoder: Any, encoder: Any, names: dict[str, str] | None = None) -> None:
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, names: dict[str, str] | None = None) -> None:
         super().__init__()
         self._decoder = decoder
         self._encoder = encoder
@@ -128,12 +128,12 @@ class ConvertingTap(TapState):
 
     @property
     def events(self) -> int:
-        return self._decoder.events  # type: ignore[no-any-return]
+        return self._decoder.events
 
     def close(self) -> bytes:
         return self._encode(self._decode(self._decoder.close)) + self._encoder.close()
 
-    def _decode(self, step: Any, *args: bytes) -> list[ir.StreamEvent]:
+    def _decode(self, step: Callable[..., list[ir.StreamEvent]], *args: bytes) -> list[ir.StreamEvent]:
         if self.errored:
             return []
         try:

@@ -19,7 +19,6 @@ from polyrelay.server.route import SMALL_BODY, Params, Route
 from polyrelay.store import keys as key_store
 from polyrelay.store.logs import recent_logs
 
-
 MAX_LOG_ROWS = 1000
 log = logging.getLogger("polyrelay.admin")
 

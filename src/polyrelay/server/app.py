@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gc
 import logging
@@ -10,7 +11,6 @@ import os
 import signal
 import sys
 import time
-from types import ModuleType
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
@@ -19,12 +19,20 @@ from polyrelay import logs
 from polyrelay.config import Config, ConfigError, load_config
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import openai_chat
+from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT
 from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes
 from polyrelay.server.asgi import (
-    Receive, Scope, Send, header, read_body, send_reply, send_stream, too_large,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_reply,
+    send_stream,
+    too_large,
 )
 from polyrelay.server.route import Route
 from polyrelay.server.router import Router
@@ -75,7 +83,7 @@ class App:
         path = scope["path"]
         found = self.router.match(scope["method"], path)
         route = found[0] if found is not None else None
-        errors: ModuleType = route.error_module(scope) if route else openai_chat
+        errors: WireProtocol = route.error_module(scope) if route else openai_chat
         # a body may be waiting on the socket: answered without reading it, the connection is closed
         # after the answer (server.http_protocol), so the answer must say so or a client reuses it
         unread = _declares_body(scope)
@@ -118,7 +126,7 @@ class App:
         _access(ctx, scope, reply.status, started)
 
     @staticmethod
-    async def _fail(send: Send, errors: ModuleType, err: GatewayError, unread: bool,
+    async def _fail(send: Send, errors: WireProtocol, err: GatewayError, unread: bool,
                     request_id: tuple[bytes, bytes]) -> int:
         """Send `err` in the caller's protocol; return the status sent."""
         status, payload = errors.render_error(err)
@@ -128,7 +136,7 @@ class App:
         await send_reply(send, Reply(status, payload, headers=headers))
         return status
 
-    def error_module_for(self, scope: Scope) -> ModuleType:
+    def error_module_for(self, scope: Scope) -> WireProtocol:
         """The protocol that renders errors for a request the HTTP layer refuses before the app sees it
         (headers too large, too slow): the route's, from what is known of the request so far."""
         path = scope.get("path", "")
@@ -208,10 +216,8 @@ def release_startup_memory() -> None:
     # The database thread (aiosqlite) binds a batch of log rows holding the GIL; give the event
     # loop the GIL back within 1 ms rather than Python's default 5 ms, for the latency tail.
     sys.setswitchinterval(0.001)
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
 
 
 def _access(ctx: logs.RequestContext, scope: Scope, status: int, started: float) -> None:
@@ -234,7 +240,7 @@ def _retry_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
         return [(b"x-should-retry", b"false")]
     if err.retry_after is not None:   # every upstream said 429 and when to come back
         wait = [(b"retry-after", b"%d" % err.retry_after)]
-        return wait + [(b"retry-after-ms", b"%d" % err.retry_after_ms)] if err.retry_after_ms is not None else wait
+        return [*wait, (b"retry-after-ms", b"%d" % err.retry_after_ms)] if err.retry_after_ms is not None else wait
     return []
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from urllib.parse import parse_qs
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 
@@ -74,10 +75,11 @@ class SimApp:
         try:
             return self._upstream(path, method, body, headers, api_key, script, scope)
         except _MALFORMED as exc:  # like the real APIs: a request they cannot read is a 400, not a 500
-            module = anthropic_messages if path.startswith("/v1/messages") else gemini if "/models/" in path \
-                else openai_chat
+            error_reply: Callable[[int, str], SimReply] = (
+                anthropic_messages.error_reply if path.startswith("/v1/messages")
+                else gemini.error_reply if "/models/" in path else openai_chat.error_reply)
             reason = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
-            return module.error_reply(400, f"Invalid request: {reason}")
+            return error_reply(400, f"Invalid request: {reason}")
 
     def _upstream(self, path: str, method: str, body: bytes, headers: dict[str, str], api_key: str | None,
                   script: Any, scope: Scope) -> SimReply | SimStream:

@@ -49,7 +49,8 @@ def test_long_text_is_still_text() -> None:
 def test_text_behind_a_media_marker_is_still_text(size: int) -> None:
     prose = "hello world " * size
     for body in (json.dumps({"messages": [{"role": "user", "content": "data:image/png;base64," + prose}]}).encode(),
-                 json.dumps({"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": prose}}]}]}).encode()):
+                 json.dumps({"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": prose}}]}]})
+                 .encode()):
         assert estimate_prompt_tokens(body) >= len(prose) // 3
         assert estimated_usage(body, 0).input_tokens >= len(prose) // 4
 

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from polyrelay.store.db import create_engine
 from polyrelay.store.tables import api_keys, request_logs
 
-
 # ---- the journal and its replay, unit by unit (SQLite and Postgres) -------------------------------
 
 @pytest.fixture

@@ -13,7 +13,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from polyrelay.channels import (
-    KINDS, Capabilities, Operation, Channel, UnsupportedOperation, UpstreamRequest, build_channel,
+    KINDS,
+    Capabilities,
+    Channel,
+    Operation,
+    UnsupportedOperation,
+    UpstreamRequest,
+    build_channel,
 )
 from polyrelay.channels.anthropic import AnthropicKind
 from polyrelay.config import ChannelConfig

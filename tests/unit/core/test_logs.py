@@ -51,7 +51,9 @@ def test_queued_access_lines_are_the_formatters_lines_in_order(monkeypatch: pyte
         logging.getLogger("polyrelay").setLevel(saved[2])
     lines = out.getvalue().splitlines()
     assert queued == lines[:3] and len(lines) == 4 and "after" in lines[1], lines
-    strip = lambda line: line[23:]  # the time stamp cut off
+    def strip(line: str) -> str:
+        return line[23:]  # the time stamp cut off
+
     assert strip(lines[0]) == strip(lines[2]) == strip(lines[3]), lines
     assert strip(lines[3]) == (" INFO polyrelay.access [0badc0de00000001] key=team\\r\\nFAKE "
                                "POST /v1/x\\x1b[2J\\u2028 model=m\\n channel=- status=200 tokens=12/3 "

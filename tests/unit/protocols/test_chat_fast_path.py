@@ -46,7 +46,7 @@ def _run_tap(pieces: list[bytes], drop_usage: bool, tap_type: type = ChatStreamT
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12), st.booleans())
 def test_tap_output_does_not_depend_on_where_the_upstream_bytes_are_split(cuts: list[int], drop: bool) -> None:
     points = sorted(set(cuts))
-    pieces = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)])]
+    pieces = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)], strict=True)]
     whole, whole_tap = _run_tap([STREAM], drop, EventByEventTap)
     split, split_tap = _run_tap(pieces, drop)
     assert split == whole
@@ -56,7 +56,8 @@ def test_tap_output_does_not_depend_on_where_the_upstream_bytes_are_split(cuts: 
 
 
 SPACED = b"".join(  # the same stream from an upstream that prints `"key": "value"` (json.dumps defaults)
-    b"data: " + json.dumps(json.loads(e[6:]), ensure_ascii=False).encode() + b"\n\n" if e.startswith(b"data: {") else e + b"\n\n"
+    b"data: " + json.dumps(json.loads(e[6:]), ensure_ascii=False).encode() + b"\n\n"
+    if e.startswith(b"data: {") else e + b"\n\n"
     for e in STREAM.split(b"\n\n") if e)
 
 
@@ -65,7 +66,7 @@ SPACED = b"".join(  # the same stream from an upstream that prints `"key": "valu
 def test_text_of_a_stream_printed_with_spaces_is_counted_whatever_the_split(cuts: list[int]) -> None:
     # blocks may begin with the comment event or any data event: each is judged by its first data event
     points = sorted(set(cuts))
-    pieces = [SPACED[a:b] for a, b in zip([0, *points], [*points, len(SPACED)])]
+    pieces = [SPACED[a:b] for a, b in zip([0, *points], [*points, len(SPACED)], strict=True)]
     _, compact = _run_tap([STREAM], False)
     _, reference = _run_tap([SPACED], False, EventByEventTap)
     _, split = _run_tap(pieces, False)

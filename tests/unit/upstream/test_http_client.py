@@ -93,7 +93,8 @@ async def test_gzip_chunked_and_informational_responses_are_decoded(client: Upst
 
 
 async def test_close_delimited_body_and_streamed_reads(client: UpstreamClient) -> None:
-    server, url, _ = await _serve(lambda n: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it" if n == 0 else None)
+    server, url, _ = await _serve(
+        lambda n: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it" if n == 0 else None)
     async with server:
         resp = await client.post(url, {}, b"{}", FAST)
         got = b""
@@ -389,7 +390,8 @@ async def test_a_plain_answer_over_the_limit_is_refused_and_one_under_it_is_whol
 
 async def test_only_the_head_of_an_error_body_is_read_and_the_connection_closes(client: UpstreamClient) -> None:
     big = b"e" * (8 * 1024 * 1024)
-    server, url, connections = await _serve(lambda n: b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+    server, url, connections = await _serve(
+        lambda n: b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
     async with server:
         resp = await client.post(url, {}, b"{}", FAST)
         head = await resp.read_head()

@@ -62,7 +62,7 @@ async def test_fetches_are_four_at_a_time_and_encoded_exactly() -> None:
     finally:
         await server.close()
     assert sizes.most == media.CONCURRENCY == 4
-    for n, part in zip(lengths, req.messages[0].parts):
+    for n, part in zip(lengths, req.messages[0].parts, strict=True):
         expected = b"".join(PATTERN[:min(len(PATTERN), n - i)] for i in range(0, n, len(PATTERN)))
         assert part.url is None and part.data == base64.b64encode(expected).decode() and part.media_type == "image/png"
 
