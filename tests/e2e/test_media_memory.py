@@ -30,6 +30,7 @@ def big_images() -> Iterator[str]:
     asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+    loop.close()
 
 
 def test_ten_19_mb_urls_are_refused_at_the_budget_and_memory_comes_back(gateway: Server, big_images: str) -> None:
