@@ -17,6 +17,7 @@ from polyrelay import ids
 from polyrelay.sim import anthropic_messages as sim_anthropic
 from polyrelay.sim import gemini as sim_gemini
 from polyrelay.sim import openai_chat as sim_openai
+from polyrelay.sim import openai_responses as sim_responses
 from polyrelay.sim.replies import SimReply
 from polyrelay.sim.script import read_script
 from polyrelay.protocols.registry import PROTOCOLS
@@ -46,6 +47,8 @@ def _simulate(upstream: str, body: bytes, stream: bool) -> bytes:
     script = read_script(body, "k")
     if upstream == "openai_chat":
         reply = sim_openai.handle(body, script)
+    elif upstream == "openai_responses":
+        reply = sim_responses.handle(body, script)
     elif upstream == "anthropic_messages":
         reply = sim_anthropic.handle(body, {"anthropic-version": "2023-06-01"}, script)
     else:
@@ -84,7 +87,7 @@ def expected_outputs(client: str, upstream: str, request: dict[str, Any]) -> dic
 def _normal(value: Any) -> Any:
     """JSON with timestamps zeroed (encoders stamp `created` with the clock)."""
     if isinstance(value, dict):
-        return {k: 0 if k == "created" else _normal(v) for k, v in value.items()}
+        return {k: 0 if k in ("created", "created_at") else _normal(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_normal(v) for v in value]
     return value
@@ -112,7 +115,9 @@ def _split(case: Path) -> tuple[str, str]:
 
 def test_there_are_golden_cases_for_every_pair() -> None:
     pairs = {p.parent.name for p in CASES}
-    assert len(pairs) == 9 and len(CASES) >= 93   # 11 cases; json_object and image_url not for every pair
+    # 11 cases (json_object and image_url not for every pair) over 15 pairs: 3 x 3, and the
+    # Responses client to the 3 other kinds and the 3 other clients to a Responses channel
+    assert len(pairs) == 15 and len(CASES) >= 155
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -127,6 +132,7 @@ def test_request_converts_to_the_expected_upstream_request(case: Path) -> None:
 @pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_response_converts_to_the_expected_client_response(case: Path) -> None:
     client, upstream = _split(case)
+    parse_client(client, (case / "client_request.json").read_bytes(), False)   # as the relay does, first
     ids.use_deterministic_ids(500)
     answer = module(upstream).parse_response((case / "upstream_response.json").read_bytes())
     got = _normal(json.loads(module(client).render_response(answer, "m")))

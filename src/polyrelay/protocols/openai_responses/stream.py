@@ -20,10 +20,11 @@ from polyrelay.protocols._stream_base import EventDecoder
 from polyrelay.protocols.openai_responses.errors import error_event
 from polyrelay.protocols.openai_responses.request import client_tools
 from polyrelay.protocols.openai_responses.response import (
-    call_item, item_id, message_item, reasoning_item, response_id, response_object,
+    call_item, message_item, reasoning_item, response_id, response_object,
 )
 from polyrelay.protocols.openai_responses.wire import finish_of, status_of, usage_from, usage_to
 
+_PREFIX = {"message": "msg_", "reasoning": "rs_", "function_call": "fc_"}
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
@@ -111,6 +112,7 @@ class StreamEncoder:
         self._has_calls = False
         self._call_name = ""                        # the open call's IR name
         self._closed = False
+        self._items = 0
 
     # ---- framing
     def _event(self, kind: str, **fields: Any) -> bytes:
@@ -128,6 +130,12 @@ class StreamEncoder:
     @property
     def _index(self) -> int:
         return len(self._output)
+
+    def _item_id(self, kind: str) -> str:
+        """Items are numbered within the response (no id minted per event: the numbering is the same
+        however the upstream's bytes were split)."""
+        self._items += 1
+        return _PREFIX[kind] + self._id[5:45] + f"{self._items:08x}"
 
     # ---- items
     def _open_item(self, item: dict[str, Any]) -> bytes:
@@ -185,10 +193,10 @@ class StreamEncoder:
             return b""
         out = self._close_item()
         if kind == "message":
-            item = message_item(item_id("message"), "", "in_progress")
+            item = message_item(self._item_id("message"), "", "in_progress")
             item["content"] = []
         else:
-            item = reasoning_item(item_id("reasoning"), "", None, None)
+            item = reasoning_item(self._item_id("reasoning"), "", None, None)
         return out + self._open_item(item)
 
     def encode(self, event: ir.StreamEvent) -> bytes:
@@ -209,10 +217,10 @@ class StreamEncoder:
                 return out
             out += self._close_item()
             if event.signature:   # a Gemini thought signature: its own reasoning item, before the call
-                out += self._open_item(reasoning_item(item_id("reasoning"), "", None, None))
+                out += self._open_item(reasoning_item(self._item_id("reasoning"), "", None, None))
                 out += self._close_item((event.signature, event.signature_origin, False))
             self._has_calls = True
-            out += self._open_item(call_item(item_id("function_call"), event.id, event.name, "", self._tools,
+            out += self._open_item(call_item(self._item_id("function_call"), event.id, event.name, "", self._tools,
                                              "in_progress"))
             self._call_name = event.name
             return out
