@@ -280,3 +280,56 @@ def test_other_clients_reach_a_responses_only_model(gw: Server, stream: bool) ->
     assert msg.content[0].text  # type: ignore[union-attr]
     g = genai.Client(api_key="sk-resp-user-0001", http_options={"base_url": gw.url})
     assert g.models.generate_content(model="gpt-resp", contents="hi").text
+
+
+SDKS = ["openai", "anthropic", "gemini"]
+
+
+def _sdk(name: str, gw: Server) -> Any:
+    from sdk_clients import AnthropicClient, GeminiClient, OpenAIClient
+
+    return {"openai": OpenAIClient, "anthropic": AnthropicClient, "gemini": GeminiClient}[name](
+        gw.url, "sk-resp-user-0001")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("sdk", SDKS)
+def test_other_clients_tool_and_thinking_loops_on_a_responses_channel(gw: Server, sim: Server, sdk: str,
+                                                                     stream: bool) -> None:
+    """Converted to Responses upstream: the call id comes back with the result, and the upstream's
+    encrypted reasoning (with its item id) survives the client's own signature slot."""
+    client = _sdk(sdk, gw)
+    first, second = client.tool_round_trip("gpt-resp", stream)
+    assert first.tool_calls and first.tool_calls[0][0] == "get_weather" and first.finish == "tool_calls"
+    assert "sunny" in second.text
+    first, second = client.thinking_round_trip("gpt-resp", stream)
+    assert first.thinking and "sunny" in second.text
+    replayed = json.loads(httpx.get(sim.url + "/sim/requests").json()[-1]["body"])["input"]
+    reasoning = [i for i in replayed if i.get("type") == "reasoning"]
+    assert reasoning and reasoning[0]["id"].startswith("rs_") and reasoning[0]["encrypted_content"]
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_other_clients_structured_output_and_images_on_a_responses_channel(gw: Server, sdk: str) -> None:
+    client = _sdk(sdk, gw)
+    assert json.loads(client.structured("gpt-resp").text)
+    assert client.image("gpt-resp").text
+
+
+def test_fast_path_passes_the_body_as_it_came(gw: Server, sim: Server) -> None:
+    """A Responses client on a Responses channel: only the model is renamed; Codex's fields and
+    headers reach the upstream as they were; the answer names the public model."""
+    body = codex_request("gpt-resp", [{"type": "message", "id": "msg_1f2e", "role": "user",
+                                       "content": [{"type": "input_text", "text": "hello [[sim:words=3]]"}]}])
+    headers = {"Authorization": "Bearer sk-resp-user-0001", "originator": "codex_exec", "session-id": "0199",
+               "x-codex-turn-metadata": '{"turn": 1}'}
+    r = httpx.post(gw.url + "/v1/responses", json=body, headers=headers, timeout=30)
+    assert r.status_code == 200 and "x-polyrelay-dropped" not in r.headers
+    seen = httpx.get(sim.url + "/sim/requests").json()[-1]
+    sent = json.loads(seen["body"])
+    assert sent == {**body, "model": "gpt-5-upstream"}
+    assert seen["path"] == "/v1/responses" and seen["headers"]["authorization"] == "Bearer sk-up-resp"
+    assert seen["headers"]["originator"] == "codex_exec" and seen["headers"]["x-codex-turn-metadata"] == '{"turn": 1}'
+    assert '"model":"gpt-5-upstream"' not in r.text and '"model":"gpt-resp"' in r.text
+    whole = httpx.post(gw.url + "/v1/responses", json={**body, "stream": False}, headers=headers, timeout=30)
+    assert whole.json()["model"] == "gpt-resp"
