@@ -166,5 +166,7 @@ def test_fast_path_tap_renames_reads_usage_and_ends() -> None:
 def test_peek_reads_the_limit_and_refuses_a_bad_one() -> None:
     peek = R.fastpath.peek_request(b'{"model":"m","stream":true,"max_output_tokens":100,"input":"x"}')
     assert (peek.model, peek.stream, peek.max_output, peek.include_usage) == ("m", True, 100, True)
-    with pytest.raises(GatewayError):
-        R.fastpath.peek_request(b'{"model":"m","max_output_tokens":"lots","input":"x"}')
+    for bad in (b'"lots"', b"15", b"0"):   # the real API takes 16 at the least
+        with pytest.raises(GatewayError) as caught:
+            R.fastpath.peek_request(b'{"model":"m","max_output_tokens":' + bad + b',"input":"x"}')
+        assert caught.value.param == "max_output_tokens"
