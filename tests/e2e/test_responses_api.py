@@ -333,3 +333,31 @@ def test_fast_path_passes_the_body_as_it_came(gw: Server, sim: Server) -> None:
     assert '"model":"gpt-5-upstream"' not in r.text and '"model":"gpt-resp"' in r.text
     whole = httpx.post(gw.url + "/v1/responses", json={**body, "stream": False}, headers=headers, timeout=30)
     assert whole.json()["model"] == "gpt-resp"
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("turn", [1, 2])
+@pytest.mark.parametrize("kind", KINDS)
+def test_recorded_codex_requests(gw: Server, sim: Server, kind: str, turn: int) -> None:
+    """Requests the real `@openai/codex` 0.171 CLI sent through the gateway (`codex exec`, a custom
+    provider with wire_api "responses"; long texts replaced): the first turn, and the second with the
+    reasoning item, the function call and its output replayed, `store: false`. Every channel kind
+    answers; the answer ends on response.completed with its items in output_item.done."""
+    body = json.loads((FIXTURES / f"codex-0.171-turn{turn}.json").read_text())
+    body["model"] = MODELS[kind]
+    headers = {"Authorization": "Bearer sk-resp-user-0001",
+               **json.loads((FIXTURES / "codex-0.171-headers.json").read_text())}
+    r = httpx.post(gw.url + "/v1/responses", json=body, headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    items, types = _sse_items(r.text)
+    assert types[:2] == ["response.created", "response.in_progress"] and types[-1] == "response.completed"
+    assert items
+    upstream = json.loads(httpx.get(sim.url + "/sim/requests").json()[-1]["body"])
+    if kind == "responses":
+        assert upstream == {**body, "model": "gpt-5-upstream"}   # the fast path: as it came
+    else:
+        assert "web_search" in r.headers["x-polyrelay-dropped"]
+    if turn == 2:
+        assert any(i["type"] == "message" for i in items)   # the tool's output answered

@@ -170,3 +170,25 @@ def test_peek_reads_the_limit_and_refuses_a_bad_one() -> None:
         with pytest.raises(GatewayError) as caught:
             R.fastpath.peek_request(b'{"model":"m","max_output_tokens":' + bad + b',"input":"x"}')
         assert caught.value.param == "max_output_tokens"
+
+
+def test_thinking_is_left_off_for_anthropic_when_the_tool_turn_has_no_claude_signature() -> None:
+    """Codex's history from an OpenAI model (its reasoning item is OpenAI's) continued on Claude with
+    reasoning on: Anthropic refuses thinking when the last tool-calling turn does not start with its
+    own signed thinking block, so the request goes without thinking, reported."""
+    req = _parse({"model": "m", "reasoning": {"summary": "auto"}, "input": [
+        {"role": "user", "content": "hi"},
+        {"type": "reasoning", "id": "rs_9", "summary": [], "encrypted_content": "gAAAAopaque"},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"}]})
+    body, losses = PROTOCOLS["anthropic_messages"].render_request(req, "claude-sonnet-4-5")
+    assert "thinking" not in json.loads(body)
+    assert [loss.field for loss in losses] == ["reasoning"]
+    # a history signed by Claude keeps thinking on
+    signed = _parse({"model": "m", "reasoning": {"summary": "auto"}, "input": [
+        {"role": "user", "content": "hi"},
+        {"type": "reasoning", "id": "rs_9", "summary": [{"type": "summary_text", "text": "hm"}],
+         "encrypted_content": "anthropic:c2ln"},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"}]})
+    assert json.loads(PROTOCOLS["anthropic_messages"].render_request(signed, "claude-sonnet-4-5")[0])["thinking"]
