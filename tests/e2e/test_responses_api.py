@@ -361,3 +361,21 @@ def test_recorded_codex_requests(gw: Server, sim: Server, kind: str, turn: int) 
         assert "web_search" in r.headers["x-polyrelay-dropped"]
     if turn == 2:
         assert any(i["type"] == "message" for i in items)   # the tool's output answered
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stream_cut_upstream_ends_in_an_error_the_client_sees(gw: Server, kind: str) -> None:
+    body = {"model": MODELS[kind], "input": "long answer [[sim:words=30,cut=6]]", "stream": True}
+    r = httpx.post(gw.url + "/v1/responses", json=body, headers={"Authorization": "Bearer sk-resp-user-0001"},
+                   timeout=30)
+    _, types = _sse_items(r.text)
+    assert "response.completed" not in types and "error" in types
+    if kind != "responses":   # converted: the encoder closes the response it opened
+        assert types[-1] == "response.failed"
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-resp-user-0001", max_retries=0)
+    seen = []
+    with pytest.raises(RuntimeError, match="response.completed"):   # the SDK's own words for a failed stream
+        with client.responses.stream(model=MODELS[kind], input="long answer [[sim:words=30,cut=6]]") as events:
+            seen = [e.type for e in events]
+            events.get_final_response()
+    assert "error" in seen
