@@ -19,6 +19,7 @@ OPENAI_MODEL = "bench-model"      # channel on /ns/v1 (non-stream JSON)
 STREAM_MODEL = "bench-stream"     # channel on /st/v1 (100-chunk SSE)
 CLAUDE_MODEL = "bench-claude"     # Anthropic channel on /an (convert path)
 SLOW_MODEL = "bench-slow"         # channel on the aiohttp slow-stream server
+RESPONSES_MODEL = "bench-responses"   # OpenAI channel with `api: responses` on /rs/v1 (Responses fast path)
 
 
 def _dumps(obj: object) -> str:
@@ -94,7 +95,26 @@ def anthropic_stream(n: int = STREAM_CHUNKS) -> bytes:
     return "".join(parts).encode()
 
 
+def responses_response() -> bytes:
+    return _dumps({
+        "id": "resp_bench0001", "object": "response", "created_at": 1700000000, "status": "completed",
+        "error": None, "incomplete_details": None, "instructions": None, "model": RESPONSES_MODEL,
+        "output": [{"id": "msg_bench0001", "type": "message", "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": REPLY_TEXT, "annotations": []}]}],
+        "parallel_tool_calls": True, "store": False, "tool_choice": "auto", "tools": [],
+        "usage": {"input_tokens": 25, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 40,
+                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 65},
+    }).encode()
+
+
 # ---- request bodies -------------------------------------------------------------------------
+
+
+def responses_request(model: str) -> bytes:
+    """What a Responses client (the openai SDK's `client.responses.create`) sends."""
+    return _dumps({"model": model, "input": [{"role": "user", "content": USER_PROMPT}],
+                   "max_output_tokens": 64, "store": False}).encode()
+
 
 def chat_request(model: str, stream: bool = False) -> bytes:
     body: dict = {"model": model, "messages": [{"role": "user", "content": USER_PROMPT}],
