@@ -20,6 +20,7 @@ STREAM_MODEL = "bench-stream"     # channel on /st/v1 (100-chunk SSE)
 CLAUDE_MODEL = "bench-claude"     # Anthropic channel on /an (convert path)
 SLOW_MODEL = "bench-slow"         # channel on the aiohttp slow-stream server
 RESPONSES_MODEL = "bench-responses"   # OpenAI channel with `api: responses` on /rs/v1 (Responses fast path)
+RESPONSES_STREAM_MODEL = "bench-responses-stream"   # the same on /rss/v1 (a 100-delta Responses stream)
 
 
 def _dumps(obj: object) -> str:
@@ -107,13 +108,46 @@ def responses_response() -> bytes:
     }).encode()
 
 
+def responses_stream(n: int = STREAM_CHUNKS) -> bytes:
+    """The event sequence of one message item with n text deltas, as the Responses API streams it."""
+    seq = iter(range(10_000))
+    item = {"id": "msg_bench0002", "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+    start = {"id": "resp_bench0002", "object": "response", "created_at": 1700000000, "status": "in_progress",
+             "model": RESPONSES_STREAM_MODEL, "output": [], "usage": None}
+
+    def event(kind: str, **fields: object) -> str:
+        return _event(kind, {"type": kind, "sequence_number": next(seq), **fields})
+
+    words = stream_words(n)
+    text = "".join(words)
+    part = {"type": "output_text", "text": text, "annotations": []}
+    done = {**item, "status": "completed", "content": [part]}
+    parts = [event("response.created", response=start), event("response.in_progress", response=start),
+             event("response.output_item.added", output_index=0, item=item),
+             event("response.content_part.added", item_id="msg_bench0002", output_index=0, content_index=0,
+                   part={**part, "text": ""})]
+    parts += [event("response.output_text.delta", item_id="msg_bench0002", output_index=0, content_index=0,
+                    delta=w, logprobs=[]) for w in words]
+    parts += [event("response.output_text.done", item_id="msg_bench0002", output_index=0, content_index=0,
+                    text=text, logprobs=[]),
+              event("response.content_part.done", item_id="msg_bench0002", output_index=0, content_index=0, part=part),
+              event("response.output_item.done", output_index=0, item=done),
+              event("response.completed", response={**start, "status": "completed", "output": [done], "usage": {
+                  "input_tokens": 25, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 40,
+                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 65}})]
+    return "".join(parts).encode()
+
+
 # ---- request bodies -------------------------------------------------------------------------
 
 
-def responses_request(model: str) -> bytes:
+def responses_request(model: str, stream: bool = False) -> bytes:
     """What a Responses client (the openai SDK's `client.responses.create`) sends."""
-    return _dumps({"model": model, "input": [{"role": "user", "content": USER_PROMPT}],
-                   "max_output_tokens": 64, "store": False}).encode()
+    body: dict = {"model": model, "input": [{"role": "user", "content": USER_PROMPT}], "max_output_tokens": 64,
+                  "store": False}
+    if stream:
+        body["stream"] = True
+    return _dumps(body).encode()
 
 
 def chat_request(model: str, stream: bool = False) -> bytes:

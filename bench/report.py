@@ -11,7 +11,7 @@ LABELS = {"direct": "direct", "polyrelay": "polyrelay", "polyrelay-base": "polyr
           "polyrelay-2w": "polyrelay, 2 workers (unpinned)", "litellm": "LiteLLM (logging off)",
           "litellm-log": "LiteLLM (logging on)"}
 CLOSED = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4",
-          "responses_c16", "responses_convert_c16")
+          "responses_c16", "responses_convert_c16", "responses_stream_c16")
 
 
 def _f(value: Any, digits: int = 2) -> str:

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from polyrelay import ir
 from polyrelay.errors import GatewayError
@@ -192,3 +194,31 @@ def test_thinking_is_left_off_for_anthropic_when_the_tool_turn_has_no_claude_sig
         {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c1", "output": "ok"}]})
     assert json.loads(PROTOCOLS["anthropic_messages"].render_request(signed, "claude-sonnet-4-5")[0])["thinking"]
+
+
+def _sim_stream() -> bytes:
+    from polyrelay.sim import openai_responses as sim
+    from polyrelay.sim.script import Script
+
+    body = json.dumps({"model": "gpt-5-upstream", "input": "hi", "stream": True,
+                       "reasoning": {"effort": "low", "summary": "auto"},
+                       "include": ["reasoning.encrypted_content"]}).encode()
+    reply = sim.handle(body, Script(words=30))
+    return b"".join(reply.pieces)   # type: ignore[union-attr]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 10_000), max_size=25))
+def test_fast_path_tap_does_not_depend_on_where_the_bytes_are_split(cuts: list[int]) -> None:
+    """The tap looks at blocks of whole events, not event by event: wherever the reads split the
+    stream, it forwards the same bytes (the model renamed in every lifecycle event, nothing else
+    touched) and reads the same usage."""
+    stream = _sim_stream()
+    points = sorted({c % len(stream) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)])]
+    tap = R.StreamTap("public", drop_usage_chunk=False)
+    out = b"".join(tap.feed(p) for p in pieces) + tap.close()
+    assert out == stream.replace(b'"model":"gpt-5-upstream"', b'"model":"public"')
+    assert out.count(b'"model":"public"') == 3   # created, in_progress, completed
+    assert tap.finished and tap.usage is not None and tap.usage.reasoning_tokens > 0
+    assert tap.text_bytes == sum(len(e["delta"]) for e in _events(stream) if "delta" in e)

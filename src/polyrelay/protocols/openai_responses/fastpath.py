@@ -14,7 +14,7 @@ from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
 from polyrelay.protocols._passthrough import (
     ModelRenamer, RequestPeek, SseTap, decode_answer, decode_or_none, decode_top, field, model_field, quoted_lengths,
-    rename_first, text_markers, with_field,
+    quoted_lengths_all, rename_first, text_markers, with_field,
 )
 from polyrelay.protocols.openai_responses.wire import Usage, usage_to_ir
 
@@ -76,12 +76,44 @@ def _starts(payload: bytes, markers: tuple[bytes, ...]) -> bool:
     return any(m in head for m in markers)
 
 
+# what only lifecycle events (created, in_progress, queued, completed, incomplete, failed) and errors hold:
+# inside a JSON string the quotes would be escaped, so a delta's text cannot look like them
+_ATTENTION = (b'"response":', b'"type":"error"', b'"response" :', b'"type": "error"')
+_DELTA, _DELTA_SPACED = b'"delta":"', b'"delta": "'
+
+
 class ResponsesStreamTap(SseTap):
-    """Passes Responses SSE through event by event, renaming the model and noting usage and the end."""
+    """Passes Responses SSE through, renaming the model and noting usage and the end. Deltas (nearly
+    every event) are not looked at one by one: a block of whole events is searched for the few
+    events that name the model or carry usage or an error, and only those are handled apart."""
 
     def __init__(self, public_model: str, drop_usage_chunk: bool = False) -> None:
         super().__init__()
         self._rename = ModelRenamer(_MODEL_FIELD, b"model", public_model)
+
+    def _block(self, block: bytes) -> bytes:
+        out: list[bytes] = []
+        while block:
+            cut = min((i for i in (block.find(m) for m in _ATTENTION) if i != -1), default=-1)
+            if cut == -1:
+                self._plain(block)
+                out.append(block)
+                break
+            start = block.rfind(b"\n\n", 0, cut)
+            start = start + 2 if start != -1 else 0
+            end = block.find(b"\n\n", cut)
+            end = end + 2 if end != -1 else len(block)
+            self._plain(block[:start])
+            out.append(block[:start])
+            out.append(super()._block(block[start:end]))
+            block = block[end:]
+        return b"".join(out)
+
+    def _plain(self, block: bytes) -> None:
+        if block:
+            self.text_bytes += quoted_lengths_all(block, _DELTA)
+            if _DELTA_SPACED in block:
+                self.text_bytes += quoted_lengths_all(block, _DELTA_SPACED)
 
     def _event(self, event: bytes) -> bytes:
         start = event.find(b"data:")
