@@ -222,3 +222,16 @@ def test_fast_path_tap_does_not_depend_on_where_the_bytes_are_split(cuts: list[i
     assert out.count(b'"model":"public"') == 3   # created, in_progress, completed
     assert tap.finished and tap.usage is not None and tap.usage.reasoning_tokens > 0
     assert tap.text_bytes == sum(len(e["delta"]) for e in _events(stream) if "delta" in e)
+
+
+@pytest.mark.parametrize("events", [
+    [ir.ThinkingDelta(signature="c2ln", signature_origin="anthropic")],   # Claude's omitted thinking display
+    [ir.ToolCallStart(0, "call_1", "f", signature="R2Vt", signature_origin="gemini"), ir.ToolCallDelta(0, "{}")],
+], ids=["signature-only thinking", "gemini signature on a call"])
+def test_a_reasoning_item_without_text_opens_no_summary_part(events: list[ir.StreamEvent]) -> None:
+    enc = R.StreamEncoder("m", _parse({"model": "m", "input": "x"}), "sse")
+    out = b"".join(enc.encode(e) for e in [ir.StreamStart("x", "m"), *events]) + enc.close()
+    kinds = [e["type"] for e in _events(out)]
+    assert "response.reasoning_summary_part.added" not in kinds
+    reasoning = next(e["item"] for e in _events(out) if e["type"] == "response.output_item.done")
+    assert reasoning["type"] == "reasoning" and reasoning["summary"] == [] and reasoning["encrypted_content"]

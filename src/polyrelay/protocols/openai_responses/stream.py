@@ -145,9 +145,6 @@ class StreamEncoder:
         if item["type"] == "message":
             out += self._event("response.content_part.added", item_id=item["id"], output_index=self._index,
                                content_index=0, part={"type": "output_text", "text": "", "annotations": []})
-        elif item["type"] == "reasoning":
-            out += self._event("response.reasoning_summary_part.added", item_id=item["id"],
-                               output_index=self._index, summary_index=0, part={"type": "summary_text", "text": ""})
         return out
 
     def _close_item(self, signature: tuple[str, str | None, bool] | None = None) -> bytes:
@@ -250,6 +247,9 @@ class StreamEncoder:
         out = b""
         if event.text:
             out += self._ensure("reasoning")
+            if not self._text:   # the summary part opens with its first text (a signature alone has none)
+                out += self._event("response.reasoning_summary_part.added", item_id=self._open["id"],  # type: ignore[index]
+                                   output_index=self._index, summary_index=0, part={"type": "summary_text", "text": ""})
             self._text += event.text.encode()
             out += self._event("response.reasoning_summary_text.delta", item_id=self._open["id"],  # type: ignore[index]
                                output_index=self._index, summary_index=0, delta=event.text)
