@@ -155,6 +155,11 @@ class City(BaseModel):
 def test_json_schema_through_parse(client: openai.OpenAI, kind: str) -> None:
     r = client.responses.parse(model=MODELS[kind], input="A city as JSON", text_format=City)
     assert isinstance(r.output_parsed, City) and r.output_parsed.city
+    with client.responses.stream(model=MODELS[kind], input="A city as JSON", text_format=City) as events:
+        for _ in events:
+            pass
+        streamed = events.get_final_response()
+    assert isinstance(streamed.output_parsed, City) and streamed.output_parsed.city
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
