@@ -7,12 +7,11 @@ from polyrelay.protocols.openai_responses import fastpath
 from polyrelay.protocols.openai_responses.errors import parse_error, render_error, render_stream_error
 from polyrelay.protocols.openai_responses.fastpath import ResponsesStreamTap as StreamTap
 from polyrelay.protocols.openai_responses.request import (
-    COUNT_TOKENS_FIELD, count_tokens_body, parse_count_tokens_request, parse_request,
+    COUNT_TOKENS_FIELD, client_tools, count_tokens_body, parse_count_tokens_request, parse_request,
     render_count_tokens_response, render_request, tool_name,
 )
 from polyrelay.protocols.openai_responses.response import parse_response, render_response
 from polyrelay.protocols.openai_responses.stream import StreamDecoder, StreamEncoder
-from polyrelay.protocols.openai_responses.tools import client_tools
 from polyrelay.protocols.openai_responses.wire import usage_from
 
 NAME = "openai_responses"

@@ -5,15 +5,19 @@ below is going to a Chat, Anthropic or Gemini channel: what those can express is
 is reported as an `ir.Loss`; only what the real API itself would refuse (or what the answer would
 silently be wrong without: a forced hosted tool, background mode, state kept upstream) is a 400.
 
-Tools: tools.py (custom, tool_search and namespace tools as functions; which name is which kind is
-request state: `client_tools()`).
+Tools the IR has no kind for are carried as function tools and their calls given back in their own
+shape: a `custom` tool (Codex's `apply_patch`, `exec`) becomes a function taking one string `input`
+and its calls come back as `custom_tool_call` items; `tool_search` (client-executed) a function
+whose calls come back as `tool_search_call`; a `namespace` tool's members `<namespace>__<name>`.
+Which name is which kind is request state: `client_tools()` (see the note there).
 """
 
 from __future__ import annotations
 
 import mimetypes
 from collections.abc import Sequence
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -24,17 +28,121 @@ from polyrelay.protocols._common import (
     budget_to_effort, data_url, decode_json_object, dropped, expect, lost, parse_with_losses, render_with_losses,
     safe_tool_name, short_identifier, split_data_url,
 )
-from polyrelay.protocols.openai_responses.tools import (
-    CUSTOM_INPUT, ClientTool, client_tools, ir_name, remember, tool_choice, tools_of,
-)
-
-__all__ = ["CUSTOM_INPUT", "COUNT_TOKENS_FIELD", "ClientTool", "client_tools", "count_tokens_body",
-           "parse_count_tokens_request", "parse_request", "render_count_tokens_response", "render_request",
-           "tool_name"]
 
 _ELSEWHERE = "Chat, Anthropic or Gemini channels"
 MAX_USER_CHARS = 64
-MIN_OUTPUT_TOKENS = limits.RESPONSES_MIN_OUTPUT   # the Responses API refuses a smaller max_output_tokens
+MIN_OUTPUT_TOKENS = 16   # the Responses API refuses a smaller max_output_tokens
+CUSTOM_INPUT = "input"   # the one string argument a custom tool takes as a function
+NAMESPACE_SEPARATOR = "__"
+WEB_SEARCH_TYPES = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26",
+                              "web_search_preview_2025_03_11"})
+
+
+class ClientTool(NamedTuple):
+    """How a tool the client declared travels as an IR function tool, and comes back."""
+
+    kind: str                  # "function" | "custom" | "tool_search"
+    name: str                  # the client's name (without its namespace)
+    namespace: str | None = None
+
+
+# The client's non-function tools of the request being converted, by IR name. `render_response`
+# has no request argument (registry.WireProtocol), so the parse leaves them here: the relay parses
+# and renders one request in one task, whose context holds this value (asyncio copies the context
+# per task, so requests never see each other's). The stream encoder is given the request and reads
+# the same map through `client_tools(request)` at construction.
+_CLIENT_TOOLS: ContextVar[dict[str, ClientTool]] = ContextVar("polyrelay_responses_tools", default={})
+
+
+def client_tools() -> dict[str, ClientTool]:
+    return _CLIENT_TOOLS.get()
+
+
+def _custom_tool(t: dict[str, Any], where: str) -> ir.Tool:
+    fmt: dict[str, Any] = t["format"] if isinstance(t.get("format"), dict) else {}
+    doc = str(t.get("description") or "")
+    if fmt.get("type") == "grammar" and fmt.get("definition"):
+        doc += (f"\n\nThe `{CUSTOM_INPUT}` argument is raw text (not JSON) that follows this "
+                f"{fmt.get('syntax') or ''} grammar:\n{fmt['definition']}")
+        lost(where, "changed", "a custom tool goes as a function tool taking one string argument "
+                               f"'{CUSTOM_INPUT}'; its grammar is in the description, not enforced")
+    params = {"type": "object", "properties": {CUSTOM_INPUT: {"type": "string", "description": "the tool's input"}},
+              "required": [CUSTOM_INPUT], "additionalProperties": False}
+    return ir.Tool(str(t["name"]), doc.strip() or None, params)
+
+
+_SEARCH_PARAMS = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+
+
+def _tool(t: Any, where: str, tools: list[ir.Tool], kinds: dict[str, ClientTool], namespace: str | None = None) -> None:
+    expect(isinstance(t, dict) and isinstance(t.get("type"), str), f"{where} must be an object with a type", "tools")
+    kind = t["type"]
+    if kind == "namespace" and namespace is None:
+        expect(isinstance(t.get("name"), str) and isinstance(t.get("tools"), list),
+               f"{where}: a namespace tool needs a name and tools", "tools")
+        for j, member in enumerate(t["tools"]):
+            _tool(member, f"{where}.tools[{j}]", tools, kinds, t["name"])
+        return
+    if kind in ("function", "custom"):
+        expect(isinstance(t.get("name"), str) and bool(t["name"]), f"{where}.name is required", "tools")
+        ir_name = f"{namespace}{NAMESPACE_SEPARATOR}{t['name']}" if namespace else t["name"]
+        tool = _custom_tool(t, where) if kind == "custom" else ir.Tool(
+            t["name"], t.get("description"), t.get("parameters"), t.get("strict"))
+        tool.name = ir_name
+        tools.append(tool)
+        if kind == "custom" or namespace:
+            kinds[ir_name] = ClientTool(kind, t["name"], namespace)
+        return
+    if kind == "tool_search" and t.get("execution", "server") == "client":
+        tools.append(ir.Tool("tool_search", t.get("description") or "Search for more tools by what they do.",
+                             t.get("parameters") if isinstance(t.get("parameters"), dict) else _SEARCH_PARAMS))
+        kinds["tool_search"] = ClientTool("tool_search", "tool_search")
+        return
+    why = ("no channel of this model searches the web" if kind in WEB_SEARCH_TYPES
+           else f"OpenAI's hosted {kind} tool runs only on OpenAI Responses channels")
+    lost(f"{where} ({kind})", "dropped", why)
+
+
+def _tools(raw: Any, tools: list[ir.Tool], kinds: dict[str, ClientTool], where: str = "tools") -> None:
+    if raw is None:
+        return
+    expect(isinstance(raw, list), f"'{where}' must be an array", "tools")
+    for i, t in enumerate(raw):
+        _tool(t, f"{where}[{i}]", tools, kinds)
+
+
+def _ir_name(name: str, namespace: Any) -> str:
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}" if isinstance(namespace, str) and namespace else name
+
+
+def _tool_choice(raw: Any, parallel: Any, tools: list[ir.Tool]) -> ir.ToolChoice | None:
+    choice: ir.ToolChoice | None = None
+    if isinstance(raw, str):
+        expect(raw in ("auto", "none", "required"), "tool_choice must be auto, none, required or an object",
+               "tool_choice")
+        choice = ir.ToolChoice(raw)  # type: ignore[arg-type]
+    elif isinstance(raw, dict):
+        kind = raw.get("type")
+        if kind in ("function", "custom"):
+            expect(isinstance(raw.get("name"), str), "tool_choice.name is required", "tool_choice")
+            choice = ir.ToolChoice("tool", name=_ir_name(raw["name"], raw.get("namespace")))
+        elif kind == "allowed_tools":
+            names = [_ir_name(t["name"], t.get("namespace")) for t in raw.get("tools") or []
+                     if isinstance(t, dict) and isinstance(t.get("name"), str)]
+            choice = ir.ToolChoice("required" if raw.get("mode") == "required" else "auto", allowed=names)
+        elif kind == "tool_search" and any(t.name == "tool_search" for t in tools):
+            choice = ir.ToolChoice("tool", name="tool_search")
+        else:   # the client requires a hosted tool (web search, file search, ...) the target cannot run
+            raise GatewayError(400, "invalid_request", f"tool_choice requires the hosted tool {kind!r}, which this "
+                               "model's channel cannot run: it is not an OpenAI Responses channel", param="tool_choice")
+    elif raw is not None:
+        raise GatewayError(400, "invalid_request", "tool_choice must be a string or an object", param="tool_choice")
+    if isinstance(parallel, bool):
+        choice = choice or ir.ToolChoice()
+        choice.parallel = parallel
+    return choice
+
+
 # ---- input items --------------------------------------------------------------------------------
 
 
@@ -115,7 +223,7 @@ class _Input:
         output = item.get("output")
         if output is None and item.get("type") == "tool_search_output":
             output = msgspec.json.encode(item.get("tools") or []).decode()
-            tools_of(item.get("tools"), self.tools, self.kinds, f"{where}.tools")   # the tools it found, offered now
+            _tools(item.get("tools"), self.tools, self.kinds, f"{where}.tools")   # the tools it found, offered now
         content = _content(output if output is not None else "", where + ".output")
         self.messages.append(ir.Message("tool", [ir.ToolResultPart(call_id, content, name=self.call_names.get(call_id))]))
 
@@ -152,11 +260,11 @@ class _Input:
         elif kind == "function_call":
             expect(isinstance(item.get("name"), str), f"{where}.name is required", "input")
             args = item.get("arguments")
-            self._call(item.get("call_id"), ir_name(item["name"], item.get("namespace")),
+            self._call(item.get("call_id"), _ir_name(item["name"], item.get("namespace")),
                        args if isinstance(args, str) else msgspec.json.encode(args or {}).decode(), where)
         elif kind == "custom_tool_call":
             expect(isinstance(item.get("name"), str), f"{where}.name is required", "input")
-            self._call(item.get("call_id"), ir_name(item["name"], item.get("namespace")),
+            self._call(item.get("call_id"), _ir_name(item["name"], item.get("namespace")),
                        msgspec.json.encode({CUSTOM_INPUT: str(item.get("input") or "")}).decode(), where)
         elif kind == "tool_search_call":
             args = item.get("arguments")
@@ -167,7 +275,7 @@ class _Input:
         elif kind == "reasoning":
             self._reasoning(item)
         elif kind == "additional_tools":   # Codex with some models: the tools travel in the input
-            tools_of(item.get("tools"), self.tools, self.kinds, f"{where}.tools")
+            _tools(item.get("tools"), self.tools, self.kinds, f"{where}.tools")
         elif kind == "item_reference":
             raise GatewayError(400, "invalid_request", f"{where}: item_reference needs the item stored upstream; "
                                "send the item itself", param="input")
@@ -267,9 +375,9 @@ def _parse(b: dict[str, Any], count_only: bool = False) -> ir.Request:
         _unconvertible(b)
     tools: list[ir.Tool] = []
     kinds: dict[str, ClientTool] = {}
-    tools_of(b.get("tools"), tools, kinds)
+    _tools(b.get("tools"), tools, kinds)
     items = _input(b.get("input", []), tools, kinds)
-    remember(kinds)
+    _CLIENT_TOOLS.set(kinds)
     system = items.system
     instructions = b.get("instructions")
     if isinstance(instructions, str) and instructions:
@@ -281,7 +389,7 @@ def _parse(b: dict[str, Any], count_only: bool = False) -> ir.Request:
     return ir.Request(
         model=model, messages=items.messages, system=system, stream=bool(b.get("stream")), max_tokens=max_output,
         temperature=_number(b, "temperature"), top_p=_number(b, "top_p"), tools=tools,
-        tool_choice=tool_choice(b.get("tool_choice"), b.get("parallel_tool_calls"), tools),
+        tool_choice=_tool_choice(b.get("tool_choice"), b.get("parallel_tool_calls"), tools),
         response_format=_response_format(b.get("text")), reasoning=_reasoning(b.get("reasoning")),
         user=user if isinstance(user, str) else None,
         metadata=b.get("metadata") if isinstance(b.get("metadata"), dict) else None)

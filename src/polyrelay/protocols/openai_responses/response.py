@@ -10,7 +10,7 @@ import msgspec
 from polyrelay import ids, ir
 from polyrelay.protocols import signatures
 from polyrelay.protocols._common import decode_json_object, parse_arguments
-from polyrelay.protocols.openai_responses.tools import CUSTOM_INPUT, ClientTool, client_tools
+from polyrelay.protocols.openai_responses.request import CUSTOM_INPUT, ClientTool, client_tools
 from polyrelay.protocols.openai_responses.wire import finish_of, status_of, usage_from, usage_to
 
 

@@ -18,7 +18,7 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols._sse import event_fields, named_event
 from polyrelay.protocols._stream_base import EventDecoder
 from polyrelay.protocols.openai_responses.errors import error_event
-from polyrelay.protocols.openai_responses.tools import client_tools
+from polyrelay.protocols.openai_responses.request import client_tools
 from polyrelay.protocols.openai_responses.response import (
     call_item, message_item, reasoning_item, response_id, response_object,
 )
