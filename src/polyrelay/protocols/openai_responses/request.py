@@ -31,7 +31,7 @@ from polyrelay.protocols._common import (
 
 _ELSEWHERE = "Chat, Anthropic or Gemini channels"
 MAX_USER_CHARS = 64
-MIN_OUTPUT_TOKENS = 16   # the Responses API refuses a smaller max_output_tokens
+MIN_OUTPUT_TOKENS = limits.RESPONSES_MIN_OUTPUT   # the Responses API refuses a smaller max_output_tokens
 CUSTOM_INPUT = "input"   # the one string argument a custom tool takes as a function
 NAMESPACE_SEPARATOR = "__"
 WEB_SEARCH_TYPES = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26",
