@@ -18,6 +18,7 @@ import yaml
 from polyrelay.routing.patterns import MAX_MODEL_CHARS, WILDCARD, pattern_problem
 
 ChannelType = Literal["openai", "anthropic", "gemini"]
+ChannelApi = Literal["chat", "responses"]   # which API an `openai` channel's upstream has
 
 
 class ConfigError(Exception):
@@ -40,6 +41,7 @@ class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
     stream_timeout: float = 3600.0  # seconds a whole stream may last
     stream_options: bool = True     # send stream_options.include_usage (some compatible upstreams reject it)
     count_tokens: bool = True       # false: the upstream lacks the token counter its kind has (a compatible vendor)
+    api: ChannelApi = "chat"        # type openai only: the upstream's API, /chat/completions or /responses
     enabled: bool = True
     proxy: str | None = None        # http://[user:pass@]host:port to reach this upstream through
 
@@ -271,6 +273,8 @@ def _check_semantics(config: Config, file: str) -> None:
                 fail(f"{where}.{field}", problem)
         if not ch.models:
             fail(f"{where}.models", "must list at least one model")
+        if ch.api != "chat" and ch.type != "openai":
+            fail(f"{where}.api", f"applies to type openai channels only (this one is {ch.type})")
         if ch.weight < 1:
             fail(f"{where}.weight", "must be at least 1")
         for public in ch.model_map:

@@ -114,12 +114,17 @@ GEMINI_STATUS = {"invalid_request": "INVALID_ARGUMENT", "rate_limit": "RESOURCE_
                  "insufficient_quota": "RESOURCE_EXHAUSTED", "overloaded": "UNAVAILABLE",
                  "timeout": "DEADLINE_EXCEEDED", "upstream": "UNAVAILABLE"}
 
+# an OpenAI Responses upstream answers errors in the Chat envelope
+UPSTREAM_ERRORS += [("openai_responses", *case[1:]) for case in UPSTREAM_ERRORS if case[0] == "openai_chat"]
 CASES = [(client, *case) for client in CLIENTS for case in UPSTREAM_ERRORS]
 
 
 def _check_client_shape(client: str, payload: dict[str, Any], kind: str, status: int, message: str,
-                        code: str | None) -> None:
-    if client == "openai_chat":
+                        code: str | None, in_stream: bool = False) -> None:
+    if client == "openai_responses" and in_stream:   # an `error` event: {type, code, message, param}
+        assert payload["type"] == "error" and payload["message"] == message
+        assert payload["code"] == (code or OPENAI_CODE.get(kind) or OPENAI_TYPE[kind])
+    elif client in ("openai_chat", "openai_responses"):
         assert set(payload) == {"error"}
         assert payload["error"]["type"] == OPENAI_TYPE[kind]
         assert payload["error"]["code"] == (code or OPENAI_CODE.get(kind))
@@ -152,10 +157,10 @@ def test_upstream_error_reaches_the_client_in_its_own_shape(
     # the same error after the stream started: one SSE event in the client's dialect
     event = module(client).render_stream_error(err)
     lines = event.decode().strip().split("\n")
-    if client == "anthropic_messages":
+    if client in ("anthropic_messages", "openai_responses"):
         assert lines[0] == "event: error"
     assert lines[-1].startswith("data: ")
-    _check_client_shape(client, json.loads(lines[-1][6:]), kind, client_status, message, code)
+    _check_client_shape(client, json.loads(lines[-1][6:]), kind, client_status, message, code, in_stream=True)
 
 
 def test_gemini_bad_key_is_the_channel_s_fault_not_the_client_s() -> None:

@@ -20,7 +20,8 @@ from polyrelay.protocols.registry import PROTOCOLS as REGISTRY
 from polyrelay.relay.convert_path import ConvertingTap
 
 PROTOCOLS = tuple(REGISTRY)
-TEXT_MARKS = {"openai_chat": rb'"content":"[^"]', "anthropic_messages": rb'"text":"[^"]', "gemini": rb'"text":"[^"]'}
+TEXT_MARKS = {"openai_chat": rb'"content":"[^"]', "anthropic_messages": rb'"text":"[^"]', "gemini": rb'"text":"[^"]',
+              "openai_responses": rb'"delta":"[^"]'}
 TAPS: dict[str, Callable[[], object]] = {
     name: (lambda p=p: p.StreamTap("m", drop_usage_chunk=False)) for name, p in REGISTRY.items()}
 EVENTS = 6_000
@@ -53,13 +54,23 @@ def growth(tap: object, upstream: str) -> int:
     return after - before
 
 
-@pytest.mark.parametrize("client, upstream", list(itertools.product(PROTOCOLS, PROTOCOLS)))
+# Responses to Responses is the fast path (the same-protocol tap below), never converted
+PAIRS = [p for p in itertools.product(PROTOCOLS, PROTOCOLS) if p != ("openai_responses", "openai_responses")]
+
+
+@pytest.mark.parametrize("client, upstream", PAIRS)
 def test_converting_tap_memory_is_flat(client: str, upstream: str) -> None:
     body = (GOLDEN / f"{client}__{upstream}" / "text" / "client_request.json").read_bytes()
     request = parse_client(client, body, stream=True)
     tap = ConvertingTap(module(upstream).StreamDecoder(), module(client).StreamEncoder("m", request))
     grown = growth(tap, upstream)
-    assert grown < ALLOWED_GROWTH, f"{grown} bytes more after {EVENTS - WARM} more events"
+    allowed = ALLOWED_GROWTH
+    if client == "openai_responses":
+        # by the protocol its encoder holds the open item's text (`output_text.done` and
+        # `output_item.done` repeat it): the text's UTF-8 bytes, with a bytearray's headroom, and
+        # nothing per event beyond them
+        allowed += int(tap.text_bytes * 1.2)
+    assert grown < allowed, f"{grown} bytes more after {EVENTS - WARM} more events"
     assert tap.text_bytes > EVENTS, "the events were converted"
 
 

@@ -107,3 +107,11 @@ def gemini(body: Fields) -> Limits:
     count, count_name = _one_of(config, ("candidateCount", "candidate_count"), "generationConfig.")
     return Limits(integer(limit, f"generationConfig.{name}", 1, MAX_OUTPUT_TOKENS),
                   integer(count, f"generationConfig.{count_name}", 1, MAX_CHOICES))
+
+
+RESPONSES_MIN_OUTPUT = 16   # the Responses API refuses less
+
+
+def openai_responses(fields: Fields) -> Limits:
+    return Limits(integer(fields.get("max_output_tokens"), "max_output_tokens", RESPONSES_MIN_OUTPUT,
+                          MAX_OUTPUT_TOKENS), None)

@@ -22,8 +22,8 @@ from polyrelay.protocols import openai_chat
 from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
-from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT
-from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes
+from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, OPENAI_RESPONSES
+from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes, responses_routes
 from polyrelay.server.asgi import (
     Receive,
     Scope,
@@ -48,7 +48,8 @@ _DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unav
 def _router() -> Router:
     routes: list[Route] = []
     for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
-                           (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI)):
+                           (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI),
+                           (responses_routes.ROUTES, OPENAI_RESPONSES)):
         for route in table:
             if route.errors is None:
                 route.errors = surface

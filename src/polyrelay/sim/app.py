@@ -1,4 +1,4 @@
-"""The upstream simulator as an ASGI app: OpenAI Chat, Anthropic Messages and Gemini.
+"""The upstream simulator as an ASGI app: OpenAI Chat, OpenAI Responses, Anthropic Messages and Gemini.
 
 Also `GET /sim/requests` (the last requests it received, for tests to inspect), `GET /sim/stats`
 and `POST /sim/reset`.
@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from polyrelay.sim import anthropic_messages, gemini, openai_chat
+from polyrelay.sim import anthropic_messages, gemini, openai_chat, openai_responses
 from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import read_script
 
@@ -89,6 +89,10 @@ class SimApp:
             return SimReply(200, b"<html>502 Bad Gateway from a proxy</html>", content_type="text/html")
         if method == "POST" and path.endswith("/chat/completions"):
             return openai_chat.handle(body, script)
+        if method == "POST" and path.endswith("/responses"):
+            return openai_responses.handle(body, script)
+        if method == "POST" and path.endswith("/responses/input_tokens"):
+            return openai_responses.input_tokens(body)
         if method == "POST" and path == "/v1/messages":
             return anthropic_messages.handle(body, headers, script)
         if method == "POST" and path == "/v1/messages/count_tokens":

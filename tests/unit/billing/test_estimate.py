@@ -25,6 +25,9 @@ def _bodies(payload: str) -> dict[str, bytes]:
             separators=(",", ":")).encode(),
         "gemini": json.dumps({"contents": [{"role": "user", "parts": [
             {"text": "say hi there"}, {"inlineData": {"mimeType": "image/png", "data": payload}}]}]}).encode(),
+        "openai_responses": json.dumps({"model": "m", "input": [{"role": "user", "content": [
+            {"type": "input_text", "text": "say hi there"},
+            {"type": "input_image", "image_url": "data:image/png;base64," + payload}]}]}).encode(),
     }
 
 

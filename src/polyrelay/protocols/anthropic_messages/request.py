@@ -340,6 +340,13 @@ def _render_messages(messages: list[ir.Message]) -> list[dict[str, Any]]:
     return turns
 
 
+def _tool_turn_without_thinking(turns: list[dict[str, Any]]) -> bool:
+    """With thinking on, Anthropic wants the last assistant turn, when it called a tool, to start with
+    its signed thinking block (400 "Expected `thinking` or `redacted_thinking`, but found ...")."""
+    last: list[dict[str, Any]] = next((t["content"] for t in reversed(turns) if t["role"] == "assistant"), [])
+    return any(b["type"] == "tool_use" for b in last) and last[0]["type"] not in ("thinking", "redacted_thinking")
+
+
 def _thinking(req: ir.Request, max_tokens: int) -> tuple[dict[str, Any] | None, int]:
     r = req.reasoning
     if r is None or not r.enabled or r.effort == "none":
@@ -375,6 +382,10 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
             ("cache_control", t.cache_control)) if v is not None} for t in req.tools
             if req.tool_choice is None or not req.tool_choice.allowed or t.name in req.tool_choice.allowed]
     thinking, max_tokens = _thinking(req, req.max_tokens or DEFAULT_MAX_TOKENS)
+    if thinking and _tool_turn_without_thinking(body["messages"]):
+        lost("reasoning", "dropped", "the last assistant turn called a tool without an Anthropic thinking block "
+                                     "(history from another provider), and Anthropic refuses thinking then")
+        thinking, max_tokens = None, req.max_tokens or DEFAULT_MAX_TOKENS
     if thinking:
         body["thinking"] = thinking
     choice = req.tool_choice
