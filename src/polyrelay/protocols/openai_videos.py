@@ -229,7 +229,7 @@ def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], dic
             raise invalid_request("the multipart body is malformed (a part without headers)")
         data = data[:-2]
         headers = _part_headers(head)
-        params = dict((k.lower(), v) for k, v in _DISPOSITION.findall(headers.get("content-disposition", "")))
+        params = {k.lower(): _unquote(v) for k, v in _DISPOSITION.findall(headers.get("content-disposition", ""))}
         name = params.get("name")
         if not name:
             raise invalid_request("a multipart part has no name")
@@ -264,6 +264,10 @@ def render_multipart(fields: dict[str, str], files: dict[str, FilePart]) -> tupl
                    + part.data + b"\r\n")
     out.append(f"--{boundary}--\r\n".encode())
     return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+def _unquote(value: str) -> str:
+    return re.sub(r"\\(.)", r"\1", value)
 
 
 def _quote(value: str) -> str:
