@@ -248,3 +248,23 @@ def test_json_create_and_the_errors_are_openai_shaped(video_gateway: Server, vad
     not_done = http.post("/v1/videos", json={"model": "sora-2", "prompt": "slow [[sim:video_ms=5000]]"}).json()
     early = http.get(f"/v1/videos/{not_done['id']}/content")
     assert early.status_code == 400 and "not completed" in early.json()["error"]["message"]
+
+
+def test_a_download_cut_upstream_is_cut_for_the_client(video_gateway: Server, vadmin: Admin) -> None:
+    """The upstream closes midway: the client gets a body that is visibly incomplete (not a short
+    file that looks whole), the gateway logs one warning, no traceback, and goes on serving."""
+    _, key = _key(vadmin)
+    client = _client(video_gateway, key)
+    video = client.videos.create_and_poll(model="sora-2", prompt="cut [[sim:video_ms=50,video_kb=1024,video_cut_kb=256]]",
+                                          poll_interval_ms=50)
+    received = 0
+    with pytest.raises(httpx.RemoteProtocolError):
+        with httpx.stream("GET", f"{video_gateway.url}/v1/videos/{video.id}/content",
+                          headers={"Authorization": f"Bearer {key}"}, timeout=30) as response:
+            assert response.status_code == 200 and response.headers["content-length"] == str(1024 * 1024)
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+    assert 0 < received < 1024 * 1024
+    log = video_gateway.log.read_text()
+    assert f"video {video.id}: content cut after" in log and "Traceback" not in log
+    assert client.videos.retrieve(video.id).status == "completed"

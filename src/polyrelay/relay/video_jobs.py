@@ -23,7 +23,7 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols import openai_videos as wire
 from polyrelay.protocols.registry import PROTOCOLS
 from polyrelay.relay.gateway import Gateway
-from polyrelay.relay.replies import Reply, StreamReply, Write
+from polyrelay.relay.replies import Reply, StreamAborted, StreamReply, Write
 from polyrelay.relay.surfaces import OPENAI_CHAT
 from polyrelay.store import videos as store
 from polyrelay.store.logs import insert_logs
@@ -158,6 +158,7 @@ async def content(gw: Gateway, key_id: int, job_id: str, variant: str) -> Stream
     kind = (resp.header(b"content-type") or b"application/octet-stream").decode("latin-1")
 
     async def produce(write: Write) -> None:
+        sent = 0
         try:
             while True:
                 with upstream_errors(channel.name):
@@ -165,6 +166,10 @@ async def content(gw: Gateway, key_id: int, job_id: str, variant: str) -> Stream
                 if not chunk:
                     return
                 await write(chunk)   # waits while the client is slow: the upstream is read no faster
+                sent += len(chunk)
+        except GatewayError as err:
+            log.warning("video %s: content cut after %d bytes: %s", row.id, sent, err.message)
+            raise StreamAborted() from None
         finally:
             resp.close()
 

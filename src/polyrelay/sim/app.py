@@ -134,6 +134,8 @@ async def _send_bytes(reply: SimBytes, send: Any) -> None:
                             (b"content-length", str(reply.size).encode())]})
     left = reply.size
     while left > 0:
+        if reply.cut >= 0 and reply.size - left >= reply.cut:
+            return   # cut: the body ends without its end (the server closes the connection)
         piece = block if left >= len(block) else block[:left]
         left -= len(piece)
         await send({"type": "http.response.body", "body": piece, "more_body": left > 0})

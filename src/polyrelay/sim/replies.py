@@ -23,3 +23,4 @@ class SimBytes(msgspec.Struct):
     size: int
     content_type: str = "application/octet-stream"
     seed: bytes = b"polyrelay"
+    cut: int = -1               # stop after this many bytes, without the end (-1: never)

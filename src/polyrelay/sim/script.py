@@ -10,7 +10,7 @@ body that is not JSON, or a stream of unreadable events then `data: [DONE]`), ec
 status echoes the API key: 1 its last 12 characters, 2 lowercased, 3 base64 of `Bearer <key>`, 4 base64
 of `x:<key>`, 5 its middle 9 characters uppercased; a stream instead fails midway with an error event
 echoing it); for video jobs (sim/videos.py): video_ms=N (create to end), video_fail (the job ends
-failed), video_kb=N (content size).
+failed), video_kb=N (content size), video_cut_kb=N (the content is cut after N KB).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Script(msgspec.Struct):
     video_ms: int = 600
     video_kb: int = 256
     video_fail: bool = False
+    video_cut_kb: int = -1     # the content stops after this many KB, without its end (-1: never)
 
 
 def read_script(body: bytes, api_key: str | None) -> Script:

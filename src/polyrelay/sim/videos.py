@@ -2,7 +2,8 @@
 generated content bytes (never held whole: streamed from one repeated block).
 
 Directives in the prompt (sim/script.py): video_ms=N (time from create to the end, default 600),
-video_fail (the job ends `failed`), video_kb=N (size of the video content, default 256 KB).
+video_fail (the job ends `failed`), video_kb=N (size of the video content, default 256 KB),
+video_cut_kb=N (the content stops after N KB, the connection closed without its end).
 Validation is strict, as the real API's: prompt required; seconds 4, 8 or 12; one of the four sizes;
 a known model; no unknown fields; `input_reference` only as an image or video file."""
 
@@ -42,6 +43,7 @@ class SimJob:
     fail: bool
     content_bytes: int
     remixed_from: str | None = None
+    cut_bytes: int = -1
 
     def state(self) -> tuple[str, int]:
         elapsed = time.monotonic() - self.started
@@ -129,7 +131,8 @@ class SimVideos:
     def _start(self, model: str, prompt: str, seconds: str, size: str, script: Script,
                remixed_from: str | None) -> SimJob:
         job = SimJob("video_" + os.urandom(16).hex(), model, prompt, seconds, size, time.monotonic(),
-                     script.video_ms / 1000, script.video_fail, script.video_kb * 1024, remixed_from)
+                     script.video_ms / 1000, script.video_fail, script.video_kb * 1024, remixed_from,
+                     script.video_cut_kb * 1024 if script.video_cut_kb >= 0 else -1)
         self.jobs[job.id] = job
         return job
 
@@ -140,7 +143,7 @@ class SimVideos:
         if job.state()[0] != "completed":
             return error_reply(400, f"Video '{job.id}' is not completed")
         size = job.content_bytes if variant == "video" else _SMALL_VARIANT_BYTES
-        return SimBytes(size, VARIANTS[variant], seed=job.id.encode())
+        return SimBytes(size, VARIANTS[variant], seed=job.id.encode(), cut=job.cut_bytes if variant == "video" else -1)
 
 
 def _multipart(body: bytes, content_type: str) -> dict[str, Any]:
