@@ -8,6 +8,7 @@ The simulator's jobs progress with time (`[[sim:video_ms=N]]` in the prompt), fa
 from __future__ import annotations
 
 import json
+import time
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,3 +269,17 @@ def test_a_download_cut_upstream_is_cut_for_the_client(video_gateway: Server, va
     log = video_gateway.log.read_text()
     assert f"video {video.id}: content cut after" in log and "Traceback" not in log
     assert client.videos.retrieve(video.id).status == "completed"
+
+
+def test_the_background_poller_bills_a_job_nobody_polls(video_gateway: Server, vadmin: Admin) -> None:
+    """The client creates and never asks again: the poller (every 0.2 s here) still completes and
+    bills the job, and the list then shows it completed."""
+    name, key = _key(vadmin, quota=3.0)
+    client = _client(video_gateway, key)
+    video = client.videos.create(model="sora-2-pro", seconds="4", prompt="fire and forget [[sim:video_ms=300]]")
+    deadline = time.monotonic() + 10
+    while vadmin.key(name)["spent_micros"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert vadmin.key(name)["spent_micros"] == _micros("sora-2-pro", 4)
+    listed = client.videos.list().data
+    assert [(v.id, v.status, v.progress) for v in listed] == [(video.id, "completed", 100)]
