@@ -33,8 +33,8 @@ channels:
     type: openai
     base_url: {sim_url}/v1
     api_keys: [sk-up-sora]
-    models: [sora-2, sora-2-pro, sora-public, sora-tokens-only]
-    model_map: {{sora-public: sora-2, sora-tokens-only: sora-2}}
+    models: [sora-2, sora-2-pro, sora-public, sora-tokens-only, sora-house]
+    model_map: {{sora-public: sora-2, sora-tokens-only: sora-2, sora-house: sora-2-pro}}
   - name: claude
     type: anthropic
     base_url: {sim_url}
@@ -283,3 +283,13 @@ def test_the_background_poller_bills_a_job_nobody_polls(video_gateway: Server, v
     assert vadmin.key(name)["spent_micros"] == _micros("sora-2-pro", 4)
     listed = client.videos.list().data
     assert [(v.id, v.status, v.progress) for v in listed] == [(video.id, "completed", 100)]
+
+
+def test_a_mapped_name_without_a_price_of_its_own_pays_its_upstream_models_per_second(
+        video_gateway: Server, vadmin: Admin) -> None:
+    name, key = _key(vadmin)
+    client = _client(video_gateway, key)
+    video = client.videos.create_and_poll(model="sora-house", seconds="12", prompt="house style [[sim:video_ms=100]]",
+                                          poll_interval_ms=50)
+    assert video.status == "completed" and video.model == "sora-house"
+    assert vadmin.key(name)["spent_micros"] == _micros("sora-2-pro", 12) == 3_600_000

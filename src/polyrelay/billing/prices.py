@@ -43,7 +43,7 @@ def price_table(prices: dict[str, PriceConfig]) -> dict[str, Price]:
 
 def _dearest(prices: list[Price]) -> Price | None:
     """The reservation must cover whichever channel answers: of several candidates, the dearest."""
-    return max(prices, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input), default=None)
+    return max(prices, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input, p.per_second), default=None)
 
 
 class PriceBook:
