@@ -13,10 +13,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from servers import Admin, Server, start_gateway
 
@@ -293,3 +296,77 @@ def test_a_mapped_name_without_a_price_of_its_own_pays_its_upstream_models_per_s
                                           poll_interval_ms=50)
     assert video.status == "completed" and video.model == "sora-house"
     assert vadmin.key(name)["spent_micros"] == _micros("sora-2-pro", 12) == 3_600_000
+
+
+# ---- malformed input: never a 500, never a traceback, always an OpenAI-shaped error ------------------
+
+FIELDS = st.sampled_from(["prompt", "model", "seconds", "size", "input_reference", "extra", ""])
+ODD = st.one_of(st.text(max_size=10), st.sampled_from(["\x00", "\ud800", "a" * 3000, "4", "12", "-1", "1e9", "720x1280",
+                                                       "sora-2", "0x0", "99999x99999", "../x", "video", "\r\n"]))
+VALUES = st.one_of(ODD, st.integers(-2**70, 2**70), st.floats(allow_nan=False), st.none(), st.booleans(),
+                   st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+FUZZ = settings(max_examples=int(os.environ.get("POLYRELAY_FUZZ_EXAMPLES", "300")) // 3, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def fuzz_key(vadmin: Admin) -> str:
+    return _key(vadmin, quota=1.0)[1]
+
+
+def _json_body(fields: dict[str, Any]) -> bytes:
+    return json.dumps(fields, default=str).encode("utf-8", "surrogatepass")
+
+
+def _multipart_body(parts: list[tuple[str, str, bytes, bool]], boundary: str) -> bytes:
+    out = b""
+    for name, header, data, is_file in parts:
+        disposition = f'form-data; name="{name}"' + ('; filename="f.png"' if is_file else "")
+        out += (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n{header}\r\n\r\n".encode("utf-8", "surrogatepass")
+                + data + b"\r\n")
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def _check(r: httpx.Response, log_path: Path, seen: int, what: Any) -> None:
+    assert r.status_code < 500 or r.status_code in (502, 503), (what, r.status_code, r.text[:300])
+    if r.status_code >= 400:
+        assert r.json()["error"]["message"], r.text
+    written = log_path.read_text()[seen:]
+    assert "Traceback" not in written and "unhandled error" not in written, (what, written[-2000:])
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(kind=st.integers(0, 2), fields=st.dictionaries(FIELDS, VALUES, max_size=5),
+       parts=st.lists(st.tuples(FIELDS, st.sampled_from(["", "Content-Type: image/png", "X: y", "\x00"]),
+                                st.binary(max_size=40), st.booleans()), max_size=4),
+       boundary=st.sampled_from(["b", "x" * 70, "--", "a b"]), raw=st.binary(max_size=60))
+def test_malformed_creates(video_gateway: Server, fuzz_key: str, kind: int, fields: dict[str, Any],
+                           parts: list[tuple[str, str, bytes, bool]], boundary: str, raw: bytes) -> None:
+    if kind == 0:
+        body, content_type = _json_body(fields), "application/json"
+    elif kind == 1:
+        body, content_type = _multipart_body(parts, boundary), f"multipart/form-data; boundary={boundary}"
+    else:
+        body, content_type = raw, "multipart/form-data; boundary=b" if raw[:1] == b"-" else "text/plain"
+    seen = len(video_gateway.log.read_text())
+    r = httpx.post(video_gateway.url + "/v1/videos", content=body, timeout=30,
+                   headers={"Authorization": f"Bearer {fuzz_key}", "content-type": content_type})
+    _check(r, video_gateway.log, seen, (kind, body[:300]))
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(video_id=ODD, query=st.dictionaries(st.sampled_from(["after", "limit", "order", "variant"]), ODD, max_size=3),
+       action=st.integers(0, 4), body=st.binary(max_size=40))
+def test_malformed_job_requests(video_gateway: Server, fuzz_key: str, video_id: str, query: dict[str, str],
+                                action: int, body: bytes) -> None:
+    path = "/v1/videos/" + quote(video_id.encode("utf-8", "surrogatepass"), safe="")
+    params = {k: v.encode("utf-8", "surrogatepass") for k, v in query.items()}
+    headers = {"Authorization": f"Bearer {fuzz_key}"}
+    seen = len(video_gateway.log.read_text())
+    http = httpx.Client(base_url=video_gateway.url, headers=headers, timeout=30)
+    r = [lambda: http.get("/v1/videos", params=params), lambda: http.get(path, params=params),
+         lambda: http.delete(path), lambda: http.get(path + "/content", params=params),
+         lambda: http.post(path + "/remix", content=body)][action]()
+    _check(r, video_gateway.log, seen, (action, path, query))
