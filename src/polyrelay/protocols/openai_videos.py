@@ -25,6 +25,7 @@ DEFAULT_SECONDS = 4
 DEFAULT_SIZE = "720x1280"
 MAX_SECONDS = 120            # the reservation is seconds x price: bounded, whatever a client sends
 _SIZE = re.compile(r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")
+_UPSTREAM_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}\Z")
 STATUSES = ("queued", "in_progress", "completed", "failed")
 OPEN = ("queued", "in_progress")
 VARIANTS = ("video", "thumbnail", "spritesheet")
@@ -153,8 +154,10 @@ def parse_job(body: bytes) -> UpstreamJob:
         job = msgspec.json.decode(body, type=UpstreamJob)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise GatewayError(502, "upstream", "the upstream sent a video job that cannot be read") from None
-    if job.status not in STATUSES or not job.id:
+    if job.status not in STATUSES:
         raise GatewayError(502, "upstream", f"the upstream sent a video job with status {job.status[:30]!r}")
+    if not _UPSTREAM_ID.match(job.id):   # it goes into the URLs of later calls: nothing that could re-address them
+        raise GatewayError(502, "upstream", "the upstream sent a video job id that is not a plain identifier")
     return job
 
 

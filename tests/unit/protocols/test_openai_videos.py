@@ -62,7 +62,8 @@ def test_bad_creates_are_400s_naming_the_field(body: bytes, content_type: str, p
 
 
 def test_an_unreadable_upstream_job_is_a_502() -> None:
-    for body in (b"<html>", b'{"id": "v", "status": "exploded"}', b'{"status": "queued"}'):
+    for body in (b"<html>", b'{"id": "v", "status": "exploded"}', b'{"status": "queued"}', b'{"id": ""}',
+                 b'{"id": "../../admin"}', b'{"id": ".."}', b'{"id": "v?variant=x"}', b'{"id": "v\\r\\nHost: evil"}'):
         with pytest.raises(GatewayError) as err:
             wire.parse_job(body)
         assert err.value.status == 502
