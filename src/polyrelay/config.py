@@ -62,6 +62,7 @@ class PriceConfig(msgspec.Struct, forbid_unknown_fields=True):
     cached_input: float | None = None
     cache_write: float | None = None
     max_output: int = 4096
+    per_second: float | None = None   # USD per second of generated video (Sora: relay/videos.py)
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -78,6 +79,7 @@ MAX_QUOTA_USD = 1e12
 # With requests' limits bounded (protocols/limits.py), these keep every cost inside 64 bits.
 MAX_PRICE_USD = 1_000_000.0     # per 1M tokens
 MAX_OUTPUT_TOKENS = 1_000_000   # the same bound as a request's own output limit
+MAX_PER_SECOND_USD = 1_000.0    # per second of video (a job is at most a few minutes: far inside 64 bits)
 
 
 def quota_problem(quota: float) -> str | None:
@@ -323,6 +325,9 @@ def _check_semantics(config: Config, file: str) -> None:
                 fail(f"prices.{model}.{field}", "must not be negative")
             if value is not None and value > MAX_PRICE_USD:
                 fail(f"prices.{model}.{field}", f"must be at most {MAX_PRICE_USD:,.0f} USD per 1M tokens")
+        per_second = price.per_second
+        if per_second is not None and not (math.isfinite(per_second) and 0 <= per_second <= MAX_PER_SECOND_USD):
+            fail(f"prices.{model}.per_second", f"must be a number from 0 to {MAX_PER_SECOND_USD:,.0f} USD per second")
         if not 1 <= price.max_output <= MAX_OUTPUT_TOKENS:
             fail(f"prices.{model}.max_output", f"must be an integer from 1 to {MAX_OUTPUT_TOKENS:,}")
 

@@ -10,9 +10,11 @@ from polyrelay.channels.base import Capabilities, Operation, PlainKind, Unsuppor
 class OpenAIKind(PlainKind):
     protocol = "openai_chat"
     # thinking: OpenAI-compatible relays differ (reasoning_effort, reasoning_content); not assumed
-    capabilities = Capabilities(json_schema=True)
+    capabilities = Capabilities(json_schema=True, operations=frozenset({"generate", "videos"}))
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
+        if operation == "videos":   # the job collection; a job is `<url>/<upstream id>` (relay/videos.py)
+            return base_url + "/videos"
         if operation != "generate":   # no token-count endpoint: count_tokens is estimated
             raise UnsupportedOperation(operation)
         return base_url + "/chat/completions"

@@ -32,6 +32,11 @@ class Meter:
         self._closed = False
         self._ctx = logs.CURRENT.get()
 
+    @property
+    def price(self) -> Price | None:
+        """The price the request was reserved at (what it is settled at, even after a reload)."""
+        return self._price
+
     def first_byte(self) -> None:
         if self.ttfb is None:
             self.ttfb = time.perf_counter()
@@ -48,6 +53,11 @@ class Meter:
         # the row goes with the charge: one journal line, so a process that dies keeps both
         await self._ledger.settle(self.reservation, cost, row)
         self._access(row)
+
+    def hand_over(self) -> None:
+        """The reservation now belongs to a durable hold (billing/holds.py: a video job settles or
+        refunds it later, logging then): close the meter without settling, refunding or logging."""
+        self._closed = True
 
     def fail(self, status: int, error: str) -> None:
         """Refund the whole reservation and log the failure (never billed)."""

@@ -23,7 +23,8 @@ from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, OPENAI_RESPONSES
-from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes, responses_routes
+from polyrelay.relay.video_jobs import VideoPoller
+from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes, responses_routes, video_routes
 from polyrelay.server.asgi import (
     Receive,
     Scope,
@@ -48,6 +49,7 @@ _DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unav
 def _router() -> Router:
     routes: list[Route] = []
     for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
+                           (video_routes.ROUTES, OPENAI_CHAT),
                            (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI),
                            (responses_routes.ROUTES, OPENAI_RESPONSES)):
         for route in table:
@@ -65,6 +67,7 @@ class App:
         self.database_url = database_url
         self.migrate_on_start = migrate_on_start
         self.gateway: Gateway | None = None
+        self.video_poller: VideoPoller | None = None
         self.router = _router()
         self._reloads: set[asyncio.Task[None]] = set()
 
@@ -177,6 +180,8 @@ class App:
             await upsert_config_keys(engine, self.config.keys)
         self.gateway = Gateway(self.config, engine, self.config_path)
         await self.gateway.start()
+        self.video_poller = VideoPoller(self.gateway)
+        self.video_poller.start()
         if self.config_path is not None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         release_startup_memory()
@@ -201,6 +206,9 @@ class App:
     async def shutdown(self) -> None:
         if self.config_path is not None:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self.video_poller is not None:
+            await self.video_poller.stop()
+            self.video_poller = None
         if self.gateway is not None:
             await self.gateway.stop()
             await self.gateway.engine.dispose()

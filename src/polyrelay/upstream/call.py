@@ -57,8 +57,10 @@ class upstream_errors:  # noqa: N801  (lower case: it reads as a statement, `wit
 
 async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model: str,
                         body: bytes, stream: bool, parse_error: Callable[[int, bytes], GatewayError],
-                        url: str | None = None, extra_headers: dict[str, str] | None = None) -> UpstreamResponse:
-    """POST `body` to `channel`; return the response once it is 2xx, else raise a GatewayError.
+                        url: str | None = None, extra_headers: dict[str, str] | None = None,
+                        method: bytes = b"POST") -> UpstreamResponse:
+    """POST `body` to `channel` (or `method`: a job API's GET and DELETE); return the response once it
+    is 2xx, else raise a GatewayError.
 
     Failures another candidate might not have (connect errors, timeouts, 429, 5xx, and the
     channel's own credentials or account being refused: 401/403, 402 billing) are marked retryable;
@@ -73,7 +75,7 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
         signed = channel.prepare(UpstreamRequest(url, headers, body))
         url, headers, body = signed.url, signed.headers, signed.body
     with upstream_errors(channel.name):
-        resp = await client.post(url, headers, body, timeouts, proxy=channel.config.proxy)
+        resp = await client.post(url, headers, body, timeouts, proxy=channel.config.proxy, method=method)
     if resp.status < 300:
         return resp
     # Built by a function and raised here, never held in a local of this frame: a frame that

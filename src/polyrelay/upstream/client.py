@@ -432,12 +432,15 @@ class UpstreamClient:
         self._ssl = tls   # None: the system's trusted CAs, made on first use
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts,
-                   proxy: str | None = None) -> UpstreamResponse:
-        """Send one POST and wait for the response's status and headers."""
+                   proxy: str | None = None, method: bytes = b"POST") -> UpstreamResponse:
+        """Send one POST (or `method`: GET and DELETE of job APIs) and wait for the response's
+        status and headers."""
         try:
             origin, request_line = _target(url)
+            if method != b"POST":
+                request_line = method + request_line[4:]
             if proxy is not None and origin[0] == "http":   # a plain-http proxy takes the absolute URL
-                request_line = b"POST " + url.encode() + request_line[request_line.index(b" HTTP/1.1"):] + \
+                request_line = method + b" " + url.encode() + request_line[request_line.index(b" HTTP/1.1"):] + \
                     Proxy.parse(proxy).auth_line
         except ValueError as exc:   # a bad port or host in a channel's URL or proxy
             raise UpstreamTransportError(f"bad upstream or proxy URL: {exc}") from None
