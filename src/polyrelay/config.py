@@ -60,6 +60,9 @@ class PriceConfig(msgspec.Struct, forbid_unknown_fields=True):
     cached_input: float | None = None
     cache_write: float | None = None
     max_output: int = 4096
+    # USD per generated image: one price, or a table by "<size>", "<quality>", "<size>/<quality>"
+    # and "*" (billing/images.py, README "per_image")
+    per_image: float | dict[str, float] | None = None
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -321,6 +324,28 @@ def _check_semantics(config: Config, file: str) -> None:
                 fail(f"prices.{model}.{field}", f"must be at most {MAX_PRICE_USD:,.0f} USD per 1M tokens")
         if not 1 <= price.max_output <= MAX_OUTPUT_TOKENS:
             fail(f"prices.{model}.max_output", f"must be an integer from 1 to {MAX_OUTPUT_TOKENS:,}")
+        problem = per_image_problem(price.per_image)
+        if problem:
+            fail(f"prices.{model}.per_image", problem)
+
+
+MAX_IMAGE_PRICE_USD = 10_000.0   # per image
+
+
+def per_image_problem(per_image: float | dict[str, float] | None) -> str | None:
+    """What is wrong with a `per_image` price, or None."""
+    if per_image is None:
+        return None
+    table = per_image if isinstance(per_image, dict) else {"*": per_image}
+    if not table:
+        return "must be a number or a table with at least one entry"
+    for name, usd in table.items():
+        where = "" if not isinstance(per_image, dict) else f" ({name!r})"
+        if not name or len(name) > 64 or name.count("/") > 1:
+            return f"entry {name!r} must be '<size>', '<quality>', '<size>/<quality>' or '*'"
+        if not math.isfinite(usd) or usd < 0 or usd > MAX_IMAGE_PRICE_USD:
+            return f"must be a finite number of USD from 0 to {MAX_IMAGE_PRICE_USD:,.0f} per image{where}"
+    return None
 
 
 def load_config(path: str | Path) -> Config:

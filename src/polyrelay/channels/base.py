@@ -18,7 +18,7 @@ from polyrelay.upstream.client import Timeouts
 
 # What a call asks of an upstream (one entry each in relay.operations.OPERATIONS); the next ones
 # ("images", "videos", "embeddings") join here.
-Operation = Literal["generate", "count_tokens"]
+Operation = Literal["generate", "count_tokens", "images", "image_edits"]
 GENERATE_ONLY: frozenset[Operation] = frozenset({"generate"})
 # How an upstream frames a stream: server-sent events today; AWS event streams for Bedrock.
 Framing = Literal["sse"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from polyrelay.sim import anthropic_messages, gemini, openai_chat
+from polyrelay.sim import anthropic_messages, gemini, openai_chat, openai_images
 from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import read_script
 
@@ -37,12 +37,13 @@ class SimApp:
                     return
         if scope["type"] != "http":
             return
-        body = b""
+        chunks = []
         while True:
             message = await receive()
-            body += message.get("body", b"")
+            chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
+        body = b"".join(chunks)
         reply = await self.dispatch(scope, body)
         if isinstance(reply, SimReply):
             await send({"type": "http.response.start", "status": reply.status,
@@ -63,8 +64,9 @@ class SimApp:
             return SimReply(200, b"{}")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         self.stats["requests"] += 1
-        self.requests.append({"path": path, "query": scope.get("query_string", b"").decode(),
-                              "headers": headers, "body": body.decode("utf-8", "replace")})
+        record = {"path": path, "query": scope.get("query_string", b"").decode(), "headers": headers,
+                  "body": "" if path.endswith("/images/edits") else body.decode("utf-8", "replace")}
+        self.requests.append(record)
         auth = headers.get("authorization", "")
         api_key = auth[7:] if auth.lower().startswith("bearer ") else (
             headers.get("x-api-key") or headers.get("x-goog-api-key"))
@@ -72,6 +74,9 @@ class SimApp:
         if script.hang_ms:
             await asyncio.sleep(script.hang_ms / 1000)
         try:
+            if method == "POST" and path.endswith("/images/edits"):   # logged as a summary, not its megabytes
+                reply, record["form"] = openai_images.edits(body, headers, script)
+                return reply
             return self._upstream(path, method, body, headers, api_key, script, scope)
         except _MALFORMED as exc:  # like the real APIs: a request they cannot read is a 400, not a 500
             module = anthropic_messages if path.startswith("/v1/messages") else gemini if "/models/" in path \
@@ -85,6 +90,8 @@ class SimApp:
             if b'"stream":true' in body.replace(b" ", b"") or "streamGenerateContent" in path:
                 return SimStream([b"data: {\"id\": broken\n\n", b"data: <html>oops</html>\n\n", b"data: [DONE]\n\n"])
             return SimReply(200, b"<html>502 Bad Gateway from a proxy</html>", content_type="text/html")
+        if method == "POST" and path.endswith("/images/generations"):
+            return openai_images.generations(body, script)
         if method == "POST" and path.endswith("/chat/completions"):
             return openai_chat.handle(body, script)
         if method == "POST" and path == "/v1/messages":

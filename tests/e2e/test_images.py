@@ -1,0 +1,241 @@
+"""Images over real HTTP with the official SDKs (issue 13, Images): the OpenAI images API
+(generate, edit with two images) on an OpenAI channel (pass-through, the model field of a multipart
+edit re-emitted) and on a Gemini image model (converted), Google's native nano-banana request on a
+Gemini channel and on an OpenAI image channel, spend exact to the micro-dollar, failures free."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from servers import Admin, Server, start_gateway
+
+from polyrelay.sim.openai_images import png
+
+IMAGE_PRICE = {"1024x1024": 0.04, "1536x1024": 0.06, "1024x1536": 0.06}
+
+
+def _config(sim_url: str) -> str:
+    return f"""
+channels:
+  - name: openai-images
+    type: openai
+    base_url: {sim_url}/v1
+    api_keys: [sk-up-images]
+    models: [gpt-image-1, dall-e-3, gpt-image-mapped]
+    model_map: {{gpt-image-mapped: gpt-image-1}}
+  - name: gemini-images
+    type: gemini
+    base_url: {sim_url}
+    api_keys: [gemini-images-key]
+    models: [gemini-2.5-flash-image]
+  - name: openai-nano
+    type: openai
+    base_url: {sim_url}/v1
+    api_keys: [sk-up-nano]
+    models: [nano-on-openai]
+    model_map: {{nano-on-openai: gpt-image-1}}
+prices:
+  gpt-image-1: {{input: 5.0, output: 40.0, max_output: 6240}}
+  gpt-image-mapped: {{per_image: {{"1024x1024": 0.04, "1536x1024": 0.06, "1024x1536": 0.06}}}}
+  dall-e-3: {{per_image: {{"1024x1024/standard": 0.04, "1024x1024/hd": 0.08, "1792x1024": 0.12, "*": 0.08}}}}
+  gemini-2.5-flash-image: {{input: 0.30, output: 30.0}}
+  nano-on-openai: {{per_image: 0.05}}
+"""
+
+
+@pytest.fixture(scope="module")
+def images_gateway(sim: Server, workdir: Path) -> Iterator[Server]:
+    server = start_gateway(_config(sim.url), workdir, db_name="images.db")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def images_admin(images_gateway: Server) -> Admin:
+    return Admin(images_gateway.url)
+
+
+_names = iter(range(10_000))
+
+
+def _key(admin: Admin, quota: float = 10.0) -> tuple[str, str]:
+    name = f"img-{next(_names)}"
+    return name, admin.create_key(name, quota=quota)
+
+
+def _client(gateway: Server, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+
+
+def _spent(admin: Admin, name: str) -> int:
+    return int(admin.key(name)["spent_micros"])
+
+
+def _sim_requests(sim: Server) -> list[dict]:
+    return httpx.get(sim.url + "/sim/requests").json()
+
+
+def _decoded_png(b64: str) -> bytes:
+    raw = base64.b64decode(b64, validate=True)
+    assert raw.startswith(b"\x89PNG")
+    return raw
+
+
+def test_generate_on_openai_channel_billed_per_token(images_gateway: Server, images_admin: Admin) -> None:
+    name, key = _key(images_admin)
+    resp = _client(images_gateway, key).images.generate(model="gpt-image-1", prompt="a red fox", n=2,
+                                                        size="1536x1024", quality="high")
+    assert len(resp.data) == 2
+    for item in resp.data:
+        assert "+" in item.b64_json and "/" in item.b64_json
+        _decoded_png(item.b64_json)
+    assert resp.usage is not None and resp.usage.output_tokens == 2 * 6208
+    # 5 USD / 1M input, 40 USD / 1M output: exact to the micro-dollar
+    expected = (resp.usage.input_tokens * 5_000_000 + 2 * 6208 * 40_000_000 + 500_000) // 1_000_000
+    assert _spent(images_admin, name) == expected
+
+
+def test_generate_per_image_by_size_with_model_map(images_gateway: Server, images_admin: Admin,
+                                                   sim: Server) -> None:
+    name, key = _key(images_admin)
+    resp = _client(images_gateway, key).images.generate(model="gpt-image-mapped", prompt="a cat", n=3,
+                                                        size="1024x1536", quality="low")
+    assert len(resp.data) == 3
+    assert _spent(images_admin, name) == 3 * 60_000
+    sent = [r for r in _sim_requests(sim) if r["path"] == "/v1/images/generations"][-1]
+    assert '"model":"gpt-image-1"' in sent["body"].replace(" ", "")
+
+
+def test_dalle_size_quality_table_and_url_format(images_gateway: Server, images_admin: Admin) -> None:
+    name, key = _key(images_admin)
+    resp = _client(images_gateway, key).images.generate(model="dall-e-3", prompt="a lighthouse", size="1024x1024",
+                                                        quality="hd", response_format="url")
+    assert resp.data[0].url and resp.data[0].url.startswith("https://")
+    assert resp.data[0].revised_prompt
+    assert _spent(images_admin, name) == 80_000   # "1024x1024/hd": no usage reported, billed per image
+
+
+def test_failed_generation_costs_nothing(images_gateway: Server, images_admin: Admin) -> None:
+    name, key = _key(images_admin)
+    with pytest.raises(openai.InternalServerError):
+        _client(images_gateway, key).images.generate(model="gpt-image-mapped", prompt="boom [[sim:status=500]]")
+    with pytest.raises(openai.BadRequestError) as bad:
+        _client(images_gateway, key).images.generate(model="gpt-image-mapped", prompt="x", size="999x999")
+    assert "999x999" in str(bad.value)
+    assert _spent(images_admin, name) == 0
+    assert images_admin.key(name)["leased_micros"] >= 0
+
+
+def test_quota_too_small_for_n_images_refused(images_gateway: Server, images_admin: Admin) -> None:
+    name, key = _key(images_admin, quota=0.1)   # 0.10 USD: two images at 0.06, not three
+    with pytest.raises(openai.RateLimitError):
+        _client(images_gateway, key).images.generate(model="gpt-image-mapped", prompt="x", n=3, size="auto")
+    assert _spent(images_admin, name) == 0
+
+
+def test_edit_two_images_multipart_model_reemitted(images_gateway: Server, images_admin: Admin,
+                                                   sim: Server) -> None:
+    name, key = _key(images_admin)
+    first, second = png(16, 16, b"one"), png(8, 24, b"two")
+    resp = _client(images_gateway, key).images.edit(
+        model="gpt-image-mapped", prompt="put them together", size="1024x1024",
+        image=[("a.png", io.BytesIO(first), "image/png"), ("b.png", io.BytesIO(second), "image/png")])
+    assert len(resp.data) == 1
+    _decoded_png(resp.data[0].b64_json)
+    assert _spent(images_admin, name) == 40_000
+    form = [r for r in _sim_requests(sim) if r["path"] == "/v1/images/edits"][-1]["form"]
+    assert form["fields"]["model"] == "gpt-image-1"   # re-emitted for the upstream
+    assert [f["bytes"] for f in form["files"]] == [len(first), len(second)]
+    assert [f["sha256_head"] for f in form["files"]] == [first[:16].hex(), second[:16].hex()]
+
+
+def test_edit_without_image_is_a_clear_400(images_gateway: Server, images_admin: Admin) -> None:
+    _, key = _key(images_admin)
+    r = httpx.post(images_gateway.url + "/v1/images/edits", headers={"Authorization": f"Bearer {key}"},
+                   files={"prompt": (None, "x"), "model": (None, "gpt-image-1")})
+    assert r.status_code == 400
+    assert "'image' is required" in r.json()["error"]["message"]
+    r = httpx.post(images_gateway.url + "/v1/images/edits", headers={"Authorization": f"Bearer {key}",
+                                                                     "Content-Type": "application/json"},
+                   content=b"{}")
+    assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
+
+
+def test_generate_on_gemini_image_model(images_gateway: Server, images_admin: Admin, sim: Server) -> None:
+    name, key = _key(images_admin)
+    resp = _client(images_gateway, key).images.generate(model="gemini-2.5-flash-image", prompt="a banana",
+                                                        n=2, size="1536x1024")
+    assert len(resp.data) == 2
+    for item in resp.data:
+        assert "+" in item.b64_json and "/" in item.b64_json
+        _decoded_png(item.b64_json)
+    calls = [r for r in _sim_requests(sim) if "gemini-2.5-flash-image:generateContent" in r["path"]][-2:]
+    assert all('"aspectRatio":"3:2"' in c["body"] for c in calls)
+    usage = resp.usage
+    assert usage is not None and usage.output_tokens == 2 * 1290
+    expected = (usage.input_tokens * 300_000 + 2 * 1290 * 30_000_000 + 500_000) // 1_000_000
+    assert _spent(images_admin, name) == expected
+
+
+def test_edit_on_gemini_image_model(images_gateway: Server, images_admin: Admin, sim: Server) -> None:
+    _, key = _key(images_admin)
+    first, second = png(4, 4, b"\xfb\xff"), png(4, 4, b"\xff\xfe")
+    resp = _client(images_gateway, key).images.edit(
+        model="gemini-2.5-flash-image", prompt="merge",
+        image=[("a.png", io.BytesIO(first), "image/png"), ("b.png", io.BytesIO(second), "image/png")])
+    _decoded_png(resp.data[0].b64_json)
+    body = [r for r in _sim_requests(sim) if "gemini-2.5-flash-image:generateContent" in r["path"]][-1]["body"]
+    assert base64.b64encode(first).decode() in body and base64.b64encode(second).decode() in body
+
+
+_NATIVE_IMAGE = base64.b64encode(png(6, 8, b"\xfb\xef\xbe")).decode()
+
+
+def _native_request(client: "object", model: str) -> "object":
+    from google.genai import types
+
+    return client.models.generate_content(  # type: ignore[attr-defined]
+        model=model,
+        contents=[types.Content(role="user", parts=[
+            types.Part(inline_data=types.Blob(mime_type="image/png", data=base64.b64decode(_NATIVE_IMAGE))),
+            types.Part(text="Turn this into a watercolor")])],
+        config=types.GenerateContentConfig(response_modalities=["IMAGE"],
+                                           image_config=types.ImageConfig(aspect_ratio="3:4")))
+
+
+def _genai(gateway: Server, key: str) -> "object":
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(api_key=key, http_options=types.HttpOptions(
+        base_url=gateway.url, api_version="v1beta", headers={"Authorization": f"Bearer {key}"}))
+
+
+def test_native_nano_banana_on_gemini_channel(images_gateway: Server, images_admin: Admin) -> None:
+    name, key = _key(images_admin)
+    resp = _native_request(_genai(images_gateway, key), "gemini-2.5-flash-image")
+    parts = resp.candidates[0].content.parts  # type: ignore[attr-defined]
+    images = [p.inline_data for p in parts if p.inline_data]
+    assert len(images) == 1 and images[0].data.startswith(b"\x89PNG")
+    usage = resp.usage_metadata  # type: ignore[attr-defined]
+    expected = (usage.prompt_token_count * 300_000 + 1290 * 30_000_000 + 500_000) // 1_000_000
+    assert _spent(images_admin, name) == expected
+
+
+def test_native_nano_banana_on_openai_channel(images_gateway: Server, images_admin: Admin, sim: Server) -> None:
+    name, key = _key(images_admin)
+    resp = _native_request(_genai(images_gateway, key), "nano-on-openai")
+    parts = resp.candidates[0].content.parts  # type: ignore[attr-defined]
+    images = [p.inline_data for p in parts if p.inline_data]
+    assert len(images) == 1 and images[0].data.startswith(b"\x89PNG")
+    form = [r for r in _sim_requests(sim) if r["path"] == "/v1/images/edits"][-1]["form"]
+    assert form["fields"]["model"] == "gpt-image-1" and form["fields"]["size"] == "1024x1536"   # 3:4: portrait
+    assert form["files"][0]["sha256_head"] == base64.b64decode(_NATIVE_IMAGE)[:16].hex()
+    assert _spent(images_admin, name) == 50_000
