@@ -34,6 +34,7 @@ from polyrelay.store.keys import upsert_config_keys
 log = logging.getLogger("polyrelay.server")
 
 _CLOSE = (b"connection", b"close")
+_M_MMAP_THRESHOLD = -3   # glibc's mallopt parameter
 _DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unavailable; try again shortly")
 
 
@@ -210,7 +211,13 @@ def release_startup_memory() -> None:
     # loop the GIL back within 1 ms rather than Python's default 5 ms, for the latency tail.
     sys.setswitchinterval(0.001)
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        libc = ctypes.CDLL("libc.so.6")
+        # a fixed mmap threshold: a block of 1 MB or more (a large request body, e.g. a 20 MB image
+        # upload) is its own mapping, given back to the OS when freed. glibc's default raises the
+        # threshold to the largest block freed so far, after which such bodies land on the heap and
+        # its RSS stays up (measured: +40 MB for good after 20 MB edits; docs/benchmarks.md)
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+        libc.malloc_trim(0)
     except (OSError, AttributeError):
         pass  # not glibc
 
