@@ -42,6 +42,8 @@ class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
     count_tokens: bool = True       # false: the upstream lacks the token counter its kind has (a compatible vendor)
     enabled: bool = True
     proxy: str | None = None        # http://[user:pass@]host:port to reach this upstream through
+    # which of `models` (names or patterns) are image models: a chat request to one is an image request
+    image_models: list[str] = []
 
 
 class KeyConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -253,6 +255,10 @@ def _check_semantics(config: Config, file: str) -> None:
             problem = pattern_problem(model)
             if problem:
                 fail(f"{where}.models[{j}]", problem)
+        for j, model in enumerate(ch.image_models):
+            problem = name_problem(model, MAX_MODEL_CHARS) or pattern_problem(model)
+            if problem:
+                fail(f"{where}.image_models[{j}]", problem)
         for public, upstream in ch.model_map.items():
             if WILDCARD in public:
                 fail(f"{where}.model_map.{public}", "a pattern cannot be mapped (the names it matches go upstream "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,11 +33,13 @@ channels:
     api_keys: [sk-up-images]
     models: [gpt-image-1, dall-e-3, gpt-image-mapped]
     model_map: {{gpt-image-mapped: gpt-image-1}}
+    image_models: ["gpt-image-*"]
   - name: gemini-images
     type: gemini
     base_url: {sim_url}
     api_keys: [gemini-images-key]
     models: [gemini-2.5-flash-image]
+    image_models: [gemini-2.5-flash-image]
   - name: openai-nano
     type: openai
     base_url: {sim_url}/v1
@@ -243,6 +246,47 @@ def test_native_nano_banana_on_openai_channel(images_gateway: Server, images_adm
     assert _spent(images_admin, name) == 50_000
 
 
+def _markdown_images(content: str) -> list[bytes]:
+    found = re.findall(r"!\[image\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", content)
+    return [_decoded_png(b64) for b64 in found]
+
+
+def test_chat_to_gemini_image_model_markdown_and_message_images(images_gateway: Server, images_admin: Admin,
+                                                                 sim: Server) -> None:
+    name, key = _key(images_admin)
+    resp = _client(images_gateway, key).chat.completions.create(
+        model="gemini-2.5-flash-image", messages=[{"role": "user", "content": "draw a banana"}])
+    message = resp.choices[0].message
+    assert len(_markdown_images(message.content or "")) == 1
+    extra = message.model_extra or {}
+    assert extra["images"][0]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert extra["images"][0]["image_url"]["url"] in message.content
+    body = [r for r in _sim_requests(sim) if "gemini-2.5-flash-image:generateContent" in r["path"]][-1]["body"]
+    assert '"responseModalities":["TEXT","IMAGE"]' in body
+    assert resp.usage is not None
+    expected = (resp.usage.prompt_tokens * 300_000 + resp.usage.completion_tokens * 30_000_000 + 500_000) // 10**6
+    assert resp.usage.completion_tokens >= 1290 and _spent(images_admin, name) == expected
+
+
+def test_chat_edit_on_openai_image_model_streamed(images_gateway: Server, images_admin: Admin, sim: Server) -> None:
+    name, key = _key(images_admin)
+    source = png(4, 4, b"\xfb\xff\xbf")
+    url = "data:image/png;base64," + base64.b64encode(source).decode()
+    stream = _client(images_gateway, key).chat.completions.create(
+        model="gpt-image-mapped", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": [{"type": "text", "text": "make it blue"},
+                                               {"type": "image_url", "image_url": {"url": url}}]}])
+    chunks = list(stream)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(_markdown_images(content)) == 1
+    assert chunks[-1].usage is not None
+    form = [r for r in _sim_requests(sim) if r["path"] == "/v1/images/edits"][-1]["form"]
+    assert form["fields"]["model"] == "gpt-image-1" and form["fields"]["prompt"] == "make it blue"
+    assert form["files"][0]["sha256_head"] == source[:16].hex()
+    # no size asked: 0.06 held (the dearest size), 0.04 charged for the 1024x1024 image the answer reports
+    assert _spent(images_admin, name) == 40_000
+
+
 # A 20 MB multipart edit keeps the gateway's RSS flat: the body is read once (up to the route's cap),
 # its files stay spans of it, and the upstream gets it as views with only the model part re-emitted,
 # written as the socket drains (docs/benchmarks.md, "Image edits").
@@ -274,3 +318,52 @@ def test_twenty_mb_edit_keeps_rss_flat(images_gateway: Server, images_admin: Adm
           f"after 5 edits {after:.0f} MB; {min(seconds) * 1000:.0f}-{max(seconds) * 1000:.0f} ms each")
     assert after < baseline + RSS_MARGIN_MB, f"RSS {baseline:.0f} MB -> {after:.0f} MB"
     assert int(images_admin.key(name)["spent_micros"]) == 6 * 40_000
+
+
+DEEP = b"[" * 990 + b"]" * 990
+BAD_GENERATIONS = [
+    b"", b"not json", b"[]", b'{"prompt": "x"}', b'{"model": "gpt-image-1"}', b'{"model": 5, "prompt": "x"}',
+    b'{"model": "gpt-image-1", "prompt": "x", "n": 0}', b'{"model": "gpt-image-1", "prompt": "x", "n": 2.5}',
+    b'{"model": "gpt-image-1", "prompt": "x", "n": 18446744073709551616}',
+    b'{"model": "gpt-image-1", "prompt": "x", "stream": true}', b'{"model": "gpt-image-1", "prompt": ' + DEEP + b"}",
+    b'{"model": "gpt-image-1", "prompt": "x", "extra": ' + DEEP + b"}",
+    b'{"model": "gpt-image-1", "prompt": "x", "response_format": "gif"}',
+    b'{"model": "no-such-model", "prompt": "x"}', b'{"model": "gemini-2.5-flash-image", "prompt": "x", "size": 7}',
+]
+BAD_FORMS = [
+    ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n"),
+    ("multipart/form-data; boundary=b", b"--b\r\n" + b"x" * 20_000),
+    ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\nmany\r\n--b--\r\n"),
+    ("multipart/form-data", b""), ("text/plain", b"hello"),
+]
+BAD_NATIVE = [
+    b'{"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "***"}}, {"text": "x"}]}], '
+    b'"generationConfig": {"responseModalities": ["IMAGE"]}}',
+    b'{"contents": [{"parts": [{"text": 5}]}], "generationConfig": {"responseModalities": ["IMAGE"]}}',
+    b'{"contents": [], "generationConfig": {"responseModalities": ["IMAGE"]}}',
+    b'{"contents": ' + DEEP + b', "generationConfig": {"responseModalities": ["IMAGE"]}}',
+]
+
+
+def test_bad_input_is_a_clear_error_in_the_callers_shape(images_gateway: Server, images_admin: Admin) -> None:
+    _, key = _key(images_admin)
+    auth = {"Authorization": f"Bearer {key}"}
+    answers = []
+    with httpx.Client(base_url=images_gateway.url, headers=auth, timeout=30) as http:
+        for body in BAD_GENERATIONS:
+            r = http.post("/v1/images/generations", content=body, headers={"Content-Type": "application/json"})
+            answers.append((r, "openai", body[:80]))
+        for ctype, body in BAD_FORMS:
+            answers.append((http.post("/v1/images/edits", content=body, headers={"Content-Type": ctype}), "openai",
+                            body[:80]))
+        for body in BAD_NATIVE:
+            for model in ("gemini-2.5-flash-image", "nano-on-openai"):
+                r = http.post(f"/v1beta/models/{model}:generateContent", content=body)
+                answers.append((r, "gemini", body[:80]))
+    for r, shape, body in answers:
+        assert 400 <= r.status_code < 500, (r.status_code, r.text[:300], body)
+        error = r.json()["error"]
+        assert isinstance(error["message"], str) and error["message"], body
+        assert ("status" in error) == (shape == "gemini"), (error, body)
+    log = images_gateway.log.read_text()
+    assert "Traceback" not in log and "internal error" not in log

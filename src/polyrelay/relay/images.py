@@ -19,7 +19,7 @@ from polyrelay.billing.ledger import Reservation
 from polyrelay.billing.prices import Price
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
-from polyrelay.protocols.images import SIDES, ImagePeek, ImageResult, Outgoing
+from polyrelay.protocols.images import CHAT, SIDES, ImagePeek, ImageResult, Outgoing
 from polyrelay.protocols.registry import PROTOCOLS
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
@@ -59,6 +59,8 @@ def _unreadable(channel: Channel) -> GatewayError:
 
 async def _passthrough(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | None:
     peek = _peek(job)
+    if peek.client is not None:   # not the images API (chat to an image model): converted
+        return await _converted(gw, job, channel, meter)
     side = SIDES.get(job.surface.name)
     if side is None:
         return None
@@ -79,7 +81,7 @@ async def _passthrough(gw: Gateway, job: Job, channel: Channel, meter: Meter) ->
 
 async def _converted(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | None:
     peek = _peek(job)
-    client, upstream = SIDES.get(job.surface.name), SIDES.get(channel.protocol)
+    client, upstream = peek.client or SIDES.get(job.surface.name), SIDES.get(channel.protocol)
     if client is None or upstream is None:
         return None
     call = peek.call
@@ -110,6 +112,8 @@ async def _converted(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> R
     cost = settled_micros(meter.price, len(result.images), result.size, result.quality or call.quality,
                           result.usage)
     await meter.succeed(result.usage or ir.Usage(), cost=cost)
+    if peek.stream:   # only chat streams (the images routes refuse `stream`)
+        return Reply(200, CHAT.render_stream(result, call, peek.include_usage), content_type="text/event-stream")
     return Reply(200, client.render(result, call))
 
 

@@ -67,6 +67,8 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
         for j, p in enumerate(parts):
             kinds = [k for k in _PART_KINDS if get(p, k) is not None]
             _check(len(kinds) == 1, f"contents[{i}].parts[{j}]: exactly one data field is required, got {kinds}")
+            _check(not isinstance(p, dict) or p.get("text") is None or isinstance(p["text"], str),
+                   f"Invalid value at 'contents[{i}].parts[{j}].text' (TYPE_STRING)")
             inline = get(p, "inlineData")
             if inline is not None:
                 _check(isinstance(get(inline, "mimeType"), str), f"contents[{i}].parts[{j}].inlineData.mimeType required")

@@ -8,10 +8,11 @@ from polyrelay.protocols.images import multipart
 from polyrelay.protocols.images.call import (
     GeneratedImage, ImageCall, ImageResult, ImageSide, InputImage, Outgoing, Tally,
 )
+from polyrelay.protocols.images.chat import CHAT, chat_peek
 from polyrelay.protocols.images.gemini import GEMINI, wants_image
 from polyrelay.protocols.images.openai import OPENAI, ImagePeek, ImageRequest, peek_form, peek_json
 
 SIDES: dict[str, ImageSide] = {"openai_chat": OPENAI, "gemini": GEMINI}
 
-__all__ = ["SIDES", "GeneratedImage", "ImageCall", "ImagePeek", "ImageRequest", "ImageResult", "ImageSide",
+__all__ = ["CHAT", "SIDES", "chat_peek", "GeneratedImage", "ImageCall", "ImagePeek", "ImageRequest", "ImageResult", "ImageSide",
            "InputImage", "Outgoing", "Tally", "multipart", "peek_form", "peek_json", "wants_image"]

@@ -12,7 +12,7 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols import RequestPeek
 from polyrelay.protocols.images import multipart
 from polyrelay.protocols.images.call import (
-    GeneratedImage, ImageCall, ImageResult, InputImage, Outgoing, Tally, size_of_ratio, sniff_mime,
+    GeneratedImage, ImageCall, ImageResult, ImageSide, InputImage, Outgoing, Tally, size_of_ratio, sniff_mime,
 )
 from polyrelay.protocols.images.multipart import Form
 
@@ -40,7 +40,7 @@ class ImagePeek(RequestPeek):
     """The pipeline's peek of an images request, with the request's image fields and, for an edit,
     its form (the files stay spans of the body)."""
 
-    __slots__ = ("image", "form", "content_type", "prompt_tokens", "call")
+    __slots__ = ("image", "form", "content_type", "prompt_tokens", "call", "client")
 
     def __init__(self, image: ImageRequest, form: Form | None = None, content_type: str | None = None,
                  prompt_tokens: int | None = None) -> None:
@@ -49,6 +49,8 @@ class ImagePeek(RequestPeek):
         self.form = form
         self.content_type = content_type
         self.call: ImageCall | None = None   # the request in neutral form, once a conversion parsed it
+        # the client's side when it is not the surface's own images API (chat to an image model)
+        self.client: ImageSide | None = None
         files = len(form.files) if form is not None else 0
         # for the reservation: the prompt at ~3 bytes a token, and an allowance per image in
         self.prompt_tokens = (prompt_tokens if prompt_tokens is not None
