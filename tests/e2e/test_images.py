@@ -192,9 +192,13 @@ def test_generate_on_gemini_image_model(images_gateway: Server, images_admin: Ad
 def test_edit_on_gemini_image_model(images_gateway: Server, images_admin: Admin, sim: Server) -> None:
     _, key = _key(images_admin)
     first, second = png(4, 4, b"\xfb\xff"), png(4, 4, b"\xff\xfe")
-    resp = _client(images_gateway, key).images.edit(
-        model="gemini-2.5-flash-image", prompt="merge",
+    raw = _client(images_gateway, key).images.with_raw_response.edit(
+        model="gemini-2.5-flash-image", prompt="merge", quality="high", size="1024x1024",
         image=[("a.png", io.BytesIO(first), "image/png"), ("b.png", io.BytesIO(second), "image/png")])
+    # what Gemini cannot take is said, as for chat conversions
+    assert raw.headers["x-polyrelay-dropped"] == ("quality: dropped (Gemini image models have no such setting); "
+                                                  "size: changed (sent as aspectRatio 1:1)")
+    resp = raw.parse()
     _decoded_png(resp.data[0].b64_json)
     body = [r for r in _sim_requests(sim) if "gemini-2.5-flash-image:generateContent" in r["path"]][-1]["body"]
     assert base64.b64encode(first).decode() in body and base64.b64encode(second).decode() in body
@@ -285,6 +289,23 @@ def test_chat_edit_on_openai_image_model_streamed(images_gateway: Server, images
     assert form["files"][0]["sha256_head"] == source[:16].hex()
     # no size asked: 0.06 held (the dearest size), 0.04 charged for the 1024x1024 image the answer reports
     assert _spent(images_admin, name) == 40_000
+
+
+def test_a_model_priced_per_image_only_is_not_served_free_as_chat(images_gateway: Server,
+                                                                  images_admin: Admin) -> None:
+    """nano-on-openai has only per_image and is in no image_models: a chat (or a streamed Gemini
+    request) to it would be a generation billed per token, at no rate; it is refused instead."""
+    name, key = _key(images_admin)
+    with pytest.raises(openai.BadRequestError) as err:
+        _client(images_gateway, key).chat.completions.create(model="nano-on-openai",
+                                                            messages=[{"role": "user", "content": "hi"}])
+    assert "priced per image only" in str(err.value)
+    r = httpx.post(images_gateway.url + "/v1beta/models/nano-on-openai:streamGenerateContent?alt=sse",
+                   headers={"x-goog-api-key": key},
+                   json={"contents": [{"parts": [{"text": "x"}]}],
+                         "generationConfig": {"responseModalities": ["IMAGE"]}})
+    assert r.status_code == 400 and "priced per image only" in r.json()["error"]["message"]
+    assert _spent(images_admin, name) == 0
 
 
 # A 20 MB multipart edit keeps the gateway's RSS flat: the body is read once (up to the route's cap),

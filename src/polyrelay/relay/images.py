@@ -21,6 +21,7 @@ from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
 from polyrelay.protocols.images import CHAT, SIDES, ImagePeek, ImageResult, Outgoing
 from polyrelay.protocols.registry import PROTOCOLS
+from polyrelay.relay.convert_path import DROPPED_HEADER, describe_losses, header_value
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.operation import Job, Operation
@@ -88,7 +89,11 @@ async def _converted(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> R
     if call is None:
         call = peek.call = client.parse(peek, job.body)
     upstream_model = meter.upstream_model or peek.model
-    outgoing = upstream.requests(call, upstream_model)
+    outgoing, losses = upstream.requests(call, upstream_model)
+    headers = []
+    if losses:
+        meter.dropped = describe_losses(losses)
+        headers.append((DROPPED_HEADER, header_value(meter.dropped)))
     async with asyncio.TaskGroup() as calls:   # one failing cancels the others
         tasks = [calls.create_task(_call(gw, channel, upstream_model, out)) for out in outgoing]
     meter.first_byte()
@@ -113,8 +118,9 @@ async def _converted(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> R
                           result.usage)
     await meter.succeed(result.usage or ir.Usage(), cost=cost)
     if peek.stream:   # only chat streams (the images routes refuse `stream`)
-        return Reply(200, CHAT.render_stream(result, call, peek.include_usage), content_type="text/event-stream")
-    return Reply(200, client.render(result, call))
+        return Reply(200, CHAT.render_stream(result, call, peek.include_usage), content_type="text/event-stream",
+                     headers=headers)
+    return Reply(200, client.render(result, call), headers=headers)
 
 
 IMAGES = Operation("images", _reserve, fast=_passthrough, convert=_converted, log_suffix=":images")

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from polyrelay import ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import RequestPeek
 from polyrelay.protocols.images.call import ImageCall, ImageResult, InputImage, Outgoing, Tally
@@ -97,7 +98,7 @@ class ChatImages:
     def passthrough(self, peek: RequestPeek, body: bytes, upstream_model: str) -> Outgoing:
         raise AssertionError("a chat request for an image model is always converted")
 
-    def requests(self, call: ImageCall, upstream_model: str) -> list[Outgoing]:
+    def requests(self, call: ImageCall, upstream_model: str) -> tuple[list[Outgoing], list[ir.Loss]]:
         raise AssertionError("chat is not an image upstream")
 
     def tally(self, data: bytes) -> Tally | None:

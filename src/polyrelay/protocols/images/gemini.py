@@ -129,7 +129,7 @@ class GeminiImages:
     def passthrough(self, peek: RequestPeek, body: bytes, upstream_model: str) -> Outgoing:
         return Outgoing("images", body)   # the model is in the URL
 
-    def requests(self, call: ImageCall, upstream_model: str) -> list[Outgoing]:
+    def requests(self, call: ImageCall, upstream_model: str) -> tuple[list[Outgoing], list[ir.Loss]]:
         parts: list[dict[str, Any]] = [
             {"inlineData": {"mimeType": im.mime, "data": base64.b64encode(im.data).decode()}} for im in call.images]
         parts.append({"text": call.prompt})
@@ -137,8 +137,15 @@ class GeminiImages:
         ratio = call.aspect_ratio or ratio_of_size(call.size)
         if ratio:
             cfg["imageConfig"] = {"aspectRatio": ratio}
+        losses = [ir.Loss(name, "dropped", "Gemini image models have no such setting")
+                  for name, value in (("quality", call.quality), ("background", call.background),
+                                      ("output_format", call.output_format)) if value not in (None, "auto")]
+        if call.size and ratio:
+            losses.append(ir.Loss("size", "changed", f"sent as aspectRatio {ratio}"))
+        if call.mask is not None:
+            losses.append(ir.Loss("mask", "dropped", "Gemini image models take no mask; the prompt says what to change"))
         body = msgspec.json.encode({"contents": [{"role": "user", "parts": parts}], "generationConfig": cfg})
-        return [Outgoing("image_edits" if call.images else "images", body) for _ in range(call.n)]
+        return [Outgoing("image_edits" if call.images else "images", body) for _ in range(call.n)], losses
 
     def tally(self, data: bytes) -> Tally | None:
         try:

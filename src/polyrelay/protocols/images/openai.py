@@ -152,6 +152,7 @@ def usage_of(usage: _Usage | None) -> ir.Usage | None:
 
 
 _IMAGE_FIELDS = ("image", "image[]")
+_EXACT_RATIOS = ("1:1", "3:2", "2:3")   # the gpt-image sizes' own ratios
 _ANSWER_FIELDS = ("b64_json", "url")
 
 
@@ -161,7 +162,8 @@ class OpenAIImages:
     def parse(self, peek: RequestPeek, body: bytes) -> ImageCall:
         assert isinstance(peek, ImagePeek)
         req, form = peek.image, peek.form
-        call = ImageCall(req.model, req.prompt, req.n, req.size, req.quality, response_format=req.response_format)
+        call = ImageCall(req.model, req.prompt, req.n, req.size, req.quality, response_format=req.response_format,
+                         background=req.background, output_format=req.output_format)
         if form is not None:
             view = memoryview(body)
             for part in form.files:
@@ -186,22 +188,27 @@ class OpenAIImages:
             body = msgspec.json.encode(whole)
         return Outgoing("images", body)
 
-    def requests(self, call: ImageCall, upstream_model: str) -> list[Outgoing]:
+    def requests(self, call: ImageCall, upstream_model: str) -> tuple[list[Outgoing], list[ir.Loss]]:
         size = call.size or size_of_ratio(call.aspect_ratio)
+        losses = []
+        if call.aspect_ratio and not call.size and call.aspect_ratio not in _EXACT_RATIOS:
+            losses.append(ir.Loss("aspectRatio", "changed", f"sent as size {size}: the images API's nearest"))
+        if call.with_text:
+            losses.append(ir.Loss("responseModalities", "changed", "TEXT dropped: the images API answers images"))
         fields = [("model", upstream_model), ("prompt", call.prompt), ("n", str(call.n))]
         if size:
             fields.append(("size", size))
         if call.quality:
             fields.append(("quality", call.quality))
         if not call.images:
-            return [Outgoing("images", msgspec.json.encode({k: int(v) if k == "n" else v for k, v in fields}))]
+            return [Outgoing("images", msgspec.json.encode({k: int(v) if k == "n" else v for k, v in fields}))], losses
         boundary = b"polyrelay-" + msgspec.json.encode(id(call))
         files = [("image[]", f"image{i}.{_extension(im.mime)}", im.mime, bytes(im.data))
                  for i, im in enumerate(call.images)]
         if call.mask is not None:
             files.append(("mask", f"mask.{_extension(call.mask.mime)}", call.mask.mime, bytes(call.mask.data)))
         return [Outgoing("image_edits", multipart.render(boundary, fields, files),
-                         "multipart/form-data; boundary=" + boundary.decode())]
+                         "multipart/form-data; boundary=" + boundary.decode())], losses
 
     def tally(self, data: bytes) -> Tally | None:
         answer = read_answer(data)
