@@ -32,11 +32,11 @@ async def model_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, p
         raise _unknown_method(scope["path"])
     if method == "countTokens":
         return await _count_tokens(gw, key, model, body)
-    if method == "generateContent" and images.wants_image(body):   # an image model asked for images
-        return await relay(gw, GEMINI, key, body, images.ImagePeek(images.ImageRequest(model=model),
-                                                                   prompt_tokens=estimate_prompt_tokens(body)), IMAGES)
     stream = method == "streamGenerateContent"
     peek = gemini.fastpath.peek_request(body, model, stream, query_params(scope).get("alt"))
+    if not stream and images.wants_image(peek.top):   # an image model asked for images
+        image = images.ImagePeek(images.ImageRequest(model=model, n=peek.n), prompt_tokens=estimate_prompt_tokens(body))
+        return await relay(gw, GEMINI, key, body, image, IMAGES)
     return await relay(gw, GEMINI, key, body, peek)
 
 

@@ -84,21 +84,23 @@ def _b64decode(text: str) -> bytes:
         raise GatewayError(400, "invalid_request", "an inlineData image is not valid base64") from None
 
 
-class _ConfigOnly(msgspec.Struct):
-    generationConfig: _GenerationConfig | None = None
-
-
-def wants_image(body: bytes) -> bool:
-    """A generateContent request asking for image output (responseModalities has IMAGE): a cheap
-    search first, the generation config decoded only when it may (the rest is skipped)."""
-    if b'"IMAGE"' not in body:
+def wants_image(top: dict[str, msgspec.Raw]) -> bool:
+    """A generateContent request asking for image output (responseModalities has IMAGE), from the
+    route's peek (top-level values still raw): only a generation config that names IMAGE is decoded."""
+    found = top.get("generationConfig") or top.get("generation_config")
+    if found is None:
+        return False
+    raw = bytes(found)   # a generation config: a few hundred bytes
+    if b"IMAGE" not in raw:
         return False
     try:
-        req = msgspec.json.decode(body, type=_ConfigOnly)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        cfg = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
         return False   # the generate route reports what is wrong with it
-    cfg = req.generationConfig
-    return cfg is not None and any(m.upper() == "IMAGE" for m in cfg.responseModalities)
+    if not isinstance(cfg, dict):
+        return False
+    modalities = cfg.get("responseModalities") or cfg.get("response_modalities")
+    return isinstance(modalities, list) and any(isinstance(m, str) and m.upper() == "IMAGE" for m in modalities)
 
 
 class GeminiImages:
