@@ -42,4 +42,3 @@ def test_wants_image_reads_only_the_generation_config() -> None:
     assert wants_image(_top({**text, "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]}}))
     assert wants_image(_top({**text, "generation_config": {"response_modalities": ["IMAGE"]}}))
     assert not wants_image(_top({**text, "generationConfig": {"responseModalities": ["TEXT"], "x": "IMAGE"}}))
-    assert not wants_image(_top({**text, "generationConfig": ["IMAGE"]}))
