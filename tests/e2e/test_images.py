@@ -366,6 +366,24 @@ BAD_NATIVE = [
 ]
 
 
+def test_native_request_with_bearer_only_text_and_image(images_gateway: Server, images_admin: Admin) -> None:
+    """The seed's example as raw JSON with only a Bearer key: TEXT+IMAGE, aspectRatio 3:4."""
+    name, key = _key(images_admin)
+    r = httpx.post(images_gateway.url + "/v1beta/models/gemini-2.5-flash-image:generateContent",
+                   headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                   json={"contents": [{"role": "user", "parts": [
+                       {"inlineData": {"mimeType": "image/png", "data": _NATIVE_IMAGE}}, {"text": "a 3:4 poster"}]}],
+                         "generationConfig": {"responseModalities": ["TEXT", "IMAGE"],
+                                              "imageConfig": {"aspectRatio": "3:4"}}})
+    assert r.status_code == 200, r.text
+    parts = r.json()["candidates"][0]["content"]["parts"]
+    assert [("text" in p, "inlineData" in p) for p in parts] == [(True, False), (False, True)]
+    image = base64.b64decode(parts[1]["inlineData"]["data"])
+    assert image.startswith(b"\x89PNG") and image[16:24] == (24).to_bytes(4, "big") + (32).to_bytes(4, "big")  # 3:4
+    row = next(row for row in images_admin.logs(50) if row["key_name"] == name)
+    assert row["surface"] == "gemini:images" and row["status"] == 200 and row["charged_micros"] > 0
+
+
 def test_bad_input_is_a_clear_error_in_the_callers_shape(images_gateway: Server, images_admin: Admin) -> None:
     _, key = _key(images_admin)
     auth = {"Authorization": f"Bearer {key}"}
