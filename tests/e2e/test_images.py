@@ -134,6 +134,13 @@ def test_failed_generation_costs_nothing(images_gateway: Server, images_admin: A
     with pytest.raises(openai.BadRequestError) as bad:
         _client(images_gateway, key).images.generate(model="gpt-image-mapped", prompt="x", size="999x999")
     assert "999x999" in str(bad.value)
+    # converted for a Gemini image model: one of the n calls failing fails the request, free
+    with pytest.raises(openai.APIStatusError) as failed:
+        _client(images_gateway, key).images.generate(model="gemini-2.5-flash-image", prompt="x [[sim:status=500]]",
+                                                     n=3)
+    assert failed.value.status_code == 502 and "simulated error 500" in str(failed.value)
+    with pytest.raises(openai.BadRequestError):
+        _client(images_gateway, key).images.generate(model="gemini-2.5-flash-image", prompt="x [[sim:status=400]]")
     assert _spent(images_admin, name) == 0
     assert images_admin.key(name)["leased_micros"] >= 0
 

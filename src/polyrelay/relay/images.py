@@ -53,6 +53,31 @@ async def _call(gw: Gateway, channel: Channel, upstream_model: str, out: Outgoin
     return await read_all(resp, channel)
 
 
+async def _all(gw: Gateway, channel: Channel, upstream_model: str,
+               outgoing: list[Outgoing]) -> list[asyncio.Task[bytes]]:
+    """The calls at once; the first to fail cancels the others and is raised as it is (not as an
+    exception group: the pipeline reads its status and whether another channel may be tried)."""
+    if len(outgoing) == 1:
+        task = asyncio.ensure_future(_call(gw, channel, upstream_model, outgoing[0]))
+        await task
+        return [task]
+    try:
+        async with asyncio.TaskGroup() as calls:
+            tasks = [calls.create_task(_call(gw, channel, upstream_model, out)) for out in outgoing]
+    except BaseExceptionGroup as group:
+        raise _first(group) from None
+    return tasks
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first(exc)
+        if isinstance(exc, GatewayError):
+            return exc
+    return group.exceptions[0]
+
+
 def _unreadable(channel: Channel) -> GatewayError:
     return GatewayError(502, "upstream", f"upstream channel '{channel.name}' sent an images answer that cannot "
                         "be read", retryable=True)
@@ -94,8 +119,7 @@ async def _converted(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> R
     if losses:
         meter.dropped = describe_losses(losses)
         headers.append((DROPPED_HEADER, header_value(meter.dropped)))
-    async with asyncio.TaskGroup() as calls:   # one failing cancels the others
-        tasks = [calls.create_task(_call(gw, channel, upstream_model, out)) for out in outgoing]
+    tasks = await _all(gw, channel, upstream_model, outgoing)
     meter.first_byte()
     result = ImageResult()
     for task in tasks:
