@@ -68,7 +68,7 @@ def _validate(fields: dict[str, Any], edit: bool) -> tuple[str, int, str, str]:
         _check(name in allowed, f"Unknown parameter: '{name}'.", name)
     model = fields.get("model")
     _check(isinstance(model, str) and bool(model), "you must provide a model parameter", "model")
-    family = _family(model)
+    family = _family(str(model))
     prompt = fields.get("prompt")
     _check(isinstance(prompt, str) and bool(prompt.strip()), "Missing required parameter: 'prompt'.", "prompt")
     n = fields.get("n", 1)
