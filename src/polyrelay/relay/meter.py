@@ -41,13 +41,16 @@ class Meter:
         if self.ttfb is None:
             self.ttfb = time.perf_counter()
 
-    async def succeed(self, usage: ir.Usage, status: int = 200, error: str | None = None) -> None:
-        """Settle the reservation to the cost of `usage` and log the request."""
+    async def succeed(self, usage: ir.Usage, status: int = 200, error: str | None = None,
+                      cost: int | None = None) -> None:
+        """Settle the reservation to the cost of `usage` (or to `cost`, an operation priced in
+        another unit: images) and log the request."""
         if self._closed:
             return
         self._closed = True
         usage = bounded_usage(usage)
-        cost = cost_micros(self._price, usage)
+        if cost is None:
+            cost = cost_micros(self._price, usage)
         assert self.reservation is not None, "settling a request that holds no reservation"
         row = self._row(status, usage, cost, error)
         # the row goes with the charge: one journal line, so a process that dies keeps both

@@ -24,7 +24,15 @@ from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, OPENAI_RESPONSES
 from polyrelay.relay.video_jobs import VideoPoller
-from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes, responses_routes, video_routes
+from polyrelay.server import (
+    admin,
+    anthropic_routes,
+    gemini_routes,
+    images_routes,
+    openai_routes,
+    responses_routes,
+    video_routes,
+)
 from polyrelay.server.asgi import (
     Receive,
     Scope,
@@ -43,13 +51,14 @@ from polyrelay.store.keys import upsert_config_keys
 log = logging.getLogger("polyrelay.server")
 
 _CLOSE = (b"connection", b"close")
+_M_MMAP_THRESHOLD = -3   # glibc's mallopt parameter
 _DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unavailable; try again shortly")
 
 
 def _router() -> Router:
     routes: list[Route] = []
     for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
-                           (video_routes.ROUTES, OPENAI_CHAT),
+                           (video_routes.ROUTES, OPENAI_CHAT), (images_routes.ROUTES, OPENAI_CHAT),
                            (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI),
                            (responses_routes.ROUTES, OPENAI_RESPONSES)):
         for route in table:
@@ -226,7 +235,13 @@ def release_startup_memory() -> None:
     # loop the GIL back within 1 ms rather than Python's default 5 ms, for the latency tail.
     sys.setswitchinterval(0.001)
     with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        libc = ctypes.CDLL("libc.so.6")
+        # a fixed mmap threshold: a block of 1 MB or more (a large request body, e.g. a 20 MB image
+        # upload) is its own mapping, given back to the OS when freed. glibc's default raises the
+        # threshold to the largest block freed so far, after which such bodies land on the heap and
+        # its RSS stays up (measured: +40 MB for good after 20 MB edits; docs/benchmarks.md)
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+        libc.malloc_trim(0)
 
 
 def _access(ctx: logs.RequestContext, scope: Scope, status: int, started: float) -> None:

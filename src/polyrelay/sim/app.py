@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from polyrelay.sim import anthropic_messages, gemini, openai_chat, openai_responses
+from polyrelay.sim import anthropic_messages, gemini, openai_chat, openai_images, openai_responses
 from polyrelay.sim.replies import SimBytes, SimReply, SimStream
 from polyrelay.sim.script import read_script
 from polyrelay.sim.videos import SimVideos
@@ -40,12 +40,13 @@ class SimApp:
                     return
         if scope["type"] != "http":
             return
-        body = b""
+        chunks = []
         while True:
             message = await receive()
-            body += message.get("body", b"")
+            chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
+        body = b"".join(chunks)
         reply = await self.dispatch(scope, body)
         if isinstance(reply, SimReply):
             await send({"type": "http.response.start", "status": reply.status,
@@ -68,8 +69,9 @@ class SimApp:
             return SimReply(200, b"{}")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         self.stats["requests"] += 1
-        self.requests.append({"path": path, "query": scope.get("query_string", b"").decode(),
-                              "headers": headers, "body": body.decode("utf-8", "replace")})
+        record = {"path": path, "query": scope.get("query_string", b"").decode(), "headers": headers,
+                  "body": "" if path.endswith("/images/edits") else body.decode("utf-8", "replace")}
+        self.requests.append(record)
         auth = headers.get("authorization", "")
         api_key = auth[7:] if auth.lower().startswith("bearer ") else (
             headers.get("x-api-key") or headers.get("x-goog-api-key"))
@@ -77,6 +79,9 @@ class SimApp:
         if script.hang_ms:
             await asyncio.sleep(script.hang_ms / 1000)
         try:
+            if method == "POST" and path.endswith("/images/edits"):   # logged as a summary, not its megabytes
+                reply, record["form"] = openai_images.edits(body, headers, script)
+                return reply
             return self._upstream(path, method, body, headers, api_key, script, scope)
         except _MALFORMED as exc:  # like the real APIs: a request they cannot read is a 400, not a 500
             error_reply: Callable[[int, str], SimReply] = (
@@ -94,6 +99,8 @@ class SimApp:
         if path == "/v1/videos" or path.startswith("/v1/videos/"):
             query = parse_qs(scope.get("query_string", b"").decode())
             return self.videos.handle(method, path, body, headers, query, script)
+        if method == "POST" and path.endswith("/images/generations"):
+            return openai_images.generations(body, script)
         if method == "POST" and path.endswith("/chat/completions"):
             return openai_chat.handle(body, script)
         if method == "POST" and path.endswith("/responses"):
