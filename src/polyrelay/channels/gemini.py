@@ -7,15 +7,17 @@ from polyrelay.channels.base import Capabilities, Operation, PlainKind, Unsuppor
 
 class GeminiKind(PlainKind):
     protocol = "gemini"
-    capabilities = Capabilities(thinking=True, json_schema=True, operations=frozenset({"generate", "count_tokens"}))
+    capabilities = Capabilities(thinking=True, json_schema=True, operations=frozenset({"generate", "count_tokens", "completions", "embeddings"}))
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
-        if operation == "generate":
+        if operation in ("generate", "completions"):   # a legacy completion is converted to generateContent
             if stream:
                 return f"{base_url}/v1beta/models/{upstream_model}:streamGenerateContent?alt=sse"
             return f"{base_url}/v1beta/models/{upstream_model}:generateContent"
         if operation == "count_tokens":
             return f"{base_url}/v1beta/models/{upstream_model}:countTokens"
+        if operation == "embeddings":   # one or many inputs alike (relay/embeddings.py)
+            return f"{base_url}/v1beta/models/{upstream_model}:batchEmbedContents"
         raise UnsupportedOperation(operation)
 
     def headers(self, api_key: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""OpenAI surface: chat completions, model list, legacy billing endpoints."""
+"""OpenAI surface: chat completions, legacy completions, embeddings, model list, legacy billing endpoints."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import msgspec
 
 from polyrelay.billing.usage import DAY_MS, spent_micros
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import model_lists, openai_chat
+from polyrelay.protocols import model_lists, openai_chat, openai_completions, openai_embeddings
 from polyrelay.relay import surfaces
+from polyrelay.relay.completions import COMPLETIONS
+from polyrelay.relay.embeddings import EMBEDDINGS
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
@@ -27,6 +29,14 @@ _UNLIMITED_USD = 100_000_000.0
 async def chat_completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord,
                            params: Params) -> Reply | StreamReply:
     return await relay(gw, OPENAI_CHAT, key, body, openai_chat.fastpath.peek_request(body))
+
+
+async def completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
+    return await relay(gw, OPENAI_CHAT, key, body, openai_completions.peek_request(body), COMPLETIONS)
+
+
+async def embeddings(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
+    return await relay(gw, OPENAI_CHAT, key, body, openai_embeddings.peek_request(body), EMBEDDINGS)
 
 
 def list_shape(scope: Scope) -> str:
@@ -104,6 +114,8 @@ async def billing_usage(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, 
 
 ROUTES = [
     Route("POST", "/v1/chat/completions", chat_completions, key=bearer, body_limit=GENERATION_BODY),
+    Route("POST", "/v1/completions", completions, key=bearer, body_limit=GENERATION_BODY),
+    Route("POST", "/v1/embeddings", embeddings, key=bearer, body_limit=GENERATION_BODY),
     Route("GET", "/v1/models", list_models, key=list_key, errors=list_errors),
     Route("GET", "/v1/models/{model:path}", get_model, key=list_key, errors=list_errors),
     Route("GET", "/v1/dashboard/billing/subscription", billing_subscription, key=bearer),

@@ -1,4 +1,5 @@
-"""The upstream simulator as an ASGI app: OpenAI Chat, Anthropic Messages and Gemini.
+"""The upstream simulator as an ASGI app: OpenAI Chat, legacy Completions and embeddings, Anthropic
+Messages and Gemini (embeddings too).
 
 Also `GET /sim/requests` (the last requests it received, for tests to inspect), `GET /sim/stats`
 and `POST /sim/reset`.
@@ -13,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from polyrelay.sim import anthropic_messages, gemini, openai_chat
+from polyrelay.sim import anthropic_messages, gemini, openai_chat, openai_completions, openai_embeddings
 from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import read_script
 
@@ -87,6 +88,10 @@ class SimApp:
             return SimReply(200, b"<html>502 Bad Gateway from a proxy</html>", content_type="text/html")
         if method == "POST" and path.endswith("/chat/completions"):
             return openai_chat.handle(body, script)
+        if method == "POST" and path.endswith("/v1/completions"):
+            return openai_completions.handle(body, script)
+        if method == "POST" and path.endswith("/v1/embeddings"):
+            return openai_embeddings.handle(body, script)
         if method == "POST" and path == "/v1/messages":
             return anthropic_messages.handle(body, headers, script)
         if method == "POST" and path == "/v1/messages/count_tokens":

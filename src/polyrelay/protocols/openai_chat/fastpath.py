@@ -99,6 +99,12 @@ class ChatStreamTap(SseTap):
     """Passes Chat SSE through event by event: renames the model, notes usage and the finish, and
     drops the usage-only chunk when the client did not ask for it."""
 
+    # where generated text is, for an estimate when usage never comes (the legacy completions tap
+    # reads `text` instead): the fields a block scan measures, and the markers of one event
+    TEXT_FIELDS: tuple[bytes, ...] = (b'"content":"', b'"arguments":"')
+    SPACED_TEXT_FIELDS: tuple[bytes, ...] = (b'"content": "', b'"arguments": "')
+    TEXT_MARKERS: tuple[bytes, ...] = _TEXT_MARKERS
+
     def __init__(self, public_model: str, drop_usage_chunk: bool) -> None:
         super().__init__()
         self._rename = ModelRenamer(_MODEL_FIELD, b"model", public_model)
@@ -123,10 +129,11 @@ class ChatStreamTap(SseTap):
     def _plain(self, block: bytes) -> bytes:
         if not block:
             return b""
-        self.text_bytes += quoted_lengths_all(block, b'"content":"') + quoted_lengths_all(block, b'"arguments":"')
+        for marker in self.TEXT_FIELDS:
+            self.text_bytes += quoted_lengths_all(block, marker)
         if _printed_with_spaces(block):   # JSON printed with spaces (see text_markers)
-            self.text_bytes += (quoted_lengths_all(block, b'"content": "')
-                                + quoted_lengths_all(block, b'"arguments": "'))
+            for marker in self.SPACED_TEXT_FIELDS:
+                self.text_bytes += quoted_lengths_all(block, marker)
         return self._rename.everywhere(block)
 
     def _event(self, event: bytes) -> bytes:
@@ -148,5 +155,5 @@ class ChatStreamTap(SseTap):
                     return b""
         if not self.finished and b'"finish_reason":' in payload and _FINISHED.search(payload):
             self.finished = True
-        self.text_bytes += quoted_lengths(payload, _TEXT_MARKERS)
+        self.text_bytes += quoted_lengths(payload, self.TEXT_MARKERS)
         return event if self._rename.same else b"data: " + self._rename(payload)
