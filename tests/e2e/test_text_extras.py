@@ -177,6 +177,15 @@ def test_a_completion_is_converted_for_a_chat_model(text: Server, sim: Server, m
     assert _log(admin, model)["surface"] == "openai_chat:completions"
 
 
+def test_a_converted_completion_carries_n_and_a_prompt_list_of_one_string(text: Server, sim: Server) -> None:
+    answer = _client(text).completions.create(model="gpt-4o-mini", prompt=["one prompt [[sim:words=3]]"], n=2,
+                                              max_tokens=30, seed=7, presence_penalty=0.5)
+    sent = _sent(sim, "sk-up-text-openai")["body"]
+    assert sent["messages"] == [{"role": "user", "content": "one prompt [[sim:words=3]]"}]
+    assert sent["n"] == 2 and sent["seed"] == 7 and sent["presence_penalty"] == 0.5
+    assert [c.index for c in answer.choices] == [0, 1] and all(c.text for c in answer.choices)
+
+
 @pytest.mark.parametrize(("model", "channel_key"), [("gpt-4o-mini", "sk-up-text-openai"),
                                                     ("claude-sim-sonnet", "sk-up-text-claude"),
                                                     ("gemini-2.5-flash", "gemini-text-key")])
@@ -193,6 +202,22 @@ def test_a_streamed_completion_is_converted_for_a_chat_model(text: Server, sim: 
     usage = [c.usage for c in chunks if c.usage is not None]
     assert len(usage) == 1
     assert _spent(admin, "alice") - before == _cost(model, usage[0].prompt_tokens, usage[0].completion_tokens) > 0
+
+
+@pytest.mark.parametrize("model", ["gpt-3.5-turbo-instruct", "gemini-2.5-flash"])
+def test_a_completion_stream_cut_short_ends_with_an_error_and_is_billed_for_what_was_streamed(
+        text: Server, model: str) -> None:
+    admin = Admin(text.url)
+    before = _spent(admin, "alice")
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in _client(text).completions.create(model=model, prompt="x [[sim:words=30,cut=8]]", max_tokens=300,
+                                                      stream=True):
+            received.append(chunk.choices[0].text)
+    assert "".join(received).strip()
+    row = _log(admin, model)
+    assert row["status"] == 502 and row["usage_estimated"] and row["completion_tokens"] > 0
+    assert _spent(admin, "alice") - before == _cost(model, row["prompt_tokens"], row["completion_tokens"]) > 0
 
 
 @pytest.mark.parametrize(("field", "value"), [("echo", True), ("suffix", "}"), ("logprobs", 1),
@@ -269,6 +294,20 @@ def test_embeddings_as_base64_and_token_ids_pass_through_with_the_model_mapped(t
     assert sent["body"]["model"] == "text-embedding-3-large" and sent["body"]["encoding_format"] == "base64"
     assert answer.model == "embed-mapped" and len(answer.data) == 2
     assert answer.data[0].embedding == vector("1 2 3", 3072)
+
+
+def test_embeddings_from_an_upstream_that_reports_no_usage_are_counted_and_logged_as_estimated(
+        text: Server, sim: Server) -> None:
+    admin = Admin(text.url)
+    before = _spent(admin, "alice")
+    inputs = ["counted by the gateway [[sim:nousage]] " * 20, "token ids count one each"]
+    answer = _client(text).embeddings.create(model="text-embedding-3-small", input=inputs, encoding_format="float")
+    assert _sent(sim, "sk-up-text-openai")["path"] == "/v1/embeddings"
+    assert len(answer.data) == 2 and answer.usage is None   # passed through as the upstream sent it
+    counted = sum(estimate_text_tokens(t) for t in inputs)
+    row = _log(admin, "text-embedding-3-small")
+    assert row["usage_estimated"] and row["prompt_tokens"] == counted
+    assert _spent(admin, "alice") - before == _cost("text-embedding-3-small", counted) > 0
 
 
 @pytest.mark.parametrize("dimensions", [None, 8])

@@ -101,11 +101,12 @@ def handle(body: bytes, script: Script) -> SimReply | SimStream:
         return SimReply(200, msgspec.json.encode({
             "id": rid, "object": "text_completion", "created": created, "model": model,
             "choices": choices, "usage": usage}))
+
     def chunk(choices: list[Any], **extra: Any) -> bytes:
         return b"data: " + msgspec.json.encode({"id": rid, "object": "text_completion", "created": created,
                                                  "model": model, "choices": choices, **extra}) + b"\n\n"
     pieces = [chunk([{"text": w, "index": 0, "logprobs": None, "finish_reason": None}])
-              for w in split_words(choices[0]["text"])]
+              for w in split_words((prompts[0] if req.get("echo") else "") + text)]
     pieces.append(chunk([{"text": "", "index": 0, "logprobs": None, "finish_reason": finish}]))
     if (req.get("stream_options") or {}).get("include_usage"):
         pieces.append(chunk([], usage=usage))

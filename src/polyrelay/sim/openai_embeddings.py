@@ -76,5 +76,7 @@ def handle(body: bytes, script: Script) -> SimReply:
             struct.pack(f"<{size}f", *values)).decode()
         data.append({"object": "embedding", "index": i, "embedding": embedding})
     tokens = sum(len(t.split()) if t.replace(" ", "").isdigit() else estimate_text_tokens(t) for t in inputs)
-    return SimReply(200, msgspec.json.encode({"object": "list", "data": data, "model": model,
-                                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+    answer: dict[str, Any] = {"object": "list", "data": data, "model": model}
+    if not script.nousage:
+        answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return SimReply(200, msgspec.json.encode(answer))
