@@ -62,7 +62,7 @@ async def _openai(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Repl
     data = await read_all(resp, channel)
     meter.first_byte()
     try:
-        usage = protocol.fastpath.usage_of(data, whole=True)
+        usage = openai_embeddings.answer.usage_of(data)
     except Unreadable:
         raise GatewayError(502, "upstream", f"upstream channel '{channel.name}' answered with a body that is "
                            "not JSON", retryable=True) from None
@@ -70,7 +70,7 @@ async def _openai(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Repl
         with blame("the request is malformed"):
             usage = await estimated_usage(_inputs(job))
     await meter.succeed(usage)
-    return Reply(resp.status, protocol.fastpath.rename_model(data, msgspec.json.encode(peek.model)))
+    return Reply(resp.status, openai_embeddings.answer.rename_model(data, msgspec.json.encode(peek.model)))
 
 
 async def _converted(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | None:

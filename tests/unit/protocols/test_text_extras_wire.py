@@ -137,3 +137,22 @@ def test_gemini_embed_requests_and_answers() -> None:
     with pytest.raises(GatewayError) as caught:
         gemini.render_request(openai_embeddings.EmbeddingRequest(["x"] * 101), "emb")
     assert caught.value.status == 400 and caught.value.param == "input"
+
+
+def test_a_passed_through_embeddings_answer_is_read_from_its_tail() -> None:
+    from polyrelay.protocols import Unreadable
+    from polyrelay.protocols.openai_embeddings import answer
+
+    body = msgspec.json.encode({"object": "list", "data": [{"object": "embedding", "index": 0,
+                                                            "embedding": [0.5] * 8}],
+                                "model": "up-model", "usage": {"prompt_tokens": 9, "total_tokens": 9}})
+    assert answer.usage_of(body) == ir.Usage(input_tokens=9)
+    renamed = msgspec.json.decode(answer.rename_model(body, b'"public"'))
+    assert renamed["model"] == "public" and renamed["data"][0]["embedding"] == [0.5] * 8
+    # another order, no usage, a usage of null, a body that is not JSON
+    assert answer.usage_of(b'{"usage":{"prompt_tokens":3},"model":"m","data":[]}') == ir.Usage(input_tokens=3)
+    assert answer.usage_of(b'{"data":[],"model":"m"}') is None
+    assert answer.usage_of(b'{"data":[],"usage":null}') is None
+    assert answer.rename_model(b'{"data":[]}', b'"x"') == b'{"data":[]}'
+    with pytest.raises(Unreadable):
+        answer.usage_of(b"<html>usage</html>")

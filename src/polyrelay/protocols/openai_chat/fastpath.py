@@ -99,10 +99,8 @@ class ChatStreamTap(SseTap):
     """Passes Chat SSE through event by event: renames the model, notes usage and the finish, and
     drops the usage-only chunk when the client did not ask for it."""
 
-    # where generated text is, for an estimate when usage never comes (the legacy completions tap
-    # reads `text` instead): the fields a block scan measures, and the markers of one event
-    TEXT_FIELDS: tuple[bytes, ...] = (b'"content":"', b'"arguments":"')
-    SPACED_TEXT_FIELDS: tuple[bytes, ...] = (b'"content": "', b'"arguments": "')
+    # where one event's generated text is, for an estimate when usage never comes (the legacy
+    # completions tap reads `text` instead, and overrides `_plain`, the block scan, likewise)
     TEXT_MARKERS: tuple[bytes, ...] = _TEXT_MARKERS
 
     def __init__(self, public_model: str, drop_usage_chunk: bool) -> None:
@@ -129,11 +127,10 @@ class ChatStreamTap(SseTap):
     def _plain(self, block: bytes) -> bytes:
         if not block:
             return b""
-        for marker in self.TEXT_FIELDS:
-            self.text_bytes += quoted_lengths_all(block, marker)
+        self.text_bytes += quoted_lengths_all(block, b'"content":"') + quoted_lengths_all(block, b'"arguments":"')
         if _printed_with_spaces(block):   # JSON printed with spaces (see text_markers)
-            for marker in self.SPACED_TEXT_FIELDS:
-                self.text_bytes += quoted_lengths_all(block, marker)
+            self.text_bytes += (quoted_lengths_all(block, b'"content": "')
+                                + quoted_lengths_all(block, b'"arguments": "'))
         return self._rename.everywhere(block)
 
     def _event(self, event: bytes) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from polyrelay.protocols._passthrough import RequestPeek, field, text_markers, with_field
+from polyrelay.protocols._passthrough import RequestPeek, field, quoted_lengths_all, text_markers, with_field
 from polyrelay.protocols.openai_chat.fastpath import ChatStreamTap
 
 _INCLUDE_USAGE = {"include_usage": True}
@@ -25,9 +25,13 @@ def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool) -> 
 class CompletionStreamTap(ChatStreamTap):
     """Completion chunks (`choices[].text`) through: the same usage, finish and [DONE] as Chat's."""
 
-    TEXT_FIELDS = (b'"text":"',)
-    SPACED_TEXT_FIELDS = (b'"text": "',)
     TEXT_MARKERS = text_markers(b"text")
+
+    def _plain(self, block: bytes) -> bytes:
+        if not block:
+            return b""
+        self.text_bytes += quoted_lengths_all(block, b'"text":"') + quoted_lengths_all(block, b'"text": "')
+        return self._rename.everywhere(block)
 
 
 __all__ = ["CompletionStreamTap", "upstream_body"]

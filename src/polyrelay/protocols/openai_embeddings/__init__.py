@@ -3,7 +3,8 @@ its own wire format, not a chat-like protocol on the IR, so it is not in `PROTOC
 serves it (docs/conversion.md, "Embeddings").
 
     client body --peek_request--> RequestPeek (model; nothing else is decoded on the pass-through)
-      OpenAI channel: the body as it is (model renamed) --> /embeddings, usage read from the answer
+      OpenAI channel: the body as it is (model renamed) --> /embeddings, usage and model read from the
+                    answer's tail (answer.py: the vectors are not walked)
       a channel kind in UPSTREAMS (Gemini): parse_request --> Embedding request --> its embed API,
                     its vectors --> render_response (float, or base64: little-endian float32)
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from polyrelay import ir
-from polyrelay.protocols.openai_embeddings import gemini
+from polyrelay.protocols.openai_embeddings import answer, gemini
 from polyrelay.protocols.openai_embeddings.request import (
     EmbeddingRequest, input_texts, parse_request, peek_request, upstream_body,
 )
@@ -32,5 +33,5 @@ class EmbeddingsUpstream(Protocol):
 # channel protocol -> its embed API, for channels that do not speak OpenAI's
 UPSTREAMS: dict[str, EmbeddingsUpstream] = {"gemini": gemini}
 
-__all__ = ["UPSTREAMS", "EmbeddingRequest", "EmbeddingsUpstream", "input_texts", "pack_base64", "parse_request",
+__all__ = ["UPSTREAMS", "answer", "EmbeddingRequest", "EmbeddingsUpstream", "input_texts", "pack_base64", "parse_request",
            "peek_request", "render_response", "upstream_body"]
