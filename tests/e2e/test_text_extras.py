@@ -365,6 +365,9 @@ def test_bad_embedding_requests_are_400s_in_openai_shape(text: Server) -> None:
     assert r.status_code == 400 and "encoding_format" in r.json()["error"]["message"]   # the upstream's own 400
     with pytest.raises(openai.NotFoundError):
         _client(text).embeddings.create(model="no-such-embedder", input="x")
+    with pytest.raises(openai.BadRequestError) as caught:   # served, but only by a kind without embeddings
+        _client(text).embeddings.create(model="claude-sim-sonnet", input="x")
+    assert caught.value.body["param"] == "model" and "(embeddings)" in caught.value.body["message"]
     assert _spent(admin, "alice") == before
 
 
