@@ -310,6 +310,22 @@ def test_embeddings_from_an_upstream_that_reports_no_usage_are_counted_and_logge
     assert _spent(admin, "alice") - before == _cost("text-embedding-3-small", counted) > 0
 
 
+def test_an_input_the_upstream_took_without_reporting_usage_is_billed_by_its_size_never_refused_after(
+        text: Server) -> None:
+    """The gateway does not judge a passed-through input before the upstream does; when the upstream
+    took one OpenAI would not (a boolean among token ids) and reported no usage, the count falls back
+    to the body's size (billing/estimate.py), not to a 400 after the work was done."""
+    admin = Admin(text.url)
+    before = _spent(admin, "alice")
+    body = b'{"model":"text-embedding-3-small","input":[[101,true,' + b"7," * 300 + b'9]],"user":"[[sim:nousage]]"}'
+    r = httpx.post(text.url + "/v1/embeddings", content=body, headers={"Authorization": "Bearer sk-text-alice-0001",
+                                                                       "Content-Type": "application/json"})
+    assert r.status_code == 200 and len(r.json()["data"]) == 1
+    row = _log(admin, "text-embedding-3-small")
+    assert row["status"] == 200 and row["usage_estimated"] and row["prompt_tokens"] == len(body) // 4
+    assert _spent(admin, "alice") - before == _cost("text-embedding-3-small", len(body) // 4)
+
+
 @pytest.mark.parametrize("dimensions", [None, 8])
 def test_embeddings_are_converted_for_a_gemini_channel(text: Server, sim: Server, dimensions: int | None) -> None:
     admin = Admin(text.url)

@@ -14,10 +14,11 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.billing.estimate import estimate_prompt_tokens
+from polyrelay.billing.estimate import estimated_usage as estimated_body_usage
 from polyrelay.billing.ledger import Reservation
 from polyrelay.billing.prices import Price, max_cost_micros
 from polyrelay.channels import Channel
-from polyrelay.errors import GatewayError, blame
+from polyrelay.errors import GatewayError
 from polyrelay.protocols import Unreadable, openai_embeddings
 from polyrelay.protocols.registry import PROTOCOLS
 from polyrelay.relay.gateway import Gateway
@@ -67,8 +68,12 @@ async def _openai(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Repl
         raise GatewayError(502, "upstream", f"upstream channel '{channel.name}' answered with a body that is "
                            "not JSON", retryable=True) from None
     if usage is None or not usage.input_tokens:
-        with blame("the request is malformed"):
-            usage = await estimated_usage(_inputs(job))
+        try:
+            inputs = _inputs(job)
+        except GatewayError:   # an input the upstream took though OpenAI would not: its size, then
+            usage = estimated_body_usage(job.body, 0)
+        else:
+            usage = await estimated_usage(inputs)
     await meter.succeed(usage)
     return Reply(resp.status, openai_embeddings.answer.rename_model(data, msgspec.json.encode(peek.model)))
 
