@@ -31,11 +31,15 @@ async def chat_completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecor
     return await relay(gw, OPENAI_CHAT, key, body, openai_chat.fastpath.peek_request(body))
 
 
-async def completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
+async def completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord | None,
+                      params: Params) -> Reply | StreamReply:
+    assert key is not None, "the route reads a key"
     return await relay(gw, OPENAI_CHAT, key, body, openai_completions.peek_request(body), COMPLETIONS)
 
 
-async def embeddings(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
+async def embeddings(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord | None,
+                     params: Params) -> Reply | StreamReply:
+    assert key is not None, "the route reads a key"
     return await relay(gw, OPENAI_CHAT, key, body, openai_embeddings.peek_request(body), EMBEDDINGS)
 
 
