@@ -117,9 +117,18 @@ def test_base64_embeddings_are_little_endian_float32_in_the_standard_alphabet() 
     assert packed.startswith("++++P////z")
     assert list(struct.unpack("<3f", base64.b64decode(packed, validate=True))) == \
         [*values[:2], struct.unpack("<f", struct.pack("<f", 0.1))[0]]
-    body = msgspec.json.decode(openai_embeddings.render_response([values], "m", "base64", ir.Usage(7)))
-    assert body["data"] == [{"object": "embedding", "index": 0, "embedding": packed}]
-    assert body["usage"] == {"prompt_tokens": 7, "total_tokens": 7} and body["object"] == "list"
+    raw = msgspec.Raw(msgspec.json.encode(values))
+    body = msgspec.json.decode(openai_embeddings.render_response([raw, raw], "m\"", "base64", ir.Usage(7)))
+    assert body["data"] == [{"object": "embedding", "index": i, "embedding": packed} for i in (0, 1)]
+    assert body == {"object": "list", "data": body["data"], "model": "m\"",
+                    "usage": {"prompt_tokens": 7, "total_tokens": 7}}
+    # floats go as the upstream wrote them
+    floats = msgspec.json.decode(openai_embeddings.render_response([msgspec.Raw(b"[0.1,-2e-05]")], "m", "float",
+                                                                   ir.Usage(1)))
+    assert floats["data"][0]["embedding"] == [0.1, -2e-05]
+    with pytest.raises(GatewayError) as caught:   # base64 needs numbers
+        openai_embeddings.render_response([msgspec.Raw(b'["x"]')], "m", "base64", ir.Usage(1))
+    assert caught.value.status == 502
 
 
 def test_gemini_embed_requests_and_answers() -> None:
@@ -127,10 +136,10 @@ def test_gemini_embed_requests_and_answers() -> None:
     assert sent == {"requests": [{"model": "models/emb", "content": {"parts": [{"text": t}]},
                                   "outputDimensionality": 16} for t in ("a", "b")]}
     vectors, usage = gemini.parse_response(b'{"embeddings":[{"values":[0.5,1]},{"values":[2]}]}', 2)
-    assert vectors == [[0.5, 1.0], [2.0]] and usage is None
+    assert [bytes(v) for v in vectors] == [b"[0.5,1]", b"[2]"] and usage is None
     _, usage = gemini.parse_response(b'{"embeddings":[{"values":[1]}],"usageMetadata":{"promptTokenCount":4}}', 1)
     assert usage == ir.Usage(input_tokens=4)
-    for wrong in (b'{"embeddings":[]}', b"<html>", b'{"embeddings":[{"values":"x"}]}'):
+    for wrong in (b'{"embeddings":[]}', b"<html>", b'{"embeddings":[{"values":"x"}]}', b'{"embeddings":[{}]}'):
         with pytest.raises(GatewayError) as caught:
             gemini.parse_response(wrong, 1)
         assert caught.value.status == 502 and caught.value.retryable

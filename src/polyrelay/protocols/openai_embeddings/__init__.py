@@ -19,19 +19,19 @@ from polyrelay.protocols.openai_embeddings import answer, gemini
 from polyrelay.protocols.openai_embeddings.request import (
     EmbeddingRequest, input_texts, parse_request, peek_request, upstream_body,
 )
-from polyrelay.protocols.openai_embeddings.response import pack_base64, render_response
+from polyrelay.protocols.openai_embeddings.response import Vector, pack_base64, render_response
 
 
 class EmbeddingsUpstream(Protocol):
-    """A channel protocol's embed API: the request for the inputs, and the vectors it answered (with
-    its usage, None when it reports none)."""
+    """A channel protocol's embed API: the request for the inputs, and the vectors it answered (raw
+    JSON arrays, in input order) with its usage, None when it reports none."""
 
     def render_request(self, req: EmbeddingRequest, upstream_model: str) -> bytes: ...
-    def parse_response(self, body: bytes, count: int) -> tuple[list[list[float]], ir.Usage | None]: ...
+    def parse_response(self, body: bytes, count: int) -> tuple[list[Vector], ir.Usage | None]: ...
 
 
 # channel protocol -> its embed API, for channels that do not speak OpenAI's
 UPSTREAMS: dict[str, EmbeddingsUpstream] = {"gemini": gemini}
 
-__all__ = ["UPSTREAMS", "answer", "EmbeddingRequest", "EmbeddingsUpstream", "input_texts", "pack_base64", "parse_request",
+__all__ = ["UPSTREAMS", "answer", "EmbeddingRequest", "EmbeddingsUpstream", "Vector", "input_texts", "pack_base64", "parse_request",
            "peek_request", "render_response", "upstream_body"]

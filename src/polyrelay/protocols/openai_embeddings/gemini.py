@@ -11,6 +11,7 @@ import msgspec
 from polyrelay import ir
 from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols.openai_embeddings.request import EmbeddingRequest
+from polyrelay.protocols.openai_embeddings.response import Vector
 
 
 MAX_BATCH = 100   # Gemini's limit on requests in one batchEmbedContents
@@ -27,7 +28,7 @@ def render_request(req: EmbeddingRequest, upstream_model: str) -> bytes:
 
 
 class _Embedding(msgspec.Struct):
-    values: list[float]
+    values: msgspec.Raw   # copied to a float answer as it is (response.py)
 
 
 class _Usage(msgspec.Struct, rename="camel"):
@@ -39,11 +40,13 @@ class _Answer(msgspec.Struct, rename="camel"):
     usage_metadata: _Usage | None = None
 
 
-def parse_response(body: bytes, count: int) -> tuple[list[list[float]], ir.Usage | None]:
+def parse_response(body: bytes, count: int) -> tuple[list[Vector], ir.Usage | None]:
     try:
         answer = msgspec.json.decode(body, type=_Answer)
     except (msgspec.DecodeError, msgspec.ValidationError):
         answer = None
+    if answer is not None and not all(memoryview(e.values)[:1].tobytes() == b"[" for e in answer.embeddings):
+        answer = None   # a vector that is not an array
     if answer is None or len(answer.embeddings) != count:
         raise GatewayError(502, "upstream", f"the upstream answered with {len(answer.embeddings) if answer else 'no'} "
                            f"embeddings for {count} inputs", retryable=True)
