@@ -177,6 +177,18 @@ def test_a_completion_is_converted_for_a_chat_model(text: Server, sim: Server, m
     assert _log(admin, model)["surface"] == "openai_chat:completions"
 
 
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sim-sonnet"])
+def test_a_converted_stream_without_usage_asked_has_no_usage_chunk_and_is_billed_exactly(text: Server,
+                                                                                         model: str) -> None:
+    admin = Admin(text.url)
+    before = _spent(admin, "alice")
+    chunks = list(_client(text).completions.create(model=model, prompt="go [[sim:words=5]]", stream=True))
+    assert chunks and all(c.usage is None and c.choices for c in chunks)
+    row = _log(admin, model)
+    assert row["status"] == 200 and not row["usage_estimated"] and row["completion_tokens"] > 0
+    assert _spent(admin, "alice") - before == _cost(model, row["prompt_tokens"], row["completion_tokens"]) > 0
+
+
 def test_a_converted_completion_carries_n_and_a_prompt_list_of_one_string(text: Server, sim: Server) -> None:
     answer = _client(text).completions.create(model="gpt-4o-mini", prompt=["one prompt [[sim:words=3]]"], n=2,
                                               max_tokens=30, seed=7, presence_penalty=0.5)
@@ -379,6 +391,9 @@ def test_bad_embedding_requests_are_400s_in_openai_shape(text: Server) -> None:
         assert error["type"] == "invalid_request_error" and error["param"] == param, (body, error)
     r = http.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x", "encoding_format": "int8"})
     assert r.status_code == 400 and "encoding_format" in r.json()["error"]["message"]   # the upstream's own 400
+    r = http.post("/v1/embeddings", json={"model": "gemini-embedding-001", "input": "x", "dimensions": 5000})
+    assert r.status_code == 400 and "outputDimensionality" in r.json()["error"]["message"]   # Gemini's, in OpenAI's shape
+    assert r.json()["error"]["type"] == "invalid_request_error"
     with pytest.raises(openai.NotFoundError):
         _client(text).embeddings.create(model="no-such-embedder", input="x")
     with pytest.raises(openai.BadRequestError) as caught:   # served, but only by a kind without embeddings
