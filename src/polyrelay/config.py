@@ -19,6 +19,8 @@ from polyrelay.routing.patterns import MAX_MODEL_CHARS, WILDCARD, pattern_proble
 
 ChannelType = Literal["openai", "anthropic", "gemini"]
 ChannelApi = Literal["chat", "responses"]   # which API an `openai` channel's upstream has
+# OpenAI's models that have only the legacy /v1/completions endpoint (a channel's `completions` default)
+DEFAULT_COMPLETION_MODELS = ("gpt-3.5-turbo-instruct*", "davinci-002", "babbage-002")
 
 
 class ConfigError(Exception):
@@ -46,6 +48,9 @@ class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
     proxy: str | None = None        # http://[user:pass@]host:port to reach this upstream through
     # which of `models` (names or patterns) are image models: a chat request to one is an image request
     image_models: list[str] = []
+    # OpenAI kind: upstream model names (patterns allowed) its legacy /completions serves; a completion
+    # for another model is converted to chat. None: DEFAULT_COMPLETION_MODELS
+    completions: list[str] | None = None
 
 
 class KeyConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -269,6 +274,13 @@ def _check_semantics(config: Config, file: str) -> None:
                      "unchanged); map exact names, listed in models as well")
             if WILDCARD in upstream:
                 fail(f"{where}.model_map.{public}", f"maps to {upstream!r}: one upstream name, '*' is no wildcard here")
+        for j, model in enumerate(ch.completions or []):
+            problem = name_problem(model, MAX_MODEL_CHARS) or pattern_problem(model)
+            if problem:
+                fail(f"{where}.completions[{j}]", problem)
+        if ch.completions is not None and ch.type != "openai":
+            fail(f"{where}.completions", "only an openai channel has a /completions endpoint (the other kinds "
+                 "serve legacy completions by conversion)")
         if ch.name in names:
             fail(f"{where}.name", f"duplicate channel name {ch.name!r}")
         names.add(ch.name)

@@ -1,4 +1,5 @@
-"""Simulated Gemini upstream (generateContent, streamGenerateContent, countTokens). It accepts camelCase
+"""Simulated Gemini upstream (generateContent, streamGenerateContent, countTokens; embedContent and
+batchEmbedContents in gemini_embeddings.py). It accepts camelCase
 and snake_case like the real API, answers in camelCase only, and checks what converters get wrong:
 part shapes, base64, functionResponse pairing, and Gemini 3 thought signatures on function calls."""
 
@@ -9,7 +10,6 @@ import binascii
 import hmac
 import re
 import time
-import zlib
 from typing import Any, cast
 
 import msgspec
@@ -199,6 +199,12 @@ def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
         return error_reply(400, "API key not valid. Please pass a valid API key.", reason="API_KEY_INVALID")
     try:
         req = msgspec.json.decode(body)
+        if method in ("embedContent", "batchEmbedContents"):
+            from polyrelay.sim import gemini_embeddings  # it builds on this module
+
+            if script.status >= 400:
+                return error_reply(script.status, f"simulated error {script.status}")
+            return SimReply(200, msgspec.json.encode(gemini_embeddings.handle(req, model, method)))
         if method == "countTokens":
             inner = get(req, "generateContentRequest") if isinstance(req, dict) else None
             # like the real API: the inner request names its model, though the URL does too

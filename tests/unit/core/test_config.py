@@ -24,6 +24,22 @@ def test_config_bounds_what_feeds_a_reservation(text: str, field: str) -> None:
     assert parse_config("unpriced: free").unpriced == "free" and parse_config("").unpriced == "refuse"
 
 
+@pytest.mark.parametrize("text,problem", [
+    ("completions: [gpt-3.5-turbo-instruct]", "only an openai channel"),   # an anthropic channel below
+    ("completions: ['gpt-[35]']", "only '*' is a wildcard"),
+    ("completions: ['']", "must not be empty"),
+])
+def test_a_channels_completions_setting_is_checked(text: str, problem: str) -> None:
+    from polyrelay.config import ConfigError, parse_config
+
+    kind = "anthropic" if "only an openai" in problem else "openai"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"channels: [{{name: c, type: {kind}, base_url: 'http://x', models: [m], {text}}}]", "c.yaml")
+    assert "channels[0].completions" in str(caught.value) and problem in str(caught.value)
+    ok = parse_config("channels: [{name: c, base_url: 'http://x', models: [m], completions: ['*-instruct', m]}]")
+    assert ok.channels[0].completions == ["*-instruct", "m"] and parse_config("").channels == []
+
+
 @pytest.mark.parametrize("field", ["stream_idle_timeout", "stream_timeout"])
 @pytest.mark.parametrize("value", ["0", "-1", ".inf", ".nan"])
 def test_stream_limits_are_validated_like_the_other_timeouts(field: str, value: str) -> None:

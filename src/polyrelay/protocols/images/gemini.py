@@ -15,7 +15,13 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols import RequestPeek
 from polyrelay.protocols.gemini.wire import UsageMetadata, usage_to_ir
 from polyrelay.protocols.images.call import (
-    GeneratedImage, ImageCall, ImageResult, InputImage, Outgoing, Tally, ratio_of_size,
+    GeneratedImage,
+    ImageCall,
+    ImageResult,
+    InputImage,
+    Outgoing,
+    Tally,
+    ratio_of_size,
 )
 
 
