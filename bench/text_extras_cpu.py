@@ -54,8 +54,10 @@ def main() -> None:
          500),
         ("gemini embed request, 4 inputs", lambda: gemini.render_request(req, "gemini-embedding-001"), 20_000),
         ("gemini embed answer, 4 x 768", lambda: gemini.parse_response(GEMINI_ANSWER, 4), 2_000),
-        ("openai answer, floats, 4 x 768", lambda: openai_embeddings.render_response(vectors, "m", "float", usage), 2_000),
-        ("openai answer, base64, 4 x 768", lambda: openai_embeddings.render_response(vectors, "m", "base64", usage), 2_000),
+        ("openai answer, floats, 4 x 768",
+         lambda: openai_embeddings.render_response(vectors, "m", "float", usage), 2_000),
+        ("openai answer, base64, 4 x 768",
+         lambda: openai_embeddings.render_response(vectors, "m", "base64", usage), 2_000),
         ("tokenizer count, 4 inputs", lambda: sum(estimate_text_tokens(t) for t in TEXTS), 20_000),
     ]
     for name, fn, n in cases:

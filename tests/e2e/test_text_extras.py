@@ -85,8 +85,8 @@ def _cost(model: str, prompt_tokens: int, completion_tokens: int = 0) -> int:
 def _sent(sim: Server, upstream_key: str) -> dict[str, Any]:
     """The last request the simulator received with `upstream_key`: path and JSON body."""
     sent = [r for r in httpx.get(sim.url + "/sim/requests").json()
-            if upstream_key in (r["headers"].get("authorization", "").removeprefix("Bearer "), r["headers"].get("x-api-key"),
-                                r["headers"].get("x-goog-api-key"))]
+            if upstream_key in (r["headers"].get("authorization", "").removeprefix("Bearer "),
+                                r["headers"].get("x-api-key"), r["headers"].get("x-goog-api-key"))]
     assert sent, f"nothing reached the simulator with {upstream_key}"
     return {"path": sent[-1]["path"], "body": json.loads(sent[-1]["body"])}
 
@@ -105,7 +105,8 @@ def _log(admin: Admin, model: str) -> dict[str, Any]:
 def test_a_completion_model_passes_through_to_the_openai_channel(text: Server, sim: Server) -> None:
     admin = Admin(text.url)
     before = _spent(admin, "alice")
-    answer = _client(text).completions.create(model="gpt-3.5-turbo-instruct", prompt="Say this is a test [[sim:words=9]]",
+    answer = _client(text).completions.create(model="gpt-3.5-turbo-instruct",
+                                              prompt="Say this is a test [[sim:words=9]]",
                                               max_tokens=50, echo=True, logprobs=2, suffix="!")
     sent = _sent(sim, "sk-up-text-openai")
     assert sent["path"] == "/v1/completions"   # the simulator refuses an instruct model on chat
@@ -367,7 +368,7 @@ def test_gemini_embeddings_in_base64_are_little_endian_float32(text: Server) -> 
     packed = [d["embedding"] for d in raw["data"]]
     assert all(isinstance(p, str) for p in packed)
     assert any("+" in p for p in packed) and any("/" in p for p in packed)   # the standard alphabet
-    for p, t in zip(packed, inputs):
+    for p, t in zip(packed, inputs, strict=True):
         data = base64.b64decode(p, validate=True)
         assert list(struct.unpack(f"<{len(data) // 4}f", data)) == _float32(vector(t, 3072))
     # and the SDK's default (base64, unpacked with numpy or array) gives the same floats
@@ -392,7 +393,8 @@ def test_bad_embedding_requests_are_400s_in_openai_shape(text: Server) -> None:
     r = http.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x", "encoding_format": "int8"})
     assert r.status_code == 400 and "encoding_format" in r.json()["error"]["message"]   # the upstream's own 400
     r = http.post("/v1/embeddings", json={"model": "gemini-embedding-001", "input": "x", "dimensions": 5000})
-    assert r.status_code == 400 and "outputDimensionality" in r.json()["error"]["message"]   # Gemini's, in OpenAI's shape
+    # Gemini's words, in OpenAI's shape
+    assert r.status_code == 400 and "outputDimensionality" in r.json()["error"]["message"]
     assert r.json()["error"]["type"] == "invalid_request_error"
     with pytest.raises(openai.NotFoundError):
         _client(text).embeddings.create(model="no-such-embedder", input="x")

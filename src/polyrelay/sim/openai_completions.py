@@ -50,7 +50,8 @@ def _validate(req: Any) -> str | None:
     if not isinstance(model, str) or not model:
         return "you must provide a model parameter"
     if not is_completion_model(model):
-        return "This is a chat model and not supported in the v1/completions endpoint. Did you mean to use v1/chat/completions?"
+        return ("This is a chat model and not supported in the v1/completions endpoint. "
+                "Did you mean to use v1/chat/completions?")
     if _prompts(req.get("prompt")) is None:
         return "Invalid 'prompt': expected a string, an array of strings, or an array of tokens"
     for name, low, high in (("max_tokens", 0, 4096), ("n", 1, 128), ("best_of", 1, 20), ("logprobs", 0, 5)):

@@ -151,7 +151,8 @@ class GeminiImages:
         if call.size and ratio:
             losses.append(ir.Loss("size", "changed", f"sent as aspectRatio {ratio}"))
         if call.mask is not None:
-            losses.append(ir.Loss("mask", "dropped", "Gemini image models take no mask; the prompt says what to change"))
+            losses.append(ir.Loss("mask", "dropped",
+                                  "Gemini image models take no mask; the prompt says what to change"))
         body = msgspec.json.encode({"contents": [{"role": "user", "parts": parts}], "generationConfig": cfg})
         return [Outgoing("image_edits" if call.images else "images", body) for _ in range(call.n)], losses
 
