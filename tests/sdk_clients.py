@@ -258,7 +258,7 @@ class ResponsesClient:
             tool_calls=[(c.name, json.loads(c.arguments)) for c in calls], finish=finish,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cached_tokens=(inp.cached_tokens or 0) if inp else 0,
-            cache_write_tokens=((inp.model_extra or {}).get("cache_write_tokens") or 0) if inp else 0,
+            cache_write_tokens=(getattr(inp, "cache_write_tokens", None) or 0) if inp else 0,
             reasoning_tokens=(out.reasoning_tokens or 0) if out else 0)
 
     def ask(self, model: str, prompt: str, stream: bool, **extra: Any) -> Answer:
