@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+import sdk_clients
 from pg import PgCluster, find_bin
 from servers import Admin, Server, free_port, start_gateway, start_simulator
 
@@ -20,6 +21,12 @@ _names = itertools.count()
 if os.environ.get("PYTHONPATH"):
     os.environ["PYTHONPATH"] = os.pathsep.join(
         str(Path(p).resolve()) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p)
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    yield
+    sdk_clients.close_all()
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,17 @@ PNG_1X1 = _PLAIN_PNG[:33] + _png_chunk(b"tEXt", b"Comment\x00xx" + b"\xfb\xff\xb
 assert {"+", "/", "="} <= set(base64.b64encode(PNG_1X1).decode())
 
 
+# Every SDK client the adapters open, closed after each test (conftest.py): left to the garbage
+# collector, a client in a reference cycle may have its sockets finalized first, a ResourceWarning
+# (an error in this suite) in whatever test happens to run then.
+_OPEN: list[Any] = []
+
+
+def close_all() -> None:
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 @dataclass
 class Answer:
     text: str = ""
@@ -54,6 +65,7 @@ class OpenAIClient:
 
     def __init__(self, base_url: str, key: str) -> None:
         self.sdk = openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0)
+        _OPEN.append(self.sdk)
 
     def ask(self, model: str, prompt: str, stream: bool, **extra: Any) -> Answer:
         messages = [{"role": "user", "content": prompt}]
@@ -113,6 +125,7 @@ class AnthropicClient:
 
     def __init__(self, base_url: str, key: str) -> None:
         self.sdk = anthropic.Anthropic(base_url=base_url, api_key=key, max_retries=0)
+        _OPEN.append(self.sdk)
 
     def _create(self, stream: bool, **kw: Any) -> Any:
         kw.setdefault("max_tokens", 2048)
@@ -166,6 +179,7 @@ class GeminiClient:
     def __init__(self, base_url: str, key: str) -> None:
         # google-genai calls /v1/models/{model}:generateContent by default
         self.sdk = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=base_url))
+        _OPEN.append(self.sdk)
 
     def _create(self, model: str, contents: Any, stream: bool, config: types.GenerateContentConfig | None) -> Answer:
         if not stream:
@@ -239,6 +253,7 @@ class ResponsesClient:
 
     def __init__(self, base_url: str, key: str) -> None:
         self.sdk = openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0)
+        _OPEN.append(self.sdk)
 
     def _create(self, stream: bool, **kw: Any) -> Any:
         if not stream:
