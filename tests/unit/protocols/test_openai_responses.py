@@ -165,6 +165,21 @@ def test_fast_path_tap_renames_reads_usage_and_ends() -> None:
     assert tap.usage == ir.Usage(input_tokens=9, output_tokens=7, cache_read_tokens=4, reasoning_tokens=3)
 
 
+@pytest.mark.parametrize("finished", [True, False], ids=["after the end", "truncated"])
+def test_fast_path_tap_holds_back_a_done_terminator_before_the_end(finished: bool) -> None:
+    """OpenAI-compatible Responses servers end with Chat's `data: [DONE]`, where the openai SDK stops
+    reading: before the answer's end it would hide the relay's error event, so it is held back then
+    (tests/e2e/test_billing_limits.py, an unreadable Responses stream on the fast path)."""
+    tap = R.StreamTap("public", drop_usage_chunk=False)
+    delta = (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,'
+             b'"delta":"data: [DONE] is only text here"}\n\n')
+    done = (b'event: response.completed\ndata: {"type":"response.completed","sequence_number":2,"response":'
+            b'{"id":"resp_1","model":"m","usage":{"input_tokens":9,"output_tokens":7}}}\n\n')
+    out = tap.feed(delta + (done if finished else b"") + b"data: [DONE]\n\n")
+    assert tap.done and tap.finished == finished
+    assert out == delta + (done.replace(b'"model":"m"', b'"model":"public"') + b"data: [DONE]\n\n" if finished else b"")
+
+
 def test_peek_reads_the_limit_and_refuses_a_bad_one() -> None:
     peek = R.fastpath.peek_request(b'{"model":"m","stream":true,"max_output_tokens":100,"input":"x"}')
     assert (peek.model, peek.stream, peek.max_output, peek.include_usage) == ("m", True, 100, True)

@@ -88,8 +88,10 @@ def _starts(payload: bytes, markers: tuple[bytes, ...]) -> bool:
 
 
 # what only lifecycle events (created, in_progress, queued, completed, incomplete, failed) and errors hold:
-# inside a JSON string the quotes would be escaped, so a delta's text cannot look like them
-_ATTENTION = (b'"response":', b'"type":"error"', b'"response" :', b'"type": "error"')
+# inside a JSON string the quotes would be escaped, so a delta's text cannot look like them. Responses
+# has no [DONE], but OpenAI-compatible servers send Chat's, and the openai SDK stops reading at it.
+_ATTENTION = (b'"response":', b'"type":"error"', b'"response" :', b'"type": "error"', b"data: [DONE]",
+              b"data:[DONE]")
 _DELTA, _DELTA_SPACED = b'"delta":"', b'"delta": "'
 
 
@@ -131,6 +133,10 @@ class ResponsesStreamTap(SseTap):
         if start == -1:
             return event   # comments, a lone event: line
         head, payload = event[:start], event[start + 5:].lstrip()
+        if payload.startswith(b"[DONE]"):
+            self.done = True
+            # before the end it would hide the relay's error event from the SDK (which stops at [DONE])
+            return event if self.finished or self.errored else b""
         if _starts(payload, _FINISHED) or _starts(payload, _FAILED):
             self.usage = usage_of(payload) or self.usage
             if _starts(payload, _FAILED):
