@@ -62,6 +62,7 @@ class PriceConfig(msgspec.Struct, forbid_unknown_fields=True):
     cached_input: float | None = None
     cache_write: float | None = None
     max_output: int = 4096
+    per_search: float = 0.0   # USD per web search the upstream ran (Anthropic, Gemini grounding, OpenAI)
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):

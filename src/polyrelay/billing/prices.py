@@ -19,6 +19,7 @@ class Price(msgspec.Struct, frozen=True):
     cached_input: int
     cache_write: int
     max_output: int     # output tokens to reserve for when a request sets no limit
+    per_search: int = 0  # micro-dollars per web search
 
 
 def _micros(usd: float) -> int:
@@ -35,13 +36,14 @@ def price_table(prices: dict[str, PriceConfig]) -> dict[str, Price]:
             cached_input=input_ if p.cached_input is None else _micros(p.cached_input),
             cache_write=input_ if p.cache_write is None else _micros(p.cache_write),
             max_output=p.max_output,
+            per_search=_micros(p.per_search),
         )
     return table
 
 
 def _dearest(prices: list[Price]) -> Price | None:
     """The reservation must cover whichever channel answers: of several candidates, the dearest."""
-    return max(prices, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input), default=None)
+    return max(prices, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input, p.per_search), default=None)
 
 
 class PriceBook:
@@ -104,7 +106,8 @@ class PriceBook:
 
 
 MAX_USAGE_TOKENS = 1_000_000_000   # per count: far above any answer, and inside a 32-bit log column
-_COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+_COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+           "web_searches")
 
 
 def bounded_usage(usage: ir.Usage) -> ir.Usage:
@@ -112,7 +115,8 @@ def bounded_usage(usage: ir.Usage) -> ir.Usage:
     into a credit, nor an absurd one into a number the database cannot store."""
     top = MAX_USAGE_TOKENS   # spelled out, not a generator over _COUNTS: this runs per request
     if (0 <= usage.input_tokens <= top and 0 <= usage.output_tokens <= top and 0 <= usage.cache_read_tokens <= top
-            and 0 <= usage.cache_write_tokens <= top and 0 <= usage.reasoning_tokens <= top):
+            and 0 <= usage.cache_write_tokens <= top and 0 <= usage.reasoning_tokens <= top
+            and 0 <= usage.web_searches <= top):
         return usage
     return msgspec.structs.replace(usage, **{f: min(max(0, getattr(usage, f)), MAX_USAGE_TOKENS) for f in _COUNTS})
 
@@ -126,7 +130,7 @@ def cost_micros(price: Price | None, usage: ir.Usage) -> int:
     uncached = usage.input_tokens - cached - written
     pico = (uncached * price.input + cached * price.cached_input + written * price.cache_write
             + usage.output_tokens * price.output)
-    return (pico + 500_000) // 1_000_000
+    return (pico + 500_000) // 1_000_000 + usage.web_searches * price.per_search
 
 
 def max_cost_micros(price: Price | None, prompt_tokens: int, output_tokens: int) -> int:

@@ -12,6 +12,7 @@ from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import limits, signatures
 from polyrelay.protocols._common import (
     budget_to_effort,
+    cannot_search,
     data_url,
     decode_json_object,
     dropped,
@@ -313,6 +314,7 @@ def tool_name(name: str) -> str:
 
 @render_with_losses
 def render_request(req: ir.Request, upstream_model: str) -> bytes:
+    cannot_search(req, "OpenAI Chat")
     messages: list[dict[str, Any]] = []
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
