@@ -224,3 +224,27 @@ def test_gemini_fast_path_bills_one_search_per_grounded_answer(gw: Server, strea
     assert meta is not None and meta.web_search_queries == [search.query_of(ASK)]
     row = Admin(gw.url).logs(1)[0]
     assert row["cost_micros"] == _cost(MODELS["gemini"], row, 1)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("kind", ["responses", "anthropic", "gemini"])
+def test_chat_client_web_search_options_get_annotations(gw: Server, client: openai.OpenAI, kind: str,
+                                                        stream: bool) -> None:
+    """A Chat client's `web_search_options` searches on every channel kind that can (converted: a Chat
+    client is never on the fast path to these); the whole answer carries `url_citation` annotations
+    in characters, as OpenAI's search models give them; a stream carries the text (no annotations)."""
+    model = MODELS[kind]
+    if stream:
+        chunks = list(client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK}],
+                                                     web_search_options={}, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == search.ANSWER
+    else:
+        answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK}],
+                                                web_search_options={"search_context_size": "low"})
+        message = answer.choices[0].message
+        assert message.content == search.ANSWER
+        got = [(a.type, a.url_citation.url, message.content[a.url_citation.start_index:a.url_citation.end_index])
+               for a in message.annotations or []]
+        assert got == [("url_citation", search.RESULTS[r].url, seg) for seg, r in search.SEGMENTS if r >= 0]
+    row = Admin(gw.url).logs(1)[0]
+    assert row["cost_micros"] == _cost(model, row, 1)

@@ -138,6 +138,16 @@ def dropped(field: str, target: str) -> None:
     lost(field, "dropped", f"no equivalent in {target}")
 
 
+def char_span(c: ir.Citation, text: bytes, base: int = 0) -> tuple[int, int] | None:
+    """An IR citation's byte offsets (`base` bytes before `text`) as character offsets of `text`, the
+    unit OpenAI's annotations count in; None when it lies outside `text`."""
+    start, end = c.start - base, min(c.end - base, len(text))
+    if start < 0 or start >= end:
+        return None
+    first = len(text[:start].decode("utf-8", "ignore"))
+    return first, first + len(text[start:end].decode("utf-8", "ignore"))
+
+
 def cannot_search(req: ir.Request, target: str) -> None:
     """A target with no web search: a request that forces it is refused (its answer would be wrong
     without); one that only offers it goes without, reported (Codex offers it on every request)."""

@@ -9,7 +9,7 @@ import msgspec
 
 from polyrelay import ids, ir
 from polyrelay.protocols import signatures
-from polyrelay.protocols._common import decode_json_object, parse_arguments
+from polyrelay.protocols._common import char_span, decode_json_object, parse_arguments
 from polyrelay.protocols.openai_responses.request import CUSTOM_INPUT, ClientTool, client_tools
 from polyrelay.protocols.openai_responses.wire import finish_of, status_of, usage_from, usage_to
 
@@ -90,12 +90,11 @@ def message_item(item_id: str, text: str, status: str = "completed",
 def url_citation(c: ir.Citation, text: bytes, base: int = 0) -> dict[str, Any] | None:
     """An IR citation (UTF-8 byte offsets, `base` bytes before `text`) as a `url_citation` annotation
     of `text`, in characters as OpenAI counts them; None when it lies outside `text`."""
-    start, end = c.start - base, min(c.end - base, len(text))
-    if start < 0 or start >= end:
+    span = char_span(c, text, base)
+    if span is None:
         return None
-    first = len(text[:start].decode("utf-8", "ignore"))
-    return {"type": "url_citation", "url": c.url, "title": c.title or c.url, "start_index": first,
-            "end_index": first + len(text[start:end].decode("utf-8", "ignore"))}
+    return {"type": "url_citation", "url": c.url, "title": c.title or c.url, "start_index": span[0],
+            "end_index": span[1]}
 
 
 def web_search_item(item_id: str, queries: list[str], sources: list[ir.Source],
