@@ -43,7 +43,7 @@ def tool_call_json(p: ir.ToolCallPart) -> dict[str, Any]:
     return call
 
 
-def annotations(parts: list[ir.Part]) -> list[dict[str, Any]]:
+def url_annotations(parts: list[ir.Part]) -> list[dict[str, Any]]:
     """Web search citations as OpenAI's search models give them: `url_citation` annotations of the
     message's content, in characters."""
     texts = [p for p in parts if isinstance(p, ir.TextPart)]
@@ -76,7 +76,7 @@ def render_response(resp: ir.Response, model: str) -> bytes:
         blocks = thinking_blocks(c.parts)
         if blocks:
             message["thinking_blocks"] = blocks
-        cited = annotations(c.parts)
+        cited = url_annotations(c.parts)
         if cited:
             message["annotations"] = cited
         choices.append({"index": c.index, "message": message, "logprobs": None,
