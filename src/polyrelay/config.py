@@ -78,6 +78,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
 MAX_QUOTA_USD = 1e12
 # With requests' limits bounded (protocols/limits.py), these keep every cost inside 64 bits.
 MAX_PRICE_USD = 1_000_000.0     # per 1M tokens
+MAX_SEARCH_USD = 1_000.0        # per web search
 MAX_OUTPUT_TOKENS = 1_000_000   # the same bound as a request's own output limit
 
 
@@ -326,6 +327,8 @@ def _check_semantics(config: Config, file: str) -> None:
                 fail(f"prices.{model}.{field}", f"must be at most {MAX_PRICE_USD:,.0f} USD per 1M tokens")
         if not 1 <= price.max_output <= MAX_OUTPUT_TOKENS:
             fail(f"prices.{model}.max_output", f"must be an integer from 1 to {MAX_OUTPUT_TOKENS:,}")
+        if not (math.isfinite(price.per_search) and 0 <= price.per_search <= MAX_SEARCH_USD):
+            fail(f"prices.{model}.per_search", f"must be a number from 0 to {MAX_SEARCH_USD:,.0f} USD per search")
 
 
 def load_config(path: str | Path) -> Config:
