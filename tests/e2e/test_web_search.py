@@ -138,17 +138,17 @@ def test_web_search_answer_with_citations(gw: Server, sim: Server, client: opena
         assert upstream["tools"] == tools   # the fast path: as it came
     row = Admin(gw.url).logs(1)[0]
     assert row["model"] == model and row["status"] == 200
-    assert row["cost_micros"] == _cost(model, row, 1)
+    assert row["cost_micros"] == row["charged_micros"] == _cost(model, row, 1)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_a_forced_search_where_the_channel_cannot_search_is_refused(gw: Server, stream: bool) -> None:
-    body = {"model": MODELS["chat"], "input": "news?", "tools": [{"type": "web_search"}],
-            "tool_choice": {"type": "web_search"}, "stream": stream}
-    r = httpx.post(gw.url + "/v1/responses", json=body, headers={"Authorization": f"Bearer {KEY}"})
-    assert r.status_code == 400
-    error = r.json()["error"]
-    assert error["param"] == "tool_choice" and "web search" in error["message"]
+def test_a_forced_search_where_the_channel_cannot_search_is_refused(gw: Server, client: openai.OpenAI,
+                                                                    stream: bool) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=MODELS["chat"], input="news?", tools=[{"type": "web_search"}],
+                                tool_choice={"type": "web_search"}, stream=stream)
+    assert caught.value.status_code == 400 and caught.value.param == "tool_choice"
+    assert "web search" in caught.value.message
 
 
 def test_an_offered_search_where_the_channel_cannot_search_is_left_out(gw: Server, sim: Server) -> None:
