@@ -16,6 +16,8 @@ Conventions:
   `Usage.output_tokens` includes reasoning tokens.
 - Tool-call arguments are always a JSON *string* in the IR (Chat's form); object-based protocols
   (Anthropic, Gemini) encode/decode at their edge.
+- Web search: what the provider searched travels as ServerToolPart / ServerToolEvent, its citations
+  as Citation on text, offsets in UTF-8 bytes (renderers convert to their client's unit).
 - Opaque provider state (Anthropic thinking signatures, Gemini thought signatures) travels in the
   `signature` fields; `signature_origin` tells which provider minted it ("anthropic" | "gemini"), so
   a renderer only replays signatures its upstream can verify.
@@ -106,6 +108,7 @@ class ServerToolPart(msgspec.Struct, tag="server_tool", omit_defaults=True):
     name: str = "web_search"
     queries: list[str] = msgspec.field(default_factory=list)
     sources: list[Source] = msgspec.field(default_factory=list)
+    failed: bool = False          # the provider's search failed (the model answered without it)
 
 
 Part = TextPart | MediaPart | ThinkingPart | ToolCallPart | ToolResultPart | ServerToolPart
@@ -274,6 +277,7 @@ class ServerToolEvent(msgspec.Struct, tag="server_tool", omit_defaults=True):
     queries: list[str] = msgspec.field(default_factory=list)
     sources: list[Source] = msgspec.field(default_factory=list)
     done: bool = False
+    failed: bool = False
     choice: int = 0
 
 

@@ -248,3 +248,23 @@ def test_chat_client_web_search_options_get_annotations(gw: Server, client: open
         assert got == [("url_citation", search.RESULTS[r].url, seg) for seg, r in search.SEGMENTS if r >= 0]
     row = Admin(gw.url).logs(1)[0]
     assert row["cost_micros"] == _cost(model, row, 1)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_failed_search_is_a_failed_call_and_not_billed(gw: Server, client: openai.OpenAI, stream: bool) -> None:
+    """Anthropic's web_search_tool_result_error: the call is `failed` (no `.completed` event), the
+    model's answer still comes, and no search is billed (Anthropic counts none)."""
+    ask = "Coffee? [[sim:search,search_error]]"
+    if stream:
+        with client.responses.stream(model=MODELS["anthropic"], input=ask, tools=[{"type": "web_search"}]) as s:
+            events = [e.type for e in s]
+            final = s.get_final_response()
+        assert "response.web_search_call.searching" in events
+        assert "response.web_search_call.completed" not in events
+    else:
+        final = client.responses.create(model=MODELS["anthropic"], input=ask, tools=[{"type": "web_search"}])
+    assert [(o.type, getattr(o, "status", None)) for o in final.output] == [
+        ("web_search_call", "failed"), ("message", "completed")]
+    assert final.output_text.startswith("The search failed")
+    row = Admin(gw.url).logs(1)[0]
+    assert row["cost_micros"] == _cost(MODELS["anthropic"], row, 0)

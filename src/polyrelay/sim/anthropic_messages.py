@@ -114,9 +114,16 @@ def _searches(req: dict[str, Any], script: Script) -> bool:
     return offered and (script.search or forced)
 
 
-def _search_blocks(user_text: str) -> list[dict[str, Any]]:
-    """server_tool_use, its web_search_tool_result, and the answer's text blocks with citations."""
+def _search_blocks(user_text: str, failed: bool) -> list[dict[str, Any]]:
+    """server_tool_use, its web_search_tool_result, and the answer's text blocks with citations (a
+    failed search: its error result, and an answer without citations)."""
     tool_id = f"srvtoolu_sim{time.time_ns() % 10**9}"
+    if failed:
+        return [{"type": "server_tool_use", "id": tool_id, "name": "web_search",
+                 "input": {"query": search.query_of(user_text)}},
+                {"type": "web_search_tool_result", "tool_use_id": tool_id,
+                 "content": {"type": "web_search_tool_result_error", "error_code": "too_many_requests"}},
+                {"type": "text", "text": "The search failed; from what I know: coffee is dear in Zürich."}]
     blocks: list[dict[str, Any]] = [
         {"type": "server_tool_use", "id": tool_id, "name": "web_search",
          "input": {"query": search.query_of(user_text)}},
@@ -223,7 +230,7 @@ def _answer(req: dict[str, Any], script: Script) -> tuple[list[dict[str, Any]], 
         blocks.append({"type": "thinking", "thinking": THINKING_TEXT, "signature": sign(THINKING_TEXT)})
     searched = _searches(req, script)
     if searched:
-        blocks += _search_blocks(_text(last["content"]))
+        blocks += _search_blocks(_text(last["content"]), script.search_error)
         answer.calls = []
     elif answer.text is not None:
         blocks.append({"type": "text", "text": answer.text})
@@ -241,7 +248,7 @@ def _answer(req: dict[str, Any], script: Script) -> tuple[list[dict[str, Any]], 
     usage: dict[str, Any] = {"input_tokens": prompt - cached - written, "cache_creation_input_tokens": written,
                              "cache_read_input_tokens": cached, "output_tokens": output}
     if searched:
-        usage["server_tool_use"] = {"web_search_requests": 1}
+        usage["server_tool_use"] = {"web_search_requests": 0 if script.search_error else 1}
     return blocks, stop, usage
 
 

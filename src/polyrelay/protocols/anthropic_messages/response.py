@@ -26,6 +26,11 @@ def search_query(value: Any) -> list[str]:
     return [query] if isinstance(query, str) and query else []
 
 
+def search_failed(content: Any) -> bool:
+    """A web_search_tool_result that is an error (max_uses_exceeded, too_many_requests, ...)."""
+    return isinstance(content, dict) and content.get("type") == "web_search_tool_result_error"
+
+
 def search_sources(content: Any) -> list[ir.Source]:
     """The results of a web_search_tool_result (an error result has none)."""
     if not isinstance(content, list):
@@ -51,6 +56,7 @@ def parse_response(body: bytes) -> ir.Response:
             found = searches.get(str(block.get("tool_use_id")))
             if found is not None:
                 found.sources = search_sources(block.get("content"))
+                found.failed = search_failed(block.get("content"))
         elif t == "thinking":
             parts.append(ir.ThinkingPart(str(block.get("thinking", "")), signature=block.get("signature") or None,
                                          signature_origin="anthropic"))

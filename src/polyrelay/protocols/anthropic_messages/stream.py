@@ -13,7 +13,7 @@ from polyrelay.protocols import signatures
 from polyrelay.protocols._sse import event_fields, named_event
 from polyrelay.protocols._stream_base import EventDecoder
 from polyrelay.protocols.anthropic_messages.errors import render_stream_error
-from polyrelay.protocols.anthropic_messages.response import search_query, search_sources
+from polyrelay.protocols.anthropic_messages.response import search_failed, search_query, search_sources
 from polyrelay.protocols.anthropic_messages.wire import FINISH_FROM, FINISH_TO, usage_from, usage_to
 
 
@@ -107,8 +107,9 @@ class StreamDecoder(EventDecoder):
         if t == "web_search_tool_result":
             self._blocks[index] = ("web_search_tool_result", 0)
             server_id = str(block.get("tool_use_id"))
+            content = block.get("content")
             return [ir.ServerToolEvent(server_id, "web_search", self._searches.pop(server_id, []),
-                                       search_sources(block.get("content")), done=True)]
+                                       search_sources(content), done=True, failed=search_failed(content))]
         if t == "tool_use":
             tool = self._tools
             self._tools += 1

@@ -48,7 +48,7 @@ def parts_of_item(item: dict[str, Any]) -> list[ir.Part]:
         sources = [ir.Source(str(s["url"])) for s in action.get("sources") or []
                    if isinstance(s, dict) and isinstance(s.get("url"), str)]
         return [ir.ServerToolPart(str(item.get("id") or ids.new_id("ws_")), "web_search",
-                                  [str(q) for q in queries], sources)]
+                                  [str(q) for q in queries], sources, failed=item.get("status") == "failed")]
     if kind == "reasoning":
         return [_thinking(item)]
     if kind == "function_call":
@@ -160,7 +160,8 @@ def output_items(parts: list[ir.Part], tools: dict[str, ClientTool]) -> list[dic
             items.append(_message(text))
             text = []
         if isinstance(p, ir.ServerToolPart):
-            items.append(web_search_item(item_id("web_search_call"), p.queries, p.sources))
+            items.append(web_search_item(item_id("web_search_call"), p.queries, p.sources,
+                                         "failed" if p.failed else "completed"))
         elif isinstance(p, ir.ThinkingPart):
             items.append(reasoning_item(item_id("reasoning"), p.text, p.signature, p.signature_origin, p.redacted))
         elif isinstance(p, ir.ToolCallPart):

@@ -40,7 +40,7 @@ def _search_done(item: dict[str, Any]) -> list[ir.StreamEvent]:
     part = parts_of_item(item)[0]
     assert isinstance(part, ir.ServerToolPart)
     return [ir.ServerToolEvent(part.id, part.name), ir.ServerToolEvent(part.id, part.name, part.queries,
-                                                                       part.sources, done=True)]
+                                                                       part.sources, done=True, failed=part.failed)]
 
 
 class StreamDecoder(EventDecoder):
@@ -192,8 +192,11 @@ class StreamEncoder:
             done = message_item(iid, text, annotations=self._annotations)
         elif item["type"] == "web_search_call":
             search, self._search = self._search, None
-            out += self._event("response.web_search_call.completed", output_index=index, item_id=iid)
-            done = web_search_item(iid, search.queries if search else [], search.sources if search else [])
+            failed = search is not None and search.failed
+            if not failed:   # a failed search has no completed event: its item says so
+                out += self._event("response.web_search_call.completed", output_index=index, item_id=iid)
+            done = web_search_item(iid, search.queries if search else [], search.sources if search else [],
+                                   "failed" if failed else "completed")
         elif item["type"] == "reasoning":
             if text:
                 out += self._event("response.reasoning_summary_text.done", item_id=iid, output_index=index,
