@@ -73,11 +73,11 @@ def parse_response(body: bytes) -> ir.Response:
     for i, cand in enumerate(b.get("candidates") or []):
         parts = response_parts(get(get(cand, "content", {}), "parts", []))
         search, cites = grounding(get(cand, "groundingMetadata"))
-        if search is not None:
+        _cite(parts, cites)
+        if search is not None and search.queries:   # grounding without a query (URL context) is no search
             search.id = ids.new_id("ws_", 48)
-            _cite(parts, cites)
             parts.insert(0, search)
-            searched = searched or bool(search.queries)
+            searched = True
         saw_calls = any(isinstance(p, ir.ToolCallPart) for p in parts)
         choices.append(ir.Choice(int(cand.get("index") or i), parts, finish_from(get(cand, "finishReason"), saw_calls)))
     if not choices and get(get(b, "promptFeedback", {}), "blockReason"):
