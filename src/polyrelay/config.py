@@ -73,6 +73,7 @@ class PriceConfig(msgspec.Struct, forbid_unknown_fields=True):
     # USD per generated image: one price, or a table by "<size>", "<quality>", "<size>/<quality>"
     # and "*" (billing/images.py, README "per_image")
     per_image: float | dict[str, float] | None = None
+    per_search: float = 0.0   # USD per web search the upstream ran (Anthropic, Gemini grounding, OpenAI)
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -88,6 +89,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
 MAX_QUOTA_USD = 1e12
 # With requests' limits bounded (protocols/limits.py), these keep every cost inside 64 bits.
 MAX_PRICE_USD = 1_000_000.0     # per 1M tokens
+MAX_SEARCH_USD = 1_000.0        # per web search
 MAX_OUTPUT_TOKENS = 1_000_000   # the same bound as a request's own output limit
 MAX_PER_SECOND_USD = 1_000.0    # per second of video (a job is at most a few minutes: far inside 64 bits)
 
@@ -354,6 +356,8 @@ def _check_semantics(config: Config, file: str) -> None:
         problem = per_image_problem(price.per_image)
         if problem:
             fail(f"prices.{model}.per_image", problem)
+        if not (math.isfinite(price.per_search) and 0 <= price.per_search <= MAX_SEARCH_USD):
+            fail(f"prices.{model}.per_search", f"must be a number from 0 to {MAX_SEARCH_USD:,.0f} USD per search")
 
 
 MAX_IMAGE_PRICE_USD = 10_000.0   # per image

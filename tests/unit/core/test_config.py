@@ -13,6 +13,9 @@ import pytest
     ("prices: {m: {input: 1, max_output: 0}}", "prices.m.max_output"),
     ("prices: {m: {input: 1, max_output: 9223372036854775808}}", "prices.m.max_output"),
     ("prices: {m: {input: 1.0e+15}}", "prices.m.input"),                     # costs past 64 bits
+    ("prices: {m: {input: 1, per_search: -0.01}}", "prices.m.per_search"),  # a search must not credit
+    ("prices: {m: {input: 1, per_search: .inf}}", "prices.m.per_search"),
+    ("prices: {m: {input: 1, per_search: 1.0e+6}}", "prices.m.per_search"),
     ("unpriced: gratis", "unpriced"),
 ])
 def test_config_bounds_what_feeds_a_reservation(text: str, field: str) -> None:

@@ -123,11 +123,17 @@ def test_developer_messages_and_instructions_are_the_system_prompt() -> None:
     assert len(req.messages) == 1
 
 
-@pytest.mark.parametrize("choice", [{"type": "web_search"}, {"type": "web_search_preview"}, {"type": "file_search"}])
-def test_forcing_a_hosted_tool_is_refused(choice: dict[str, str]) -> None:
+def test_forcing_a_hosted_tool_is_refused() -> None:
     with pytest.raises(GatewayError) as caught:
-        _parse({"model": "m", "input": "x", "tools": [{"type": "web_search"}], "tool_choice": choice})
+        _parse({"model": "m", "input": "x", "tools": [{"type": "file_search"}], "tool_choice": {"type": "file_search"}})
     assert (caught.value.status, caught.value.param) == (400, "tool_choice")
+
+
+@pytest.mark.parametrize("kind", ["web_search", "web_search_preview"])
+def test_forcing_web_search_is_left_to_the_target(kind: str) -> None:
+    """Anthropic and Gemini channels search; the Chat renderer refuses (tests/e2e/test_web_search.py)."""
+    req = _parse({"model": "m", "input": "x", "tools": [{"type": kind}], "tool_choice": {"type": kind}})
+    assert req.web_search is not None and req.web_search.forced
 
 
 def test_unknown_and_codex_fields_are_never_refused() -> None:

@@ -48,22 +48,34 @@ def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool) -> 
     return msgspec.json.encode(top)
 
 
+class _Item(msgspec.Struct):
+    type: str = ""
+
+
 class _UsageHolder(msgspec.Struct):
     usage: Usage | None = None
+    output: list[_Item] | None = None   # read for its web_search_call items (billed per search)
 
 
 class _Terminal(msgspec.Struct):
     response: _UsageHolder | None = None
 
 
+def _usage(holder: _UsageHolder | None) -> ir.Usage | None:
+    if holder is None or holder.usage is None:
+        return None
+    usage = usage_to_ir(holder.usage)
+    usage.web_searches = sum(i.type == "web_search_call" for i in holder.output or ())
+    return usage
+
+
 def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
     """The usage of a whole answer (top-level `usage`) or of a terminal stream event
-    (`response.usage`); None when it has none."""
+    (`response.usage`), with its web searches counted; None when it has none."""
     if whole:
-        holder = decode_answer(body, _UsageHolder)
-        return usage_to_ir(holder.usage) if holder and holder.usage else None
+        return _usage(decode_answer(body, _UsageHolder))
     event = decode_or_none(body, _Terminal)
-    return usage_to_ir(event.response.usage) if event and event.response and event.response.usage else None
+    return _usage(event.response) if event else None
 
 
 _MODEL_FIELD = model_field(b"model")
