@@ -175,17 +175,22 @@ def start_polyrelay(workdir: Path, upstream: str, slow: str, launcher: list[str]
     (its src/ first on PYTHONPATH) instead of the installed one.
     """
     port = free_port()
+    tree = (Path(source).resolve() if source else BENCH.parent) / "src"
+    # an earlier tree (a --baseline) may predate the Responses API: its channels are left out there
+    responses = (tree / "polyrelay" / "protocols" / "openai_responses").is_dir()
+    responses_channels = f"""
+  - {{name: rs, type: openai, api: responses, base_url: "{upstream}/rs/v1", api_keys: [sk-up-1],
+      models: [{fixtures.RESPONSES_MODEL}]}}
+  - {{name: rss, type: openai, api: responses, base_url: "{upstream}/rss/v1", api_keys: [sk-up-1],
+      models: [{fixtures.RESPONSES_STREAM_MODEL}]}}""" if responses else ""
     config = workdir / "polyrelay.yaml"
     config.write_text(f"""
 channels:
   - {{name: ns, type: openai, base_url: "{upstream}/ns/v1", api_keys: [sk-up-1], models: [{fixtures.OPENAI_MODEL}]}}
   - {{name: st, type: openai, base_url: "{upstream}/st/v1", api_keys: [sk-up-1], models: [{fixtures.STREAM_MODEL}]}}
   - {{name: an, type: anthropic, base_url: "{upstream}/an", api_keys: [sk-up-1], models: [{fixtures.CLAUDE_MODEL}]}}
-  - {{name: slow, type: openai, base_url: "{slow}/slow/v1", api_keys: [sk-up-1], models: [{fixtures.SLOW_MODEL}]}}
-  - {{name: rs, type: openai, api: responses, base_url: "{upstream}/rs/v1", api_keys: [sk-up-1],
-      models: [{fixtures.RESPONSES_MODEL}]}}
-  - {{name: rss, type: openai, api: responses, base_url: "{upstream}/rss/v1", api_keys: [sk-up-1],
-      models: [{fixtures.RESPONSES_STREAM_MODEL}]}}
+  - {{name: slow, type: openai, base_url: "{slow}/slow/v1", api_keys: [sk-up-1], models: [{fixtures.SLOW_MODEL}]}}\
+{responses_channels}
 keys:
   - {{name: bench, key: sk-bench-0001, quota: 1000000}}
 prices:
@@ -201,7 +206,7 @@ prices:
     # whatever is installed (editable, possibly another checkout), not the code being measured.
     argv = launcher or [sys.executable, "-m", "polyrelay.cli"]
     env = {"POLYRELAY_DATABASE_URL": f"sqlite:///{db}",
-           "PYTHONPATH": str((Path(source).resolve() if source else BENCH.parent) / "src")}
+           "PYTHONPATH": str(tree)}
     serve = [*argv, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     if variant == "uvicorn":
         command = pinned(GATEWAY_CORE, serve)
