@@ -20,7 +20,7 @@ from polyrelay.protocols import openai_chat
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT
-from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes
+from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes, stored_responses_routes
 from polyrelay.server.asgi import (
     Receive, Scope, Send, header, read_body, send_reply, send_stream, too_large,
 )
@@ -37,8 +37,9 @@ _DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unav
 
 def _router() -> Router:
     routes: list[Route] = []
-    for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
-                           (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI)):
+    for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (stored_responses_routes.ROUTES, OPENAI_CHAT),
+                           (admin.ROUTES, OPENAI_CHAT), (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES),
+                           (gemini_routes.ROUTES, GEMINI)):
         for route in table:
             if route.errors is None:
                 route.errors = surface

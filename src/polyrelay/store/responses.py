@@ -1,0 +1,104 @@
+"""Stored Responses API responses: written in batches, read one at a time or as a chain, deleted by
+their owner, purged when expired. Ownership is checked by the caller (relay.stored_responses): these
+queries say what is stored, so that "another key's" and "unknown" can be told apart there."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from polyrelay.store.tables import responses
+
+MAX_CHAIN = 10_000   # links followed from one previous_response_id (a guard, never reached by real use)
+
+
+class StoredResponse(msgspec.Struct):
+    """One row of `responses`; the JSON columns stay text until someone needs them."""
+
+    id: str
+    key_id: int
+    created_at: int
+    expires_at: int
+    model: str
+    status: str
+    previous_response_id: str | None
+    stored: bool               # False: an ownership stub (the response was too large to keep)
+    input_items: str           # JSON list: the request's own input items
+    request: str               # JSON object: the request's other fields
+    output_items: str          # JSON list
+    usage: str | None          # JSON object
+    response: str              # JSON object: the response as served, without `output`
+
+    def size(self) -> int:
+        return len(self.input_items) + len(self.request) + len(self.output_items) + len(self.response)
+
+
+_FIELDS = StoredResponse.__struct_fields__
+
+
+async def insert_responses(engine: AsyncEngine, rows: Sequence[StoredResponse]) -> None:
+    """One statement for the batch; an id already stored is left as it is (the first writer owns it)."""
+    if not rows:
+        return
+    async with engine.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(responses).on_conflict_do_nothing(index_elements=[responses.c.id])
+        await conn.execute(stmt, [msgspec.structs.asdict(row) for row in rows])
+
+
+def _row(mapping: object) -> StoredResponse:
+    return StoredResponse(**{name: getattr(mapping, name) for name in _FIELDS})
+
+
+async def _find(conn: AsyncConnection, response_id: str, now: int) -> StoredResponse | None:
+    query = select(*(responses.c[name] for name in _FIELDS)).where(
+        responses.c.id == response_id, responses.c.expires_at > now)
+    row = (await conn.execute(query)).first()
+    return None if row is None else _row(row)
+
+
+async def find_response(engine: AsyncEngine, response_id: str, now: int) -> StoredResponse | None:
+    """The unexpired response stored under `response_id`, whoever owns it."""
+    async with engine.connect() as conn:
+        return await _find(conn, response_id, now)
+
+
+async def find_chain(engine: AsyncEngine, response_id: str, now: int,
+                     known: dict[str, StoredResponse] | None = None) -> list[StoredResponse]:
+    """`response_id` and the responses before it (following previous_response_id), newest first;
+    empty when `response_id` is not stored. The walk stops at a link that is gone (purged, deleted),
+    belongs to another key than the first, or was seen already. `known` holds rows not yet written
+    (the writer's queue), looked at before the database."""
+    chain: list[StoredResponse] = []
+    seen: set[str] = set()
+    next_id: str | None = response_id
+    async with engine.connect() as conn:
+        while next_id is not None and next_id not in seen and len(chain) < MAX_CHAIN:
+            seen.add(next_id)
+            row = known.get(next_id) if known else None
+            if row is None:
+                row = await _find(conn, next_id, now)
+            if row is None or (chain and row.key_id != chain[0].key_id):
+                break
+            chain.append(row)
+            next_id = row.previous_response_id
+    return chain
+
+
+async def delete_response(engine: AsyncEngine, response_id: str, key_id: int) -> bool:
+    """Delete `key_id`'s response `response_id`; False when it has none by that id."""
+    async with engine.begin() as conn:
+        result = await conn.execute(delete(responses).where(
+            responses.c.id == response_id, responses.c.key_id == key_id))
+    return bool(result.rowcount)
+
+
+async def purge_expired(engine: AsyncEngine, now: int) -> int:
+    """Delete every response whose retention ended; return how many."""
+    async with engine.begin() as conn:
+        result = await conn.execute(delete(responses).where(responses.c.expires_at <= now))
+    return int(result.rowcount or 0)

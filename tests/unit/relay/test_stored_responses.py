@@ -1,0 +1,272 @@
+"""Stored Responses API responses in the gateway process, on SQLite and on Postgres: what `remember`
+keeps (JSON bodies and streams), what `expand` rebuilds from a chain, who may use an id, the size
+bound, the write queue, retention. The same over HTTP with the openai SDK: tests/e2e/test_stored_responses.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from sqlalchemy import update
+
+from polyrelay.config import Config, KeyConfig, ResponsesConfig
+from polyrelay.errors import GatewayError
+from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.replies import Reply, StreamReply, Write
+from polyrelay.relay.response_store import ResponseStore
+from polyrelay.relay.stored_responses import (
+    NOT_STORED,
+    TerminalEvent,
+    expand,
+    listed_input_items,
+    remember,
+    response_json,
+)
+from polyrelay.store.db import create_engine, migrate
+from polyrelay.store.keys import KeyRecord, find_by_hash, hash_key, upsert_config_keys
+from polyrelay.store.tables import responses
+
+KEYS = [KeyConfig(name="alice", key="sk-alice-stored"), KeyConfig(name="bob", key="sk-bob-stored")]
+
+
+def encode(value: object) -> bytes:
+    return msgspec.json.encode(value)
+
+
+def response_object(rid: str, output: list[dict[str, Any]], status: str = "completed") -> dict[str, Any]:
+    return {"id": rid, "object": "response", "created_at": 1_760_000_000, "status": status, "model": "gpt-4o-mini",
+            "instructions": None, "output": output, "previous_response_id": None, "tools": [],
+            "usage": {"input_tokens": 12, "output_tokens": 5, "total_tokens": 17,
+                      "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}}
+
+
+CALL = {"type": "function_call", "id": "fc_1", "call_id": "call_weather", "name": "get_weather",
+        "arguments": '{"city":"Paris"}', "status": "completed"}
+ANSWER = {"type": "message", "id": "msg_a1", "role": "assistant", "status": "completed",
+          "content": [{"type": "output_text", "text": "It is 21 C in Paris.", "annotations": []}]}
+
+
+@pytest.fixture
+async def gw(new_database_url, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Gateway]:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("POLYRELAY_JOURNAL_DIR", str(tmp_path / "journal"))
+    engine = create_engine(new_database_url("stored"))
+    await migrate(engine)
+    await upsert_config_keys(engine, KEYS)
+    gateway = Gateway(Config(keys=KEYS), engine)
+    await gateway.start()
+    yield gateway
+    await gateway.stop()
+    await engine.dispose()
+
+
+async def key(gw: Gateway, name: str) -> KeyRecord:
+    record = await find_by_hash(gw.engine, hash_key(f"sk-{name}-stored"))
+    assert record is not None
+    return record
+
+
+async def settle(gw: Gateway) -> None:
+    """Let remember's scheduled work run, then write the queue."""
+    await asyncio.sleep(0)
+    assert await gw.responses.flush()
+
+
+async def test_a_function_tool_loop_is_rebuilt_oldest_first_with_the_call_its_output_answers(gw: Gateway) -> None:
+    alice = await key(gw, "alice")
+    first = {"model": "gpt-4o-mini", "input": "What is the weather in Paris?", "instructions": "Be brief.",
+             "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]}
+    remember(gw, alice, encode(first), Reply(200, encode(response_object("resp_turn1", [CALL]))))
+    await settle(gw)
+    output = [{"type": "function_call_output", "call_id": "call_weather", "output": '{"c":21}'}]
+    second = {"model": "gpt-4o-mini", "previous_response_id": "resp_turn1", "input": output}
+    expanded = msgspec.json.decode(await expand(gw, alice, encode(second)))
+    assert "previous_response_id" not in expanded and "instructions" not in expanded   # not inherited
+    assert [i.get("type") for i in expanded["input"]] == ["message", "function_call", "function_call_output"]
+    assert expanded["input"][0]["content"] == [{"type": "input_text", "text": "What is the weather in Paris?"}]
+    assert expanded["input"][1] == CALL
+    # the second turn is stored from the client's own body (previous id and all), and the third
+    # continues both: every turn's input and output, oldest first
+    remember(gw, alice, encode(second), Reply(200, encode(response_object("resp_turn2", [ANSWER]))))
+    await settle(gw)
+    third = {"model": "gpt-4o-mini", "previous_response_id": "resp_turn2", "instructions": "Now in French.",
+             "input": [{"role": "user", "content": "Thanks!"}]}
+    expanded = msgspec.json.decode(await expand(gw, alice, encode(third)))
+    assert expanded["instructions"] == "Now in French."
+    assert [(i.get("type"), i.get("role")) for i in expanded["input"]] == [
+        ("message", "user"), ("function_call", None), ("function_call_output", None),
+        ("message", "assistant"), (None, "user")]
+    stored = await gw.responses.find("resp_turn2")
+    assert stored is not None and stored.previous_response_id == "resp_turn1"
+    assert msgspec.json.decode(response_json(stored))["previous_response_id"] == "resp_turn1"
+    listed = listed_input_items(await gw.responses.chain("resp_turn2"))
+    assert [i["type"] for i in listed] == ["message", "function_call", "function_call_output"]
+    assert all(i["id"] for i in listed) and len({i["id"] for i in listed}) == 3
+
+
+async def test_another_keys_response_is_not_found_even_where_unknown_ids_pass_through(gw: Gateway) -> None:
+    alice, bob = await key(gw, "alice"), await key(gw, "bob")
+    remember(gw, alice, encode({"model": "m", "input": "secret plans"}),
+             Reply(200, encode(response_object("resp_alice", [ANSWER]))))
+    await settle(gw)
+    body = encode({"model": "m", "previous_response_id": "resp_alice", "input": "tell me"})
+    for passthrough in (None, lambda model: True):
+        with pytest.raises(GatewayError) as caught:
+            await expand(gw, bob, body, passthrough)
+        err = caught.value
+        assert (err.status, err.code, err.param) == (404, "previous_response_not_found", "previous_response_id")
+        assert "resp_alice" in err.message and "secret" not in err.message
+
+
+async def test_an_unknown_id_is_404_unless_an_upstream_responses_channel_may_know_it(gw: Gateway) -> None:
+    alice = await key(gw, "alice")
+    body = encode({"model": "gpt-4o-mini", "previous_response_id": "resp_upstream_made", "input": "go on"})
+    with pytest.raises(GatewayError) as caught:
+        await expand(gw, alice, body, lambda model: False)
+    assert caught.value.status == 404
+    asked: list[str] = []
+    assert await expand(gw, alice, body, lambda model: asked.append(model) or True) is body
+    assert asked == ["gpt-4o-mini"]
+    plain = encode({"model": "m", "input": "no previous id"})
+    assert await expand(gw, alice, plain) is plain
+    with pytest.raises(GatewayError) as bad:
+        await expand(gw, alice, encode({"model": "m", "previous_response_id": 7, "input": "x"}))
+    assert bad.value.status == 400 and bad.value.param == "previous_response_id"
+
+
+async def test_store_false_keeps_nothing_and_errors_are_not_kept(gw: Gateway) -> None:
+    alice = await key(gw, "alice")
+    remember(gw, alice, encode({"model": "m", "input": "x", "store": False}),
+             Reply(200, encode(response_object("resp_unstored", [ANSWER]))))
+    remember(gw, alice, encode({"model": "m", "input": "x"}), Reply(400, b'{"error": {"message": "no"}}'))
+    await settle(gw)
+    assert await gw.responses.find("resp_unstored") is None
+
+
+def sse(kind: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + encode({"type": kind, **data}) + b"\n\n"
+
+
+def a_stream(rid: str, text: str) -> tuple[bytes, dict[str, Any]]:
+    final = response_object(rid, [{"type": "message", "id": "msg_s", "role": "assistant", "status": "completed",
+                                   "content": [{"type": "output_text", "text": text, "annotations": []}]}])
+    created = {**final, "status": "in_progress", "output": [], "usage": None}
+    body = (sse("response.created", {"response": created, "sequence_number": 0})
+            + b"".join(sse("response.output_text.delta", {"delta": word, "item_id": "msg_s", "sequence_number": n})
+                       for n, word in enumerate(text.split(" "), 1))
+            # a delta that talks about the final event must not be taken for it
+            + sse("response.output_text.delta", {"delta": '"response.completed"', "sequence_number": 90})
+            + sse("response.completed", {"response": final, "sequence_number": 99}))
+    return body, final
+
+
+def test_the_final_event_is_caught_however_the_stream_is_cut() -> None:
+    body, final = a_stream("resp_cut", "one two three four five")
+    for variant in (body, body.replace(b"\n", b"\r\n")):
+        for cut in range(1, len(variant)):
+            catcher = TerminalEvent(1 << 20)
+            catcher.feed(variant[:cut])
+            catcher.feed(variant[cut:])
+            assert catcher.response is not None and msgspec.json.decode(catcher.response) == final, cut
+            assert catcher.response_id == "resp_cut"
+    for variant in (body, body.replace(b"\n", b"\r\n"), body[:-2]):   # the last: no blank line at the end
+        catcher = TerminalEvent(1 << 20)
+        for i in range(len(variant)):   # a byte at a time
+            catcher.feed(variant[i:i + 1])
+        catcher.close()
+        assert catcher.response is not None and msgspec.json.decode(catcher.response)["id"] == "resp_cut"
+
+
+def test_the_catcher_holds_at_most_its_limit() -> None:
+    body, _ = a_stream("resp_big", "word " * 2000)
+    catcher = TerminalEvent(4096)
+    for i in range(0, len(body), 1000):
+        catcher.feed(body[i:i + 1000])
+    assert catcher.response is None and catcher.oversize and catcher.response_id == "resp_big"
+    assert sum(len(p) for p in catcher._held) == 0
+
+
+def streaming(body: bytes, chunk: int) -> StreamReply:
+    async def produce(write: Write) -> None:
+        for i in range(0, len(body), chunk):
+            await write(body[i:i + chunk])
+    return StreamReply(produce)
+
+
+async def test_a_stream_is_stored_from_its_final_event_and_sent_unchanged(gw: Gateway) -> None:
+    alice = await key(gw, "alice")
+    body, final = a_stream("resp_streamed", "streamed answer here")
+    reply = remember(gw, alice, encode({"model": "m", "input": "stream please", "stream": True}), streaming(body, 37))
+    assert isinstance(reply, StreamReply)
+    sent: list[bytes] = []
+
+    async def write(chunk: bytes) -> None:
+        sent.append(chunk)
+
+    await reply.produce(write)
+    assert b"".join(sent) == body
+    await settle(gw)
+    stored = await gw.responses.find("resp_streamed")
+    assert stored is not None and stored.key_id == alice.id
+    assert msgspec.json.decode(response_json(stored)) == {**final, "previous_response_id": None}
+
+
+async def test_a_response_over_the_bound_is_served_not_stored_and_stays_its_keys(gw: Gateway) -> None:
+    alice, bob = await key(gw, "alice"), await key(gw, "bob")
+    gw.responses.settings = ResponsesConfig(max_stored_mb=0.01)   # 10 KB
+    big = response_object("resp_big", [{**ANSWER, "content": [{"type": "output_text", "text": "x" * 20_000}]}])
+    reply = remember(gw, alice, encode({"model": "m", "input": "long"}), Reply(200, encode(big)))
+    assert dict(reply.headers)[NOT_STORED] == b"larger than 0.01 MB (responses.max_stored_mb)"
+    body, _ = a_stream("resp_big_stream", "word " * 5000)
+    streamed = remember(gw, alice, encode({"model": "m", "input": "long", "stream": True}), streaming(body, 512))
+    assert isinstance(streamed, StreamReply)
+
+    async def discard(chunk: bytes) -> None:
+        pass
+
+    await streamed.produce(discard)
+    await settle(gw)
+    for rid in ("resp_big", "resp_big_stream"):
+        stub = await gw.responses.find(rid)
+        assert stub is not None and not stub.stored and stub.key_id == alice.id and stub.output_items == "[]"
+        body = encode({"model": "m", "previous_response_id": rid, "input": "more"})
+        with pytest.raises(GatewayError) as owner:
+            await expand(gw, alice, body)
+        assert owner.value.status == 400 and "too large" in owner.value.message
+        assert await expand(gw, alice, body, lambda model: True) is body   # the upstream may hold it
+        with pytest.raises(GatewayError) as other:
+            await expand(gw, bob, body, lambda model: True)
+        assert other.value.status == 404
+
+
+async def test_queued_responses_are_read_and_deleted_before_they_are_written(gw: Gateway) -> None:
+    alice, bob = await key(gw, "alice"), await key(gw, "bob")
+    remember(gw, alice, encode({"model": "m", "input": "hi"}), Reply(200, encode(response_object("resp_q", [ANSWER]))))
+    await asyncio.sleep(0)   # scheduled, not yet written: the writer has not run
+    assert "resp_q" in gw.responses._queue
+    assert (await gw.responses.find("resp_q")) is not None
+    assert not await gw.responses.delete("resp_q", bob.id)
+    assert await gw.responses.delete("resp_q", alice.id)
+    await settle(gw)
+    assert await gw.responses.find("resp_q") is None
+
+
+async def test_written_responses_outlive_the_store_and_expired_ones_are_purged(gw: Gateway) -> None:
+    alice = await key(gw, "alice")
+    for rid in ("resp_keep", "resp_old"):
+        remember(gw, alice, encode({"model": "m", "input": rid}), Reply(200, encode(response_object(rid, [ANSWER]))))
+    await settle(gw)
+    async with gw.engine.begin() as conn:
+        await conn.execute(update(responses).where(responses.c.id == "resp_old")
+                           .values(expires_at=int(time.time()) - 1))
+    fresh = ResponseStore(gw.engine, ResponsesConfig())   # another process's view of the same database
+    assert (await fresh.find("resp_keep")) is not None
+    assert await fresh.find("resp_old") is None            # past its retention: gone before the purge runs
+    assert await fresh.purge() == 1
+    stored = await fresh.find("resp_keep")
+    assert stored is not None and stored.expires_at - stored.created_at >= 0
+    assert abs(stored.expires_at - int(time.time()) - 30 * 86400) < 60
