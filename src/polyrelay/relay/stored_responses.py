@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -41,9 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("polyrelay.responses")
 
 NOT_STORED = b"x-polyrelay-not-stored"
-_TERMINAL = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
-_TERMINAL_TYPES = frozenset(m.strip(b'"').decode() for m in _TERMINAL)
-_CREATED = b'"response.created"'
+_TERMINAL_TYPES = frozenset(("response.completed", "response.incomplete", "response.failed"))
+# the events worth a parse when a stream ends
+_WANTED = re.compile(rb'"response\.(?:completed|incomplete|failed)"')
 _ID_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs",
               "custom_tool_call": "ctc", "custom_tool_call_output": "ctco"}
 
@@ -152,9 +154,9 @@ def _capturing(gw: Gateway, key_id: int, request_body: bytes, produce: Producer,
     async def run(write: Write) -> None:
         catcher = TerminalEvent(max(room, 0))
 
-        async def tee(chunk: bytes) -> None:
-            await write(chunk)
+        def tee(chunk: bytes) -> Awaitable[None]:   # no coroutine of its own per chunk
             catcher.feed(chunk)
+            return write(chunk)
 
         try:
             await produce(tee)
@@ -168,76 +170,108 @@ def _capturing(gw: Gateway, key_id: int, request_body: bytes, produce: Producer,
 
 
 class TerminalEvent:
-    """Catches the `response` of a Responses stream's final event (and the id from its first) from
-    the bytes written to the client, holding only the bytes of the event under way, at most `limit`."""
+    """Catches the `response` of a Responses stream's final event from the bytes written to the
+    client. Per read it only looks at whether the read ends with an event boundary (a blank line):
+    it keeps the reads since the last boundary and the last few groups that ended at one (what may
+    follow the final event, a `[DONE]` or a comment, is small), and looks for the final event in
+    them once, when the stream ends. It holds about `limit` bytes at most: a group that outgrows
+    it keeps only the events that begin in its last read; if the final event is lost that way, the
+    response is `oversize`."""
 
-    __slots__ = ("_cr", "_held", "_limit", "_size", "oversize", "response", "response_id")
+    __slots__ = ("_limit", "_parts", "_size", "_groups", "_held", "_head", "response", "response_id", "oversize")
 
     def __init__(self, limit: int) -> None:
-        self._held: list[bytes] = []
-        self._size = 0
-        self._cr = False
         self._limit = limit
-        self.response: bytes | None = None      # the final event's response object
-        self.response_id: str | None = None     # from response.created
-        self.oversize = False                   # an event outgrew the limit: nothing will be stored
+        self._parts: list[bytes] = []     # reads since the last event boundary
+        self._size = 0                    # their length, or -1: outgrown and dropped
+        self._groups: deque[bytes | None] = deque()   # the last groups that ended at a boundary (None: dropped)
+        self._held = 0                    # their length
+        self._head = b""                  # the stream's first bytes: its id, if it is too large to keep
+        self.response: bytes | None = None      # the final event's response object (after close)
+        self.response_id: str | None = None     # its id, also when it is oversize
+        self.oversize = False
 
     def feed(self, chunk: bytes) -> None:
-        if self.response is not None or self.oversize:
-            return
-        if self._cr:
-            chunk, self._cr = b"\r" + chunk, False
-        if b"\r" in chunk:   # CRLF lines; a CR at the end may open a CRLF the next read closes
-            if chunk[-1] == 0x0D:
-                self._cr, chunk = True, chunk[:-1]
-            chunk = chunk.replace(b"\r\n", b"\n")
-        end = chunk.rfind(b"\n\n")
-        if end != -1:
-            cut = end + 2
-        elif chunk[:1] == b"\n" and self._held and self._held[-1][-1:] == b"\n":
-            cut = 1   # the blank line spans two reads
-        else:
-            self._hold(chunk)
-            return
-        done = chunk[:cut] if not self._held else b"".join([*self._held, chunk[:cut]])
-        self._held, self._size = [], 0
-        self._hold(chunk[cut:])
-        self._look(done)
+        if not self._head:
+            self._head = chunk[:_HEAD_BYTES]
+        if chunk.endswith(_BOUNDARIES):
+            if self._parts or self._size:
+                self._parts.append(chunk)
+                self._push(None if self._size < 0 else b"".join(self._parts), chunk)
+                self._parts, self._size = [], 0
+            else:   # whole events in one read: the common case
+                self._push(chunk, chunk)
+        elif self._size >= 0:
+            self._parts.append(chunk)
+            self._size += len(chunk)
+            if self._size > self._limit:
+                rest = _events_begun_in(chunk)
+                self._parts, self._size = ([rest], len(rest)) if rest and len(rest) <= self._limit else ([], -1)
+        else:   # a dropped group goes on: the next events may begin in this read
+            rest = _events_begun_in(chunk)
+            if rest and len(rest) <= self._limit:
+                self._parts, self._size = [rest], len(rest)
+
+    def _push(self, group: bytes | None, last: bytes) -> None:
+        if group is None or len(group) > self._limit:   # keep what began in the last read, if it fits
+            rest = _events_begun_in(last)
+            group = rest if rest and len(rest) <= self._limit else None
+        groups = self._groups
+        if len(groups) == _GROUPS:
+            self._held -= len(groups.popleft() or b"")
+        groups.append(group)
+        self._held += len(group or b"")
+        while self._held > self._limit and len(groups) > 1:
+            self._held -= len(groups.popleft() or b"")
 
     def close(self) -> None:
-        """The stream ended: an event left without its blank line still counts."""
-        if self.response is None and not self.oversize and self._held:
-            done = b"".join(self._held)
-            self._held, self._size = [], 0
-            self._look(done)
+        """The stream ended: find its final event (an event left without its blank line counts)."""
+        if self._parts or self._size:
+            self._push(None if self._size < 0 else b"".join(self._parts), self._parts[-1] if self._parts else b"")
+        groups, self._groups = self._groups, deque()
+        for group in reversed(groups):
+            if group is None:   # dropped: the final event may have been in it
+                self.oversize = True
+                self.response_id = _first_id(self._head)
+                return
+            if self._final_in(group):
+                return
 
-    def _look(self, done: bytes) -> None:
-        if (self.response_id is None and _CREATED in done) or any(marker in done for marker in _TERMINAL):
-            self._read(done)
-
-    def _hold(self, data: bytes) -> None:
-        if data:
-            self._held.append(data)
-            self._size += len(data)
-            if self._size > self._limit:
-                self._held, self._size, self.oversize = [], 0, True
-
-    def _read(self, events: bytes) -> None:
-        for event in events.split(b"\n\n"):
-            if _CREATED not in event and not any(marker in event for marker in _TERMINAL):
+    def _final_in(self, events: bytes) -> bool:
+        if b"\r" in events:
+            events = events.replace(b"\r\n", b"\n")
+        for event in reversed(events.split(b"\n\n")):
+            if _WANTED.search(event) is None:
                 continue
             try:
                 parsed = msgspec.json.decode(event_fields(event)[1], type=_Event)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
-            if parsed.type == "response.created" and parsed.response is not _NULL:
-                self.response_id = msgspec.json.decode(parsed.response, type=_IdOnly).id
-            elif parsed.type in _TERMINAL_TYPES and parsed.response is not _NULL:
-                if len(event) > self._limit:
-                    self.oversize = True
-                else:
-                    self.response = bytes(parsed.response)
-                return
+            if parsed.type in _TERMINAL_TYPES and parsed.response is not _NULL:
+                self.response = bytes(parsed.response)
+                self.response_id = _first_id(self.response)
+                return True
+        return False
+
+
+def _events_begun_in(chunk: bytes) -> bytes:
+    """What follows the last event boundary inside `chunk` (not one at its very end), or b""."""
+    lf = chunk.rfind(b"\n\n", 0, len(chunk) - 2)
+    crlf = chunk.rfind(b"\r\n\r\n", 0, len(chunk) - 4)
+    cut = max(lf + 2 if lf != -1 else 0, crlf + 4 if crlf != -1 else 0)
+    return chunk[cut:] if cut else b""
+
+
+_GROUPS = 4
+_HEAD_BYTES = 4096
+_BOUNDARIES = (b"\n\n", b"\r\n\r\n")
+_FIRST_ID = re.compile(rb'"id"\s*:\s*"([^"\\]{1,128})"')
+
+
+def _first_id(data: bytes) -> str | None:
+    """The first `id` in a response object or at the start of a stream (response.created's)."""
+    found = _FIRST_ID.search(data)
+    return found.group(1).decode("utf-8", "replace") if found else None
 
 
 _NULL = msgspec.Raw(b"null")

@@ -5,9 +5,10 @@ queries say what is stored, so that "another key's" and "unknown" can be told ap
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -72,21 +73,46 @@ async def find_chain(engine: AsyncEngine, response_id: str, now: int,
     """`response_id` and the responses before it (following previous_response_id), newest first;
     empty when `response_id` is not stored. The walk stops at a link that is gone (purged, deleted),
     belongs to another key than the first, or was seen already. `known` holds rows not yet written
-    (the writer's queue), looked at before the database."""
+    (the writer's queue, whose rows come after the written ones), looked at before the database;
+    the written part of the chain is one recursive query, however long."""
     chain: list[StoredResponse] = []
-    seen: set[str] = set()
     next_id: str | None = response_id
+    while known and next_id is not None and next_id in known:
+        row = known[next_id]
+        if (chain and row.key_id != chain[0].key_id) or len(chain) >= MAX_CHAIN:
+            return chain
+        chain.append(row)
+        next_id = row.previous_response_id
+    if next_id is None:
+        return chain
     async with engine.connect() as conn:
-        while next_id is not None and next_id not in seen and len(chain) < MAX_CHAIN:
-            seen.add(next_id)
-            row = known.get(next_id) if known else None
-            if row is None:
-                row = await _find(conn, next_id, now)
-            if row is None or (chain and row.key_id != chain[0].key_id):
-                break
-            chain.append(row)
-            next_id = row.previous_response_id
+        rows = (await conn.execute(_CHAIN, {"response_id": next_id, "now": now})).all()
+    seen = {row.id for row in chain}
+    for found in rows:
+        row = _row(found)
+        if (chain and row.key_id != chain[0].key_id) or row.id in seen:
+            break
+        seen.add(row.id)
+        chain.append(row)
     return chain
+
+
+def _chain_query() -> Select[Any]:
+    """WITH RECURSIVE: the row, then each previous one of the same key, with its depth (the depth
+    bound ends a cycle, which only hand-made rows could form)."""
+    r = responses
+    start = (select(r.c.id, r.c.previous_response_id, r.c.key_id, literal(0).label("depth"))
+             .where(r.c.id == bindparam("response_id"), r.c.expires_at > bindparam("now"))
+             .cte("chain", recursive=True))
+    step = (select(r.c.id, r.c.previous_response_id, r.c.key_id, (start.c.depth + 1).label("depth"))
+            .join(start, r.c.id == start.c.previous_response_id)
+            .where(r.c.key_id == start.c.key_id, r.c.expires_at > bindparam("now"), start.c.depth < MAX_CHAIN - 1))
+    chain = start.union_all(step)
+    return (select(*(r.c[name] for name in _FIELDS)).join(chain, r.c.id == chain.c.id)
+            .order_by(chain.c.depth))
+
+
+_CHAIN = _chain_query()
 
 
 async def delete_response(engine: AsyncEngine, response_id: str, key_id: int) -> bool:

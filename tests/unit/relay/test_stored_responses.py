@@ -1,6 +1,6 @@
 """Stored Responses API responses in the gateway process, on SQLite and on Postgres: what `remember`
 keeps (JSON bodies and streams), what `expand` rebuilds from a chain, who may use an id, the size
-bound, the write queue, retention. The same over HTTP with the openai SDK: tests/e2e/test_stored_responses.py."""
+bound, the write queue, retention. The same over HTTP with the openai SDK: tests/e2e/test_stored_responses_sdk.py."""
 
 from __future__ import annotations
 
@@ -164,30 +164,46 @@ def a_stream(rid: str, text: str) -> tuple[bytes, dict[str, Any]]:
     return body, final
 
 
+def caught(chunks: list[bytes], limit: int = 1 << 20) -> TerminalEvent:
+    catcher = TerminalEvent(limit)
+    for chunk in chunks:
+        catcher.feed(chunk)
+    catcher.close()
+    return catcher
+
+
 def test_the_final_event_is_caught_however_the_stream_is_cut() -> None:
     body, final = a_stream("resp_cut", "one two three four five")
-    for variant in (body, body.replace(b"\n", b"\r\n")):
+    # CRLF lines; no blank line at the end; a comment and a [DONE] after the final event
+    variants = (body, body.replace(b"\n", b"\r\n"), body[:-2], body + b": done\n\ndata: [DONE]\n\n")
+    for variant in variants:
         for cut in range(1, len(variant)):
-            catcher = TerminalEvent(1 << 20)
-            catcher.feed(variant[:cut])
-            catcher.feed(variant[cut:])
+            catcher = caught([variant[:cut], variant[cut:]])
             assert catcher.response is not None and msgspec.json.decode(catcher.response) == final, cut
             assert catcher.response_id == "resp_cut"
-    for variant in (body, body.replace(b"\n", b"\r\n"), body[:-2]):   # the last: no blank line at the end
-        catcher = TerminalEvent(1 << 20)
-        for i in range(len(variant)):   # a byte at a time
-            catcher.feed(variant[i:i + 1])
-        catcher.close()
-        assert catcher.response is not None and msgspec.json.decode(catcher.response)["id"] == "resp_cut"
+        one_by_one = caught([variant[i:i + 1] for i in range(len(variant))])
+        assert one_by_one.response is not None and msgspec.json.decode(one_by_one.response)["id"] == "resp_cut"
+    assert caught([body[:-300]]).response is None   # cut before its final event: nothing to keep
 
 
-def test_the_catcher_holds_at_most_its_limit() -> None:
+def test_the_catcher_holds_at_most_its_limit_and_knows_whose_response_outgrew_it() -> None:
     body, _ = a_stream("resp_big", "word " * 2000)
     catcher = TerminalEvent(4096)
+    held = 0
     for i in range(0, len(body), 1000):
         catcher.feed(body[i:i + 1000])
+        held = max(held, sum(map(len, catcher._parts)) + catcher._held)
+    catcher.close()
     assert catcher.response is None and catcher.oversize and catcher.response_id == "resp_big"
-    assert sum(len(p) for p in catcher._held) == 0
+    assert held <= 2 * 4096
+    # a stream sent in one read: the final event alone is kept if it fits, whatever came before it
+    small, final = a_stream("resp_one_read", "short")
+    padded = sse("response.output_text.done", {"text": "x" * 8000}) + small
+    whole = caught([padded], limit=len(small))
+    assert whole.response is not None and msgspec.json.decode(whole.response) == final
+    # a group outgrown over several reads, whose last read also begins the final event
+    split = caught([padded[:3000], padded[3000:6000], padded[6000:]], limit=len(small))
+    assert split.response is not None and msgspec.json.decode(split.response) == final
 
 
 def streaming(body: bytes, chunk: int) -> StreamReply:
@@ -270,3 +286,27 @@ async def test_written_responses_outlive_the_store_and_expired_ones_are_purged(g
     stored = await fresh.find("resp_keep")
     assert stored is not None and stored.expires_at - stored.created_at >= 0
     assert abs(stored.expires_at - int(time.time()) - 30 * 86400) < 60
+
+
+async def test_a_long_chain_is_read_across_queue_and_database_and_stops_where_a_turn_was_deleted(gw: Gateway) -> None:
+    alice = await key(gw, "alice")
+    previous = None
+    for n in range(1, 31):
+        body: dict[str, Any] = {"model": "m", "input": f"turn {n}"}
+        if previous:
+            body["previous_response_id"] = previous
+        remember(gw, alice, encode(body), Reply(200, encode(response_object(f"resp_long{n}", [ANSWER]))))
+        previous = f"resp_long{n}"
+        if n == 25:
+            await settle(gw)   # 1-25 written; 26-30 still queued
+    await asyncio.sleep(0)
+    assert "resp_long30" in gw.responses._queue and "resp_long25" not in gw.responses._queue
+
+    def user_texts(expanded: bytes) -> list[str]:
+        return [i["content"][0]["text"] for i in msgspec.json.decode(expanded)["input"] if i.get("role") == "user"]
+
+    nxt = encode({"model": "m", "previous_response_id": "resp_long30", "input": "turn 31"})
+    assert user_texts(await expand(gw, alice, nxt)) == [f"turn {n}" for n in range(1, 32)]
+    assert await gw.responses.delete("resp_long10", alice.id)
+    await settle(gw)
+    assert user_texts(await expand(gw, alice, nxt)) == [f"turn {n}" for n in range(11, 32)]
