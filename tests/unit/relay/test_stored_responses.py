@@ -310,3 +310,14 @@ async def test_a_long_chain_is_read_across_queue_and_database_and_stops_where_a_
     assert await gw.responses.delete("resp_long10", alice.id)
     await settle(gw)
     assert user_texts(await expand(gw, alice, nxt)) == [f"turn {n}" for n in range(11, 32)]
+
+
+def test_the_responses_settings_are_checked_and_named() -> None:
+    from polyrelay.config import ConfigError, parse_config
+
+    assert parse_config("responses: {retention_days: 7, max_stored_mb: 0.5}").responses == ResponsesConfig(7, 0.5)
+    assert parse_config("keys: []").responses == ResponsesConfig(30.0, 8.0)
+    for bad, field in (("{retention_days: 0}", "responses.retention_days"), ("{max_stored_mb: -1}", "responses.max_stored_mb"),
+                       ("{max_stored_mb: .nan}", "responses.max_stored_mb"), ("{retention: 3}", "responses.retention")):
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            parse_config(f"responses: {bad}")
