@@ -317,7 +317,8 @@ def test_the_responses_settings_are_checked_and_named() -> None:
 
     assert parse_config("responses: {retention_days: 7, max_stored_mb: 0.5}").responses == ResponsesConfig(7, 0.5)
     assert parse_config("keys: []").responses == ResponsesConfig(30.0, 8.0)
-    for bad, field in (("{retention_days: 0}", "responses.retention_days"), ("{max_stored_mb: -1}", "responses.max_stored_mb"),
+    for bad, field in (("{retention_days: 0}", "responses.retention_days"),
+                       ("{max_stored_mb: -1}", "responses.max_stored_mb"),
                        ("{max_stored_mb: .nan}", "responses.max_stored_mb"), ("{retention: 3}", "responses.retention")):
         with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
             parse_config(f"responses: {bad}")
