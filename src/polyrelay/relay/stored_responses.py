@@ -341,6 +341,7 @@ def stored_row(key_id: int, request_body: bytes, response: bytes, now: int, rete
     previous = previous if isinstance(previous, str) else None
     if previous is not None and obj.get("previous_response_id") is None:
         obj["previous_response_id"] = previous   # the upstream saw the expanded request, without it
+    obj["store"] = True   # a converted request went upstream with store false; this one is kept
     created = obj.get("created_at")
     usage = obj.get("usage")
     return StoredResponse(

@@ -228,7 +228,7 @@ async def test_a_stream_is_stored_from_its_final_event_and_sent_unchanged(gw: Ga
     await settle(gw)
     stored = await gw.responses.find("resp_streamed")
     assert stored is not None and stored.key_id == alice.id
-    assert msgspec.json.decode(response_json(stored)) == {**final, "previous_response_id": None}
+    assert msgspec.json.decode(response_json(stored)) == {**final, "previous_response_id": None, "store": True}
 
 
 async def test_a_response_over_the_bound_is_served_not_stored_and_stays_its_keys(gw: Gateway) -> None:
