@@ -79,15 +79,18 @@ async def expand(gw: Gateway, key: KeyRecord, body: bytes,
         raise invalid_request("'previous_response_id' must be the id of a response", "previous_response_id")
     chain = await gw.responses.chain(previous)
     model = request.get("model")
-    may_pass = passthrough_unknown is not None and passthrough_unknown(model if isinstance(model, str) else "")
+
+    def may_pass() -> bool:
+        return passthrough_unknown is not None and passthrough_unknown(model if isinstance(model, str) else "")
+
     if not chain:
-        if may_pass:
+        if may_pass():
             return body
         raise previous_not_found(previous)
     if chain[0].key_id != key.id:
         raise previous_not_found(previous)   # another key's: as if unknown, and never passed on
     if not all(link.stored for link in chain):
-        if may_pass:
+        if may_pass():
             return body   # the upstream that answered it may still have it
         raise invalid_request(f"Previous response with id '{previous}' was too large to be stored by this "
                               f"gateway; send its items in 'input' instead", "previous_response_id")
