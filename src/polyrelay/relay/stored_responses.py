@@ -26,7 +26,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -62,25 +62,30 @@ def response_not_found(response_id: str) -> GatewayError:
 
 # ---- expand -------------------------------------------------------------------------------------
 
+Top = Mapping[str, msgspec.Raw]   # a request's top-level fields, values still raw JSON (the relay's peek)
+
+
 async def expand(gw: Gateway, key: KeyRecord, body: bytes,
-                 passthrough_unknown: Callable[[str], bool] | None = None) -> bytes:
+                 passthrough_unknown: Callable[[str], bool] | None = None, top: Top | None = None) -> bytes:
     """The body with the conversation before `previous_response_id` in `input` (module docstring).
-    `passthrough_unknown(model)`: whether an id this gateway never stored may be the upstream's."""
-    if b'"previous_response_id"' not in body:
-        return body   # the common case costs one search
-    try:
-        request = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return body   # the protocol's parser refuses it in its own words
-    if not isinstance(request, dict) or request.get("previous_response_id") is None:
+    `passthrough_unknown(model)`: whether an id this gateway never stored may be the upstream's.
+    `top`: the body's top level if the caller decoded it already (then the body is not searched)."""
+    if top is None:
+        if b'"previous_response_id"' not in body:
+            return body   # one search when the caller has not decoded the body
+        try:
+            top = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return body   # the protocol's parser refuses it in its own words
+    previous = _value(top, "previous_response_id")
+    if previous is None:
         return body
-    previous = request["previous_response_id"]
     if not isinstance(previous, str) or not previous:
         raise invalid_request("'previous_response_id' must be the id of a response", "previous_response_id")
     chain = await gw.responses.chain(previous)
-    model = request.get("model")
 
     def may_pass() -> bool:
+        model = _value(top, "model")
         return passthrough_unknown is not None and passthrough_unknown(model if isinstance(model, str) else "")
 
     if not chain:
@@ -94,14 +99,31 @@ async def expand(gw: Gateway, key: KeyRecord, body: bytes,
             return body   # the upstream that answered it may still have it
         raise invalid_request(f"Previous response with id '{previous}' was too large to be stored by this "
                               f"gateway; send its items in 'input' instead", "previous_response_id")
-    items: list[Any] = []
+    arrays: list[bytes] = []
     for link in reversed(chain):
-        items += msgspec.json.decode(link.input_items)
-        items += msgspec.json.decode(link.output_items)
-    items += own_input_items(request.get("input"))
-    request["input"] = items
-    del request["previous_response_id"]
-    return msgspec.json.encode(request)
+        arrays += (link.input_items.encode(), link.output_items.encode())
+    arrays.append(_own_input_array(top.get("input")))
+    expanded = {name: raw for name, raw in top.items() if name != "previous_response_id"}
+    expanded["input"] = msgspec.Raw(_join_arrays(arrays))
+    return msgspec.json.encode(expanded)
+
+
+def _value(top: Top, name: str) -> object:
+    raw = top.get(name)
+    return None if raw is None else msgspec.json.decode(raw)
+
+
+def _own_input_array(raw: msgspec.Raw | None) -> bytes:
+    """The request's own `input` as a JSON array: as sent when it is one, else its items encoded."""
+    if raw is not None and bytes(raw).lstrip()[:1] == b"[":
+        return bytes(raw)
+    return msgspec.json.encode(own_input_items(None if raw is None else msgspec.json.decode(raw)))
+
+
+def _join_arrays(arrays: list[bytes]) -> bytes:
+    """JSON arrays joined into one, without decoding their items (the history is copied as text)."""
+    inner = [a.strip()[1:-1].strip() for a in arrays]
+    return b"[" + b",".join(i for i in inner if i) + b"]"
 
 
 def own_input_items(value: object) -> list[Any]:
@@ -121,8 +143,11 @@ class _StoreFlag(msgspec.Struct):
     store: bool | None = None
 
 
-def wants_store(body: bytes) -> bool:
-    """`store` defaults to true (as OpenAI)."""
+def wants_store(body: bytes, top: Top | None = None) -> bool:
+    """`store` defaults to true (as OpenAI). From `top` when the caller decoded the body already."""
+    if top is not None:
+        raw = top.get("store")
+        return raw is None or bytes(raw).strip() != b"false"
     if b'"store"' not in body:
         return True
     try:
@@ -131,9 +156,11 @@ def wants_store(body: bytes) -> bool:
         return False
 
 
-def remember(gw: Gateway, key: KeyRecord, request_body: bytes, reply: Reply | StreamReply) -> Reply | StreamReply:
-    """Queue the response for the store (module docstring); the reply goes out as it came."""
-    if reply.status != 200 or not wants_store(request_body):
+def remember(gw: Gateway, key: KeyRecord, request_body: bytes, reply: Reply | StreamReply,
+             top: Top | None = None) -> Reply | StreamReply:
+    """Queue the response for the store (module docstring); the reply goes out as it came. `top`: the
+    request's top level, if the caller decoded it already (then the body is not searched for `store`)."""
+    if reply.status != 200 or not wants_store(request_body, top):
         return reply
     limit = gw.responses.max_bytes
     if isinstance(reply, Reply):

@@ -26,6 +26,7 @@ from polyrelay.relay.stored_responses import (
     listed_input_items,
     remember,
     response_json,
+    wants_store,
 )
 from polyrelay.store.db import create_engine, migrate
 from polyrelay.store.keys import KeyRecord, find_by_hash, hash_key, upsert_config_keys
@@ -322,3 +323,28 @@ def test_the_responses_settings_are_checked_and_named() -> None:
                        ("{max_stored_mb: .nan}", "responses.max_stored_mb"), ("{retention: 3}", "responses.retention")):
         with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
             parse_config(f"responses: {bad}")
+
+
+async def test_the_callers_decoded_top_level_gives_the_same_answers_without_searching_the_body(gw: Gateway) -> None:
+    alice = await key(gw, "alice")
+    first = Reply(200, encode(response_object("resp_top", [CALL])))
+    remember(gw, alice, encode({"model": "m", "input": "first"}), first)
+    await settle(gw)
+    bodies = [
+        b'{ "model" : "m", "previous_response_id" : "resp_top", "input" : [ {"type": "function_call_output",'
+        b' "call_id": "call_weather", "output": "21"} ] , "store": false}',
+        b'{"model":"m","previous_response_id":"resp_top","input":[]}',
+        b'{"model":"m","previous_response_id":"resp_top","input":"a string"}',
+        b'{"model":"m","previous_response_id":"resp_top"}',
+        b'{"model":"m","previous_response_id":null,"input":"x"}',
+    ]
+    for body in bodies:
+        top = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+        by_search, by_top = await expand(gw, alice, body), await expand(gw, alice, body, top=top)
+        assert msgspec.json.decode(by_search) == msgspec.json.decode(by_top), body
+        expanded = msgspec.json.decode(by_top)
+        assert "previous_response_id" not in expanded or expanded["previous_response_id"] is None
+        if b'"resp_top"' in body:
+            assert expanded["input"][:2] == [
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "first"}]}, CALL]
+        assert wants_store(body) == wants_store(body, top) == (b'"store": false' not in body)
