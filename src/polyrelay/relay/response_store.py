@@ -7,8 +7,9 @@ read from the queue, so a client that asks for it (or continues it) right after 
 A periodic purge deletes the responses whose retention ended (config `responses.retention_days`).
 
 What the queue holds is lost if the process is killed before the writer ran (a few milliseconds;
-unlike spend, stored responses are not journaled). A failed write is retried every second; meanwhile
-the queue holds at most MAX_QUEUED_BYTES and refuses more (logged).
+unlike spend, stored responses are not journaled). A failed write is retried every second, row by
+row (a row the database refuses while it takes others is dropped, logged); meanwhile the queue holds
+at most MAX_QUEUED_BYTES and refuses more (logged).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ PURGE_INTERVAL_S = 3600.0
 RETRY_S = 1.0
 STOP_TIMEOUT_S = 10.0
 MAX_QUEUED_BYTES = 256 * 1024 * 1024
+MAX_ATTEMPTS = 30                  # failed writes (one a second) before a row the database refuses is dropped
 
 
 class ResponseStore:
@@ -45,6 +47,7 @@ class ResponseStore:
         self.settings = settings
         self._queue: dict[str, StoredResponse] = {}
         self._queued_bytes = 0
+        self._attempts: dict[str, int] = {}   # failed writes of a queued row, while the database refused all
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()       # one write (or delete) at a time
         self._tasks: list[asyncio.Task[None]] = []
@@ -82,13 +85,40 @@ class ResponseStore:
             try:
                 await insert_responses(self._engine, batch)
             except Exception as exc:
-                log.warning("could not store %d responses (retrying): %s", len(batch), driver_reason(exc))
-                return False
+                log.warning("could not store %d responses: %s", len(batch), driver_reason(exc))
+                if not await self._one_by_one(batch):
+                    return False
             for row in batch:
-                if self._queue.get(row.id) is row:
-                    del self._queue[row.id]
-                    self._queued_bytes -= row.size()
+                self._unqueue(row)
             return True
+
+    async def _one_by_one(self, batch: list[StoredResponse]) -> bool:
+        """After a failed batch: write each row alone. A row the database refuses while it takes
+        another, or for the MAX_ATTEMPTS-th time, is dropped (logged), so one bad row cannot hold
+        the queue; if it takes none, everything stays queued (retried)."""
+        refused: list[StoredResponse] = []
+        for row in batch:
+            try:
+                await insert_responses(self._engine, [row])
+            except Exception:
+                refused.append(row)
+        if len(refused) == len(batch):
+            for row in refused:
+                self._attempts[row.id] = self._attempts.get(row.id, 0) + 1
+            hopeless = [row for row in refused if self._attempts[row.id] >= MAX_ATTEMPTS]
+            for row in hopeless:
+                log.error("response %s dropped: the database refused it %d times", row.id, MAX_ATTEMPTS)
+                self._unqueue(row)
+            return False
+        for row in refused:
+            log.error("response %s dropped: the database refused it (and took the others)", row.id)
+        return True
+
+    def _unqueue(self, row: StoredResponse) -> None:
+        self._attempts.pop(row.id, None)
+        if self._queue.get(row.id) is row:
+            del self._queue[row.id]
+            self._queued_bytes -= row.size()
 
     async def _write_forever(self) -> None:
         while True:

@@ -35,7 +35,7 @@ from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import event_fields
 from polyrelay.relay.replies import Producer, Reply, StreamReply, Write
 from polyrelay.store.keys import KeyRecord
-from polyrelay.store.responses import StoredResponse
+from polyrelay.store.responses import MAX_ID_CHARS, MAX_MODEL_CHARS, MAX_STATUS_CHARS, MAX_TIME, StoredResponse
 
 if TYPE_CHECKING:
     from polyrelay.relay.gateway import Gateway
@@ -334,10 +334,11 @@ def _keep(gw: Gateway, key_id: int, request_body: bytes, response: bytes, too_la
 
 def _keep_stub(gw: Gateway, key_id: int, response_id: str | None, request_body: bytes) -> None:
     """Bind a response too large to keep to its key (the body is not kept)."""
-    if not response_id:
+    if _an_id(response_id) is None:
         return
+    assert response_id is not None
     now = int(time.time())
-    previous = _request_fields(request_body).previous_response_id
+    previous = _an_id(_request_fields(request_body).previous_response_id)
     gw.responses.put(StoredResponse(
         id=response_id, key_id=key_id, created_at=now, expires_at=now + gw.responses.retention_s,
         model="", status="not_stored", previous_response_id=previous, stored=False, input_items="[]",
@@ -361,26 +362,32 @@ def _text(value: object) -> str:
 
 
 def stored_row(key_id: int, request_body: bytes, response: bytes, now: int, retention_s: int) -> StoredResponse | None:
-    """The row that keeps `response` (a response object's JSON) and the request that asked for it."""
+    """The row that keeps `response` (a response object's JSON) and the request that asked for it;
+    None when the response has no id that fits the store."""
     obj = msgspec.json.decode(response)
     request = msgspec.json.decode(request_body)
-    if not isinstance(obj, dict) or not isinstance(request, dict) or not isinstance(obj.get("id"), str):
+    if not isinstance(obj, dict) or not isinstance(request, dict) or _an_id(obj.get("id")) is None:
         return None
-    output = obj.pop("output", None) or []
-    previous = request.get("previous_response_id")
-    previous = previous if isinstance(previous, str) else None
+    output = obj.pop("output", None)
+    previous = _an_id(request.get("previous_response_id"))   # longer: not one of ours, so no link
     if previous is not None and obj.get("previous_response_id") is None:
         obj["previous_response_id"] = previous   # the upstream saw the expanded request, without it
     obj["store"] = True   # a converted request went upstream with store false; this one is kept
     created = obj.get("created_at")
     usage = obj.get("usage")
     return StoredResponse(
-        id=obj["id"], key_id=key_id, created_at=created if isinstance(created, int) else now,
-        expires_at=now + retention_s, model=str(obj.get("model") or request.get("model") or ""),
-        status=str(obj.get("status") or "completed"), previous_response_id=previous, stored=True,
-        input_items=_text(own_input_items(request.get("input"))),
+        id=obj["id"], key_id=key_id,
+        created_at=created if type(created) is int and 0 <= created < MAX_TIME else now,
+        expires_at=now + retention_s, model=str(obj.get("model") or request.get("model") or "")[:MAX_MODEL_CHARS],
+        status=str(obj.get("status") or "completed")[:MAX_STATUS_CHARS], previous_response_id=previous,
+        stored=True, input_items=_text(own_input_items(request.get("input"))),
         request=_text({k: v for k, v in request.items() if k != "input"}),
-        output_items=_text(output), usage=None if usage is None else _text(usage), response=_text(obj))
+        output_items=_text(output if isinstance(output, list) else []),
+        usage=None if usage is None else _text(usage), response=_text(obj))
+
+
+def _an_id(value: object) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS else None
 
 
 # ---- reading back -------------------------------------------------------------------------------

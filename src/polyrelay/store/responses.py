@@ -15,6 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from polyrelay.store.tables import responses
 
 MAX_CHAIN = 10_000   # links followed from one previous_response_id (a guard, never reached by real use)
+# what the columns hold (a longer value would fail the whole batch on Postgres: rows are checked first)
+MAX_ID_CHARS = 128
+MAX_MODEL_CHARS = 128
+MAX_STATUS_CHARS = 32
+MAX_TIME = 2**40     # unix seconds; an upstream's absurd created_at is replaced by the time it was stored
 
 
 class StoredResponse(msgspec.Struct):

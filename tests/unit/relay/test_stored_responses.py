@@ -348,3 +348,41 @@ async def test_the_callers_decoded_top_level_gives_the_same_answers_without_sear
             assert expanded["input"][:2] == [
                 {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "first"}]}, CALL]
         assert wants_store(body) == wants_store(body, top) == (b'"store": false' not in body)
+
+
+async def test_values_the_columns_cannot_hold_never_reach_the_database(gw: Gateway) -> None:
+    alice = await key(gw, "alice")
+    long_id = "resp_" + "x" * 200
+    remember(gw, alice, encode({"model": "m", "input": "a"}), Reply(200, encode(response_object(long_id, [ANSWER]))))
+    odd = {**response_object("resp_odd", [ANSWER]), "created_at": 10**30, "status": "s" * 100, "output": {"no": 1}}
+    remember(gw, alice, encode({"model": "m", "input": "b", "previous_response_id": long_id}), Reply(200, encode(odd)))
+    await settle(gw)
+    assert await gw.responses.find(long_id) is None   # an id longer than any we store: not kept
+    stored = await gw.responses.find("resp_odd")
+    assert stored is not None and stored.previous_response_id is None and stored.output_items == "[]"
+    assert len(stored.status) == 32 and abs(stored.created_at - time.time()) < 60
+
+
+async def test_a_row_the_database_refuses_cannot_hold_the_queue(gw: Gateway) -> None:
+    from polyrelay.relay.response_store import MAX_ATTEMPTS
+    from polyrelay.relay.stored_responses import stored_row
+
+    alice = await key(gw, "alice")
+
+    def row(rid: str) -> Any:
+        made = stored_row(alice.id, encode({"model": "m", "input": rid}), encode(response_object(rid, [ANSWER])),
+                          int(time.time()), 3600)
+        assert made is not None
+        return made
+
+    store = ResponseStore(gw.engine, ResponsesConfig())   # no writer task: the test writes
+    store.put(msgspec.structs.replace(row("resp_bad"), key_id=None))   # NOT NULL: both databases refuse it
+    store.put(row("resp_good"))
+    assert await store.flush()               # the good one is written, the bad one dropped
+    assert not store._queue and await ResponseStore(gw.engine, ResponsesConfig()).find("resp_good")
+    store.put(msgspec.structs.replace(row("resp_alone"), key_id=None))
+    for _ in range(MAX_ATTEMPTS - 1):        # alone, it might be the database that is down: kept ...
+        assert not await store.flush()
+    assert "resp_alone" in store._queue
+    assert not await store.flush()           # ... until it has been refused MAX_ATTEMPTS times
+    assert not store._queue and store._queued_bytes == 0
