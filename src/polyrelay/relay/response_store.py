@@ -69,9 +69,8 @@ class ResponseStore:
             log.error("response %s not stored: %d MB of responses are waiting for the database",
                       row.id, self._queued_bytes // (1024 * 1024))
             return
-        old = self._queue.get(row.id)
-        if old is not None:
-            self._queued_bytes -= old.size()
+        if row.id in self._queue:
+            return   # the first response under an id keeps it, as in the database (insert ... do nothing)
         self._queue[row.id] = row
         self._queued_bytes += size
         self._wake.set()

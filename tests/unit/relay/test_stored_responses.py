@@ -386,3 +386,20 @@ async def test_a_row_the_database_refuses_cannot_hold_the_queue(gw: Gateway) -> 
     assert "resp_alone" in store._queue
     assert not await store.flush()           # ... until it has been refused MAX_ATTEMPTS times
     assert not store._queue and store._queued_bytes == 0
+
+
+async def test_the_first_response_under_an_id_keeps_it(gw: Gateway) -> None:
+    """An upstream that reuses ids (they are the upstream's on the fast path) cannot hand one key's
+    stored response to another: queued or written, the first owner keeps it."""
+    alice, bob = await key(gw, "alice"), await key(gw, "bob")
+    for rid in ("resp_same_queued", "resp_same_written"):
+        first = Reply(200, encode(response_object(rid, [ANSWER])))
+        remember(gw, alice, encode({"model": "m", "input": "alice's"}), first)
+        if rid == "resp_same_written":
+            await settle(gw)
+        else:
+            await asyncio.sleep(0)
+        remember(gw, bob, encode({"model": "m", "input": "bob's"}), Reply(200, encode(response_object(rid, [CALL]))))
+        await settle(gw)
+        stored = await gw.responses.find(rid)
+        assert stored is not None and stored.key_id == alice.id and "alice's" in stored.input_items
