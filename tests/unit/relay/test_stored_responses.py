@@ -391,15 +391,23 @@ async def test_a_row_the_database_refuses_cannot_hold_the_queue(gw: Gateway) -> 
 async def test_the_first_response_under_an_id_keeps_it(gw: Gateway) -> None:
     """An upstream that reuses ids (they are the upstream's on the fast path) cannot hand one key's
     stored response to another: queued or written, the first owner keeps it."""
+    from polyrelay.relay.stored_responses import stored_row
+
     alice, bob = await key(gw, "alice"), await key(gw, "bob")
+    store = ResponseStore(gw.engine, ResponsesConfig())   # no writer task: the test writes
+
+    def row(owner: KeyRecord, rid: str) -> Any:
+        made = stored_row(owner.id, encode({"model": "m", "input": f"{owner.name}'s"}),
+                          encode(response_object(rid, [ANSWER])), int(time.time()), 3600)
+        assert made is not None
+        return made
+
+    store.put(row(alice, "resp_same_queued"))
+    store.put(row(bob, "resp_same_queued"))       # while alice's is still queued
+    store.put(row(alice, "resp_same_written"))
+    assert await store.flush()
+    store.put(row(bob, "resp_same_written"))      # after alice's was written
+    assert await store.flush()
     for rid in ("resp_same_queued", "resp_same_written"):
-        first = Reply(200, encode(response_object(rid, [ANSWER])))
-        remember(gw, alice, encode({"model": "m", "input": "alice's"}), first)
-        if rid == "resp_same_written":
-            await settle(gw)
-        else:
-            await asyncio.sleep(0)
-        remember(gw, bob, encode({"model": "m", "input": "bob's"}), Reply(200, encode(response_object(rid, [CALL]))))
-        await settle(gw)
-        stored = await gw.responses.find(rid)
+        stored = await store.find(rid)
         assert stored is not None and stored.key_id == alice.id and "alice's" in stored.input_items
