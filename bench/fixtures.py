@@ -19,6 +19,8 @@ OPENAI_MODEL = "bench-model"      # channel on /ns/v1 (non-stream JSON)
 STREAM_MODEL = "bench-stream"     # channel on /st/v1 (100-chunk SSE)
 CLAUDE_MODEL = "bench-claude"     # Anthropic channel on /an (convert path)
 SLOW_MODEL = "bench-slow"         # channel on the aiohttp slow-stream server
+RESPONSES_MODEL = "bench-responses"   # OpenAI channel with `api: responses` on /rs/v1 (Responses fast path)
+RESPONSES_STREAM_MODEL = "bench-responses-stream"   # the same on /rss/v1 (a 100-delta Responses stream)
 
 
 def _dumps(obj: object) -> str:
@@ -94,7 +96,59 @@ def anthropic_stream(n: int = STREAM_CHUNKS) -> bytes:
     return "".join(parts).encode()
 
 
+def responses_response() -> bytes:
+    return _dumps({
+        "id": "resp_bench0001", "object": "response", "created_at": 1700000000, "status": "completed",
+        "error": None, "incomplete_details": None, "instructions": None, "model": RESPONSES_MODEL,
+        "output": [{"id": "msg_bench0001", "type": "message", "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": REPLY_TEXT, "annotations": []}]}],
+        "parallel_tool_calls": True, "store": False, "tool_choice": "auto", "tools": [],
+        "usage": {"input_tokens": 25, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 40,
+                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 65},
+    }).encode()
+
+
+def responses_stream(n: int = STREAM_CHUNKS) -> bytes:
+    """The event sequence of one message item with n text deltas, as the Responses API streams it."""
+    seq = iter(range(10_000))
+    item = {"id": "msg_bench0002", "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+    start = {"id": "resp_bench0002", "object": "response", "created_at": 1700000000, "status": "in_progress",
+             "model": RESPONSES_STREAM_MODEL, "output": [], "usage": None}
+
+    def event(kind: str, **fields: object) -> str:
+        return _event(kind, {"type": kind, "sequence_number": next(seq), **fields})
+
+    words = stream_words(n)
+    text = "".join(words)
+    part = {"type": "output_text", "text": text, "annotations": []}
+    done = {**item, "status": "completed", "content": [part]}
+    parts = [event("response.created", response=start), event("response.in_progress", response=start),
+             event("response.output_item.added", output_index=0, item=item),
+             event("response.content_part.added", item_id="msg_bench0002", output_index=0, content_index=0,
+                   part={**part, "text": ""})]
+    parts += [event("response.output_text.delta", item_id="msg_bench0002", output_index=0, content_index=0,
+                    delta=w, logprobs=[]) for w in words]
+    parts += [event("response.output_text.done", item_id="msg_bench0002", output_index=0, content_index=0,
+                    text=text, logprobs=[]),
+              event("response.content_part.done", item_id="msg_bench0002", output_index=0, content_index=0, part=part),
+              event("response.output_item.done", output_index=0, item=done),
+              event("response.completed", response={**start, "status": "completed", "output": [done], "usage": {
+                  "input_tokens": 25, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 40,
+                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 65}})]
+    return "".join(parts).encode()
+
+
 # ---- request bodies -------------------------------------------------------------------------
+
+
+def responses_request(model: str, stream: bool = False) -> bytes:
+    """What a Responses client (the openai SDK's `client.responses.create`) sends."""
+    body: dict = {"model": model, "input": [{"role": "user", "content": USER_PROMPT}], "max_output_tokens": 64,
+                  "store": False}
+    if stream:
+        body["stream"] = True
+    return _dumps(body).encode()
+
 
 def chat_request(model: str, stream: bool = False) -> bytes:
     body: dict = {"model": model, "messages": [{"role": "user", "content": USER_PROMPT}],

@@ -7,6 +7,7 @@ costs far less CPU per request than the gateway it measures. Every loop is bound
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -81,7 +82,7 @@ class Connection(asyncio.Protocol):
         self.open = False
 
     @classmethod
-    async def connect(cls, host: str, port: int) -> "Connection":
+    async def connect(cls, host: str, port: int) -> Connection:
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(cls, host, port)
         return conn
@@ -116,7 +117,7 @@ class Connection(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(Response(self.parser.get_status_code(), self.size, self.events, self.head))
 
-    def request(self, req: Request) -> "asyncio.Future[Response]":
+    def request(self, req: Request) -> asyncio.Future[Response]:
         self.size = self.events = 0
         self.head = b""
         self.waiter = asyncio.get_running_loop().create_future()
@@ -146,7 +147,7 @@ def expect_ok(min_events: int = 0) -> Check:
 async def _one(conn: Connection, req: Request, check: Check, timeout: float) -> str | None:
     try:
         resp = await asyncio.wait_for(conn.request(req), timeout)
-    except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, ConnectionError, OSError) as exc:
         conn.close()
         return f"{type(exc).__name__}: {exc}"
     return check(resp)
@@ -288,10 +289,8 @@ async def many_streams(req: Request, count: int, ramp_seconds: float, check: Che
     deadline = start + ramp_seconds + timeout + 5
     while not done.is_set() and time.perf_counter() < deadline:
         peak_sample = max(peak_sample, sample())
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 0.05)
-        except asyncio.TimeoutError:
-            pass
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

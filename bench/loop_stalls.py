@@ -149,7 +149,8 @@ def main() -> None:
     gen2 = [(t, d) for t, d, g in gcs if g == 2]
     gen1 = [(t, d) for t, d, g in gcs if g == 1]
     s = result.summary()
-    print(f"open loop at {rate:.0f} req/s (capacity {capacity:.0f}) for {args.seconds:.0f} s: p50 {s['p50_ms']:.2f} ms, "
+    print(f"open loop at {rate:.0f} req/s (capacity {capacity:.0f}) for {args.seconds:.0f} s: "
+          f"p50 {s['p50_ms']:.2f} ms, "
           f"p90 {s['p90_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms, {s['errors']} errors "
           f"{s.get('first_error', '')}")
     total = sum(d for _, d in stalls)
@@ -158,10 +159,12 @@ def main() -> None:
     for g in (0, 1, 2):
         ds = [d for _, d, gen in gcs if gen == g]
         if ds:
-            print(f"gc generation {g}: {len(ds)} collections, {sum(ds) * 1000:.1f} ms in all, longest {max(ds) * 1000:.1f} ms")
+            print(f"gc generation {g}: {len(ds)} collections, {sum(ds) * 1000:.1f} ms in all, "
+                  f"longest {max(ds) * 1000:.1f} ms")
     if flushes:
         fd = sorted(d for _, d in flushes)
-        print(f"ledger flushes: {len(fd)}, median {fd[len(fd) // 2] * 1000:.1f} ms, longest {fd[-1] * 1000:.1f} ms (awaited)")
+        print(f"ledger flushes: {len(fd)}, median {fd[len(fd) // 2] * 1000:.1f} ms, "
+              f"longest {fd[-1] * 1000:.1f} ms (awaited)")
     if lookups:
         ld = sorted(d for _, d in lookups)
         print(f"key look-ups in the database: {len(ld)} (key cache misses), longest {ld[-1] * 1000:.1f} ms")

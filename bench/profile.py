@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import procstat  # noqa: E402
-import run  # noqa: E402
-import servers  # noqa: E402
+import procstat
+import run
+import servers
 
 _LINE = re.compile(r":\d+\)$")
 

@@ -7,15 +7,18 @@ import math
 import sys
 from typing import Any
 
-LABELS = {"direct": "direct", "polyrelay": "polyrelay", "polyrelay-base": "polyrelay before (--baseline)", "polyrelay-granian": "polyrelay on granian",
+LABELS = {"direct": "direct", "polyrelay": "polyrelay", "polyrelay-base": "polyrelay before (--baseline)",
+          "polyrelay-granian": "polyrelay on granian",
           "polyrelay-2w": "polyrelay, 2 workers (unpinned)", "litellm": "LiteLLM (logging off)",
           "litellm-log": "LiteLLM (logging on)"}
-CLOSED = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4")
+NO_VALUE = "\u2013"  # an en dash marks a table cell without a value
+CLOSED = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4",
+          "responses_c16", "responses_convert_c16", "responses_stream_c16")
 
 
 def _f(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return NO_VALUE
     if isinstance(value, (int, float)):
         return f"{value:,.{digits}f}"
     return str(value)
@@ -85,6 +88,7 @@ def checks(report: dict[str, Any], target: str = "polyrelay") -> list[tuple[str,
     all_open = (med(report, target, "slow_streams", "max_in_flight") or 0) >= 1000
     slow_peak = med(report, target, "slow_streams", "peak_rss_mb") if all_open else None
     conv_cpu = med(report, target, "convert_c16", "cpu_us_per_req")
+    rconv_cpu = med(report, target, "responses_convert_c16", "cpu_us_per_req")
     rows: list[tuple[str, str, float | None, float]] = [
         ("gateway CPU per non-stream request (c=16)", "<= 500 µs (aim 250)", ns_cpu, 500),
         ("added p50 latency at concurrency 1", "<= 0.5 ms", added_p50(report, target, "ns_c1"), 0.5),
@@ -96,11 +100,13 @@ def checks(report: dict[str, Any], target: str = "polyrelay") -> list[tuple[str,
         ("idle RSS after a 2 s warm-up at c=16", "< 80 MB", r.get("idle_rss_mb"), 80),
         ("convert path CPU / fast path CPU (c=16)", "<= 2.0",
          conv_cpu / ns_cpu if conv_cpu and ns_cpu else None, 2.0),
+        ("Responses -> Anthropic CPU / chat fast path CPU (c=16)", "<= 2.0",
+         rconv_cpu / ns_cpu if rconv_cpu and ns_cpu else None, 2.0),
     ]
     out = []
     for goal, limit, value, bound in rows:
         passed = None if value is None else value <= bound if "<=" in limit else value < bound
-        shown = "–" if value is None else f"{value:.2f}" if bound < 10 else f"{value:.1f}"
+        shown = NO_VALUE if value is None else f"{value:.2f}" if bound < 10 else f"{value:.1f}"
         out.append((goal, limit, shown, passed))
     return out
 

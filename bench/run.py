@@ -7,7 +7,9 @@ its own virtualenv: `python3 -m venv bench/.venv-litellm && bench/.venv-litellm/
 'litellm[proxy]==1.108.7'`. Target `litellm` runs it twice: logging off and logging on.
 
 Scenarios: ns_c1 ns_c16 ns_c64 (non-stream chat, wrk closed loop), stream_c1/c16/c64 (100-chunk SSE),
-convert_c16 (OpenAI client -> Anthropic channel), image_c4 (2 MB base64 image body), open_loop
+convert_c16 (OpenAI client -> Anthropic channel), responses_c16 (Responses client -> Responses
+channel: the fast path), responses_convert_c16 (Responses client -> Anthropic channel), responses_stream_c16 (a
+100-delta Responses stream on the fast path), image_c4 (2 MB base64 image body), open_loop
 (fixed rate at half the target's capacity), slow_streams (1,000 concurrent slow streams).
 
 Prints markdown tables and writes bench/results/<time>.json. Gateway CPU per request is utime+stime
@@ -32,15 +34,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fixtures  # noqa: E402
-import httpload  # noqa: E402
-import procstat  # noqa: E402
-import report  # noqa: E402
-import servers  # noqa: E402
+import fixtures
+import httpload
+import procstat
+import report
+import servers
 
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4",
-             "open_loop", "slow_streams")
+             "open_loop", "slow_streams", "responses_c16", "responses_convert_c16", "responses_stream_c16")
 TARGETS = ("direct", "polyrelay", "polyrelay-base", "polyrelay-granian", "polyrelay-2w", "litellm", "litellm-log")
 POLYRELAY_VARIANTS = {"polyrelay": "uvicorn", "polyrelay-base": "uvicorn", "polyrelay-granian": "granian",
                       "polyrelay-2w": "uvicorn-2w"}
@@ -89,7 +91,7 @@ def as_dict(result: httpload.Result) -> dict[str, Any]:
 class Target:
     """Where each scenario's requests go for one target, and how to measure its process."""
 
-    def __init__(self, name: str, url: str, pid: int | None, env: "Env") -> None:
+    def __init__(self, name: str, url: str, pid: int | None, env: Env) -> None:
         self.name, self.url, self.pid, self.env = name, url, pid, env
         self.idle_rss_mb = 0.0
 
@@ -100,7 +102,12 @@ class Target:
                     "stream": (e.nginx + "/st/v1/chat/completions", e.bodies["stream"]),
                     "convert": (e.nginx + "/an/v1/messages", e.bodies["anthropic"]),
                     "image": (e.nginx + "/ns/v1/chat/completions", e.bodies["image"]),
-                    "slow": (e.slow + "/slow/v1/chat/completions", e.bodies["slow"])}[scenario]
+                    "slow": (e.slow + "/slow/v1/chat/completions", e.bodies["slow"]),
+                    "responses": (e.nginx + "/rs/v1/responses", e.bodies["responses"]),
+                    "responses_convert": (e.nginx + "/an/v1/messages", e.bodies["anthropic"]),
+                    "responses_stream": (e.nginx + "/rss/v1/responses", e.bodies["responses_stream"])}[scenario]
+        if scenario.startswith("responses"):
+            return self.url + "/v1/responses", e.bodies[scenario]
         return self.url + "/v1/chat/completions", e.bodies[scenario]
 
     def measure(self, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -133,7 +140,11 @@ class Env:
                            "convert": fixtures.chat_request(fixtures.CLAUDE_MODEL),
                            "anthropic": fixtures.anthropic_request(),
                            "image": fixtures.image_request(),
-                           "slow": fixtures.chat_request(fixtures.SLOW_MODEL, stream=True)}.items():
+                           "slow": fixtures.chat_request(fixtures.SLOW_MODEL, stream=True),
+                           "responses": fixtures.responses_request(fixtures.RESPONSES_MODEL),
+                           "responses_convert": fixtures.responses_request(fixtures.CLAUDE_MODEL),
+                           "responses_stream": fixtures.responses_request(fixtures.RESPONSES_STREAM_MODEL,
+                                                                          stream=True)}.items():
             path = workdir / f"body-{name}.json"
             path.write_bytes(body)
             self.bodies[name] = path
@@ -148,9 +159,9 @@ def closed_wrk(kind: str, connections: int) -> Callable[[Target, dict[str, Any]]
     return run
 
 
-def closed_streams(concurrency: int) -> Callable[[Target, dict[str, Any]], dict[str, Any]]:
+def closed_streams(concurrency: int, kind: str = "stream") -> Callable[[Target, dict[str, Any]], dict[str, Any]]:
     def run(t: Target, _: dict[str, Any]) -> dict[str, Any]:
-        url, body = t.route("stream")
+        url, body = t.route(kind)
         req = httpload.Request(url, body.read_bytes())
         check = httpload.expect_ok(min_events=fixtures.STREAM_CHUNKS)
         return t.measure(lambda: as_dict(run_async(httpload.closed_loop(
@@ -198,6 +209,8 @@ RUNNERS: dict[str, Callable[[Target, dict[str, Any]], dict[str, Any]]] = {
     "stream_c1": closed_streams(1), "stream_c16": closed_streams(16), "stream_c64": closed_streams(64),
     "convert_c16": closed_wrk("convert", 16), "image_c4": closed_wrk("image", 4),
     "open_loop": open_loop, "slow_streams": slow_streams,
+    "responses_c16": closed_wrk("responses", 16), "responses_convert_c16": closed_wrk("responses_convert", 16),
+    "responses_stream_c16": closed_streams(16, "responses_stream"),
 }
 
 
@@ -268,7 +281,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is reported")
     p.add_argument("--targets", default="direct,polyrelay,litellm",
                    help="direct, polyrelay, litellm (= litellm-nolog and litellm-log), litellm-nolog, "
-                        "litellm-log; polyrelay-base (with --baseline); polyrelay-granian (needs `pip install granian`), polyrelay-2w (--workers 2)")
+                        "litellm-log; polyrelay-base (with --baseline); "
+                        "polyrelay-granian (needs `pip install granian`), polyrelay-2w (--workers 2)")
     p.add_argument("--baseline", default=None,
                    help="a source tree of an earlier polyrelay (e.g. `git worktree add ../base <commit>`): "
                         "target polyrelay-base runs it, for a before/after in one run")

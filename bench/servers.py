@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import fixtures
@@ -68,7 +69,7 @@ class Process:
         except OSError:
             return ""
 
-    def wait_ready(self, probe: "callable[[], bool]", timeout: float = 120.0) -> None:  # type: ignore[valid-type]
+    def wait_ready(self, probe: Callable[[], bool], timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -92,7 +93,7 @@ class Process:
                 self.proc.wait()
 
 
-def _ready_post(url: str, body: bytes) -> "callable[[], bool]":  # type: ignore[valid-type]
+def _ready_post(url: str, body: bytes) -> Callable[[], bool]:
     return lambda: post(url, body, timeout=5.0)[0] == 200
 
 
@@ -109,6 +110,8 @@ def start_nginx(workdir: Path) -> tuple[Process, str]:
     (www / "chat.sse").write_bytes(fixtures.openai_stream())
     (www / "messages.json").write_bytes(fixtures.anthropic_response())
     (www / "messages.sse").write_bytes(fixtures.anthropic_stream())
+    (www / "responses.json").write_bytes(fixtures.responses_response())
+    (www / "responses.sse").write_bytes(fixtures.responses_stream())
     (workdir / "nginx-tmp").mkdir(exist_ok=True)
 
     def canned(path: str, file: str) -> str:
@@ -137,6 +140,8 @@ http {{
     {canned("/st/v1/chat/completions", "chat.sse")}
     {canned("/an/v1/messages", "messages.json")}
     {canned("/ans/v1/messages", "messages.sse")}
+    {canned("/rs/v1/responses", "responses.json")}
+    {canned("/rss/v1/responses", "responses.sse")}
     location /canned/ {{ internal; alias {www}/; }}
   }}
 }}
@@ -177,6 +182,10 @@ channels:
   - {{name: st, type: openai, base_url: "{upstream}/st/v1", api_keys: [sk-up-1], models: [{fixtures.STREAM_MODEL}]}}
   - {{name: an, type: anthropic, base_url: "{upstream}/an", api_keys: [sk-up-1], models: [{fixtures.CLAUDE_MODEL}]}}
   - {{name: slow, type: openai, base_url: "{slow}/slow/v1", api_keys: [sk-up-1], models: [{fixtures.SLOW_MODEL}]}}
+  - {{name: rs, type: openai, api: responses, base_url: "{upstream}/rs/v1", api_keys: [sk-up-1],
+      models: [{fixtures.RESPONSES_MODEL}]}}
+  - {{name: rss, type: openai, api: responses, base_url: "{upstream}/rss/v1", api_keys: [sk-up-1],
+      models: [{fixtures.RESPONSES_STREAM_MODEL}]}}
 keys:
   - {{name: bench, key: sk-bench-0001, quota: 1000000}}
 prices:
@@ -184,6 +193,8 @@ prices:
   {fixtures.STREAM_MODEL}: {{input: 0.15, output: 0.60}}
   {fixtures.CLAUDE_MODEL}: {{input: 3.0, output: 15.0}}
   {fixtures.SLOW_MODEL}: {{input: 0.15, output: 0.60}}
+  {fixtures.RESPONSES_MODEL}: {{input: 0.15, output: 0.60}}
+  {fixtures.RESPONSES_STREAM_MODEL}: {{input: 0.15, output: 0.60}}
 """)
     db = workdir / f"polyrelay-{port}.db"
     # Always `python -m polyrelay.cli` with the tree's src/ first: the `polyrelay` executable runs

@@ -16,7 +16,7 @@ import sys
 from aiohttp import web
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fixtures  # noqa: E402
+import fixtures
 
 
 def make_app(chunks: int, interval: float) -> web.Application:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import timeit
 from collections.abc import Callable
 
+from polyrelay.protocols._sse import SseSplitter
 from polyrelay.protocols.openai_chat import StreamDecoder
 from polyrelay.protocols.openai_chat.fastpath import ChatStreamTap
-from polyrelay.protocols._sse import SseSplitter
 
 EVENT = (b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
          b'"choices":[{"index":0,"delta":{"content":"hello there"},"finish_reason":null}]}\n\n')

@@ -101,7 +101,7 @@ prices:
   slow-model: {{input: 1.0, output: 2.0}}
   leaky-model: {{input: 1.0, output: 2.0}}
   deepseek-sim-reasoner: {{input: 0.28, output: 0.42}}
-# free-model has no price: refused (tests/test_billing_limits.py)
+# free-model has no price: refused (tests/e2e/test_billing_limits.py)
 """
 
 
@@ -202,5 +202,6 @@ def client(gateway: Server) -> openai.OpenAI:
 
 
 @pytest.fixture
-def sim_http(sim: Server) -> httpx.Client:
-    return httpx.Client(base_url=sim.url)
+def sim_http(sim: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sim.url) as http:
+        yield http

@@ -13,6 +13,8 @@ import sys
 import zlib
 from pathlib import Path
 
+from polyrelay.protocols.registry import PROTOCOLS
+
 GOLDEN = Path(__file__).parent / "golden"
 PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                                      "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef00"
@@ -29,7 +31,8 @@ TIME_PARAMS = {"type": "object", "properties": {"timezone": {"type": "string"}},
 IMAGE_URL = "https://example.com/cat.png"
 OPENAI_TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": TOOL_PARAMS}},
                 {"type": "function", "function": {"name": "get_time", "parameters": TIME_PARAMS}}]
-ANTHROPIC_TOOLS = [{"name": "get_weather", "input_schema": TOOL_PARAMS}, {"name": "get_time", "input_schema": TIME_PARAMS}]
+ANTHROPIC_TOOLS = [{"name": "get_weather", "input_schema": TOOL_PARAMS},
+                   {"name": "get_time", "input_schema": TIME_PARAMS}]
 GEMINI_TOOLS = [{"functionDeclarations": [{"name": "get_weather", "parametersJsonSchema": TOOL_PARAMS},
                                           {"name": "get_time", "parametersJsonSchema": TIME_PARAMS}]}]
 
@@ -43,7 +46,8 @@ OPENAI = {
     "tool_result": {"model": "m", "messages": [
         {"role": "user", "content": "Weather in Paris?"},
         {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}],
         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": TOOL_PARAMS}}]},
     "image": {"model": "m", "messages": [{"role": "user", "content": [
@@ -65,8 +69,10 @@ OPENAI = {
     "parallel_tool_results": {"model": "m", "messages": [
         {"role": "user", "content": "Weather in Paris and London?"},
         {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
-            {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"London\"}"}}]},
+            {"id": "call_a", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+            {"id": "call_b", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\":\"London\"}"}}]},
         {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
         {"role": "tool", "tool_call_id": "call_b", "content": "rainy"}], "tools": OPENAI_TOOLS},
     "json_object": {"model": "m", "messages": [{"role": "user", "content": "Describe Paris as a JSON object."}],
@@ -167,12 +173,68 @@ GEMINI = {
         {"text": "What is this?"}, {"fileData": {"mimeType": "image/png", "fileUri": IMAGE_URL}}]}]},
 }
 
-CLIENTS = {"openai_chat": OPENAI, "anthropic_messages": ANTHROPIC, "gemini": GEMINI}
-UPSTREAMS = ["openai_chat", "anthropic_messages", "gemini"]
+RESPONSES_TOOLS = [{"type": "function", "name": "get_weather", "parameters": TOOL_PARAMS},
+                   {"type": "function", "name": "get_time", "parameters": TIME_PARAMS}]
+RESPONSES = {
+    "text": {"model": "m", "temperature": 0.5, "max_output_tokens": 200, "instructions": "Be brief.", "input": [
+        {"role": "user", "content": "Hi [[sim:words=4]]"}, {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Again [[sim:words=4]]"}]},
+    "tools": {"model": "m", "input": "Weather in Paris?", "tools": RESPONSES_TOOLS[:1], "tool_choice": "auto",
+              "parallel_tool_calls": False},
+    "tool_result": {"model": "m", "tools": RESPONSES_TOOLS[:1], "input": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
+         "arguments": "{\"city\":\"Paris\"}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}]},
+    "image": {"model": "m", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "What is this?"},
+        {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"}]}]},
+    "thinking": {"model": "m", "reasoning": {"effort": "medium", "summary": "auto"}, "max_output_tokens": 4000,
+                 "include": ["reasoning.encrypted_content"], "store": False,
+                 "input": [{"role": "user", "content": "Think [[sim:words=3]]"}]},
+    "structured": {"model": "m", "input": "Weather as JSON",
+                   "text": {"format": {"type": "json_schema", "name": "w", "schema": SCHEMA}}},
+    # Responses has no stop, seed or top_k: left out
+    "sampling": {"model": "m", "temperature": 0.7, "top_p": 0.9, "max_output_tokens": 150, "input": [
+        {"role": "system", "content": "You are terse."}, {"role": "user", "content": "Name a colour [[sim:words=3]]"},
+        {"role": "assistant", "content": "Blue."}, {"role": "user", "content": "Another"},
+        {"role": "assistant", "content": "Green."}, {"role": "user", "content": "One more"}]},
+    "parallel_tools": {"model": "m", "input": "Weather and time in Paris? Call both.", "tools": RESPONSES_TOOLS,
+                       "tool_choice": "auto", "parallel_tool_calls": True},
+    "parallel_tool_results": {"model": "m", "tools": RESPONSES_TOOLS, "input": [
+        {"role": "user", "content": "Weather in Paris and London?"},
+        {"type": "function_call", "call_id": "call_a", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+        {"type": "function_call", "call_id": "call_b", "name": "get_weather", "arguments": "{\"city\":\"London\"}"},
+        {"type": "function_call_output", "call_id": "call_a", "output": "sunny"},
+        {"type": "function_call_output", "call_id": "call_b", "output": "rainy"}]},
+    "json_object": {"model": "m", "input": "Describe Paris as a JSON object.",
+                    "text": {"format": {"type": "json_object"}}},
+    "image_url": {"model": "m", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "What is this?"}, {"type": "input_image", "image_url": IMAGE_URL}]}]},
+    # what @openai/codex sends (protocols.md 5.5): developer messages, client item ids, a custom tool (its
+    # call comes back as a custom_tool_call), tool_search run by the client, web_search (dropped)
+    "codex": {"model": "m", "store": False, "include": ["reasoning.encrypted_content"],
+              "prompt_cache_key": "0199-session", "client_metadata": {"originator": "codex_exec"},
+              "text": {"verbosity": "low"}, "parallel_tool_calls": False, "tool_choice": "auto",
+              "input": [{"type": "message", "id": "msg_0b1c", "role": "developer",
+                         "content": [{"type": "input_text", "text": "You are Codex."}]},
+                        {"type": "message", "id": "msg_1f2e", "role": "user",
+                         "content": [{"type": "input_text", "text": "Apply a patch."}]}],
+              "tools": [{"type": "custom", "name": "apply_patch", "description": "Apply a patch.",
+                         "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)*/"}},
+                        {"type": "tool_search", "execution": "client"},
+                        {"type": "web_search", "external_web_access": False}]},
+}
+
+# the client requests by protocol name: tests/unit/test_protocol_tables.py checks every protocol has its set
+CLIENTS = {"openai_chat": OPENAI, "anthropic_messages": ANTHROPIC, "gemini": GEMINI, "openai_responses": RESPONSES}
+UPSTREAMS = list(PROTOCOLS)
+# a Responses client on a Responses channel takes the fast path (tests/e2e/test_responses_api.py)
+SKIP_PAIRS = {("openai_responses", "openai_responses")}
 # Cases that cannot run against some upstreams in this offline harness. image_url: for a Gemini channel
 # the gateway downloads http(s) URLs and inlines the bytes before converting (relay/convert_path.py,
-# polyrelay.upstream.media, tested in tests/test_media.py); the golden harness converts without network, so only
-# upstreams that take the URL as it is are covered here.
+# polyrelay.upstream.media, tested in tests/e2e/test_media.py); the golden harness converts without
+# network, so only upstreams that take the URL as it is are covered here.
 SKIP_UPSTREAMS = {"image_url": {"gemini"}}
 
 
@@ -180,10 +242,11 @@ def write_all(only: set[str] | None = None) -> None:
     """Write every case, or only the cases named in `only`."""
     from test_golden import expected_outputs
 
-    for client, cases in CLIENTS.items():
+    for client in PROTOCOLS:
         for upstream in UPSTREAMS:
-            for case, request in cases.items():
-                if (only and case not in only) or upstream in SKIP_UPSTREAMS.get(case, ()):
+            for case, request in CLIENTS[client].items():
+                if ((only and case not in only) or upstream in SKIP_UPSTREAMS.get(case, ())
+                        or (client, upstream) in SKIP_PAIRS):
                     continue
                 folder = GOLDEN / f"{client}__{upstream}" / case
                 folder.mkdir(parents=True, exist_ok=True)
@@ -193,5 +256,5 @@ def write_all(only: set[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parent / "conversion"))   # test_golden
     write_all(set(sys.argv[1:]) or None)

@@ -4,6 +4,7 @@ stopped by the PID it was started with. No Docker, no mocks."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import itertools
@@ -54,10 +55,8 @@ def _sweep_stale_dirs() -> None:
 def _die_with_parent() -> None:
     """In the server's process, after it dropped root: a fast shutdown (SIGINT) if this test process
     dies without its teardown (killed by a timeout), so no server outlives the session."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc Linux: the teardown is the only stop
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not glibc Linux: the teardown is the only stop
 
 
 class PgCluster:
@@ -93,7 +92,7 @@ class PgCluster:
         if done.returncode != 0:
             raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
 
-    def start(self) -> "PgCluster":
+    def start(self) -> PgCluster:
         if os.geteuid() == 0:
             try:
                 pwd.getpwnam("postgres")

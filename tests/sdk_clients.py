@@ -169,7 +169,8 @@ class GeminiClient:
     def _create(self, model: str, contents: Any, stream: bool, config: types.GenerateContentConfig | None) -> Answer:
         if not stream:
             return self._answer([self.sdk.models.generate_content(model=model, contents=contents, config=config)])
-        return self._answer(list(self.sdk.models.generate_content_stream(model=model, contents=contents, config=config)))
+        chunks = self.sdk.models.generate_content_stream(model=model, contents=contents, config=config)
+        return self._answer(list(chunks))
 
     def _answer(self, responses: list[Any]) -> Answer:
         answer = Answer()
@@ -203,7 +204,8 @@ class GeminiClient:
             tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
                 name="get_weather", description="weather of a city", parameters_json_schema=WEATHER_SCHEMA)])],
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True), **extra)
-        contents: list[Any] = [types.Content(role="user", parts=[types.Part.from_text(text="What is the weather in Paris?")])]
+        question = types.Part.from_text(text="What is the weather in Paris?")
+        contents: list[Any] = [types.Content(role="user", parts=[question])]
         first = self._create(model, contents, stream, config)
         model_parts = [p for r in first.raw for c in r.candidates or [] for p in (c.content.parts or [])]  # type: ignore[attr-defined]
         contents.append(types.Content(role="model", parts=model_parts))
@@ -227,4 +229,25 @@ class GeminiClient:
             response_mime_type="application/json", response_json_schema=WEATHER_SCHEMA))
 
 
-CLIENTS = {"openai": OpenAIClient, "anthropic": AnthropicClient, "gemini": GeminiClient}
+@dataclass(frozen=True)
+class ProtocolRow:
+    """What the tests need of one client protocol to drive it over HTTP."""
+
+    surface: str                 # the short name tests, SDK adapters and channel `type`s use
+    sdk: type[Any]               # the adapter (above) driving its official SDK
+    model: str                   # a model conftest.main_config serves over a channel speaking the protocol
+    chat_path: str               # the route of one chat-like request ({model} filled in)
+    key_header: str              # how the client sends its key ("Name: value", {key} filled in)
+
+
+# The one table of per-protocol test data, keyed by the names of polyrelay.protocols.registry.PROTOCOLS:
+# tests/unit/test_protocol_tables.py fails until a new protocol has its row.
+PROTOCOL_ROWS = {
+    "openai_chat": ProtocolRow("openai", OpenAIClient, "gpt-4o-mini", "/v1/chat/completions",
+                               "Authorization: Bearer {key}"),
+    "anthropic_messages": ProtocolRow("anthropic", AnthropicClient, "claude-sim-sonnet", "/v1/messages",
+                                      "x-api-key: {key}"),
+    "gemini": ProtocolRow("gemini", GeminiClient, "gemini-2.5-flash", "/v1beta/models/{model}:generateContent",
+                          "x-goog-api-key: {key}"),
+}
+CLIENTS = {row.surface: row.sdk for row in PROTOCOL_ROWS.values()}   # by surface name, as tests name clients

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -32,6 +33,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
+    proc.wait()   # reaped: no zombie, and no "still running" warning when the Popen is collected
     raise RuntimeError(f"server did not start in {timeout}s: {log.read_text()[-2000:]}")
 
 
@@ -52,7 +54,7 @@ class Server:
         self.log = workdir / f"server-{port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "polyrelay.cli", *self.args],
                                          cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT)
@@ -89,11 +91,29 @@ def start_gateway(config_text: str, workdir: Path, db_name: str = "gateway.db",
                   port, workdir, env=env).start()
 
 
+class _OneShotHttp:
+    """`get` / `post` as on an httpx.Client, each on its own connection, closed after the answer:
+    tests make an Admin wherever they need one, and none leaves a socket to the garbage collector."""
+
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+        self.base_url, self.headers = base_url, headers
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with httpx.Client(base_url=self.base_url, headers=self.headers) as http:
+            return http.request(method, path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+
 class Admin:
     """The gateway's admin API, used by tests to make keys with exact quotas and read logs."""
 
     def __init__(self, gateway_url: str) -> None:
-        self.http = httpx.Client(base_url=gateway_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        self.http = _OneShotHttp(gateway_url, {"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
     def create_key(self, name: str, quota: float | None = None, models: list[str] | None = None) -> str:
         r = self.http.post("/admin/keys", json={"name": name, "quota": quota, "models": models or []})

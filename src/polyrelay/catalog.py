@@ -8,27 +8,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from polyrelay.billing.prices import Price, price_table, served_prices
+from polyrelay.billing.prices import Price, PriceBook, price_table
 from polyrelay.channels import Channel, build_channel
 from polyrelay.config import Config, KeyConfig
 from polyrelay.routing.router import Router
 
 
 @dataclass(frozen=True, slots=True)
-class _Snapshot:
+class Snapshot:
+    """What one request reads from start to end (`Catalog.now`): a reload meanwhile changes nothing
+    it sees."""
+
     channels: tuple[Channel, ...]
     router: Router
-    prices: dict[str, Price]
-    unpriced: tuple[str, ...]     # served models without a price
+    prices: PriceBook
     unpriced_free: bool           # served free (else refused until priced)
     keys: tuple[KeyConfig, ...]
 
 
-def _snapshot(config: Config) -> _Snapshot:
+def _snapshot(config: Config) -> Snapshot:
     channels = [build_channel(c) for c in config.channels]
-    prices, unpriced = served_prices(price_table(config.prices), config.channels)
-    return _Snapshot(tuple(channels), Router(channels), prices, tuple(unpriced), config.unpriced == "free",
-                     tuple(config.keys))
+    prices = PriceBook(price_table(config.prices), config.channels)
+    return Snapshot(tuple(channels), Router(channels), prices, config.unpriced == "free", tuple(config.keys))
 
 
 class Catalog:
@@ -42,6 +43,10 @@ class Catalog:
         self._now = _snapshot(config)
 
     @property
+    def now(self) -> Snapshot:
+        return self._now
+
+    @property
     def channels(self) -> tuple[Channel, ...]:
         return self._now.channels
 
@@ -51,11 +56,17 @@ class Catalog:
 
     @property
     def prices(self) -> dict[str, Price]:
-        return self._now.prices
+        """The prices of exact names (the config's, and those of every exact name served)."""
+        return self._now.prices.prices
+
+    def price(self, model: str) -> Price | None:
+        """The price of a served model, exact or matched by a pattern (billing/prices.PriceBook)."""
+        return self._now.prices.get(model)
 
     @property
     def unpriced(self) -> tuple[str, ...]:
-        return self._now.unpriced
+        """Served exact names without a price, and channel patterns some of whose names have none."""
+        return self._now.prices.unpriced
 
     @property
     def unpriced_free(self) -> bool:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 import uvicorn
@@ -38,15 +38,21 @@ def _load(path: Path) -> Config:
 def _prepare_database_apart(config: Path, db: Database) -> None:
     """Migrate and upsert keys in a child process, so the serving process never loads Alembic.
     The URL goes through the environment, not the command line (where `ps` would show a password)."""
-    env = {**os.environ, "POLYRELAY_DATABASE_URL": db.url}
-    done = subprocess.run([sys.executable, "-m", "polyrelay.cli", "migrate", "--config", str(config),
-                           "--database-source", db.source], env=env)
+    done = subprocess.run(_migrate_argv(config, db), env=_migrate_env(db))
     if done.returncode != 0:
         raise typer.Exit(done.returncode)
 
 
+def _migrate_argv(config: Path, db: Database) -> list[str]:
+    return [sys.executable, "-m", "polyrelay.cli", "migrate", "--config", str(config), "--database-source", db.source]
+
+
+def _migrate_env(db: Database) -> dict[str, str]:
+    return {**os.environ, "POLYRELAY_DATABASE_URL": db.url}
+
+
 def _configure_logs(level: str | None) -> None:
-    from polyrelay import logs as logging_setup   # (the `logs` command below shadows the module name)
+    from polyrelay import logs as logging_setup  # (the `logs` command below shadows the module name)
 
     try:
         logging_setup.configure(level)
@@ -58,7 +64,7 @@ def _configure_logs(level: str | None) -> None:
 @app.command()
 def migrate(config: Path = typer.Option(..., "--config", "-c", help="YAML config file"),
             database: DatabaseOption = None,
-            database_source: Optional[str] = typer.Option(None, hidden=True)) -> None:
+            database_source: str | None = typer.Option(None, hidden=True)) -> None:
     """Bring the database schema up to date and upsert the config's keys (serve does this too)."""
     from polyrelay.store.keys import upsert_config_keys
 
@@ -74,7 +80,7 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
           host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = PortOption,
           workers: int = typer.Option(1, min=1, help="worker processes (share quota through the database)"),
-          log_level: Optional[str] = typer.Option(None, "--log-level",
+          log_level: str | None = typer.Option(None, "--log-level",
                                                   help="debug, info (one access line per request; the "
                                                        "default), warning, error"),
           database: DatabaseOption = None) -> None:
@@ -90,22 +96,42 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="YAML config f
     if workers > 1:
         os.environ["POLYRELAY_CONFIG"] = str(config.resolve())
         os.environ["POLYRELAY_MIGRATED"] = "1"
+        os.environ["POLYRELAY_WORKERS"] = str(workers)   # the admin reload asks the supervisor (SIGHUP)
         from polyrelay.commands.listen import Workers
+
+        def before_restart() -> bool:
+            """SIGHUP: the workers are replaced only by ones that can start on the file as it is now."""
+            try:
+                load_config(config)
+            except ConfigError as e:
+                typer.echo(f"polyrelay: SIGHUP: config not reloaded, still serving the previous one: {e}", err=True)
+                return False
+            return subprocess.run(_migrate_argv(config, db), env=_migrate_env(db)).returncode == 0
 
         Workers(uvicorn.Config("polyrelay.server.app:create_app_from_env", factory=True, workers=workers,
                                **_UVICORN),  # type: ignore[arg-type]
-                [sock], on_started=lambda: typer.echo(listening, err=True)).run()
+                [sock], on_started=lambda: typer.echo(listening, err=True), before_restart=before_restart).run()
         return
     from polyrelay.server.app import App
 
-    server = Server(uvicorn.Config(App(cfg, database_url=db.url, migrate_on_start=False), **_UVICORN),  # type: ignore[arg-type]
+    app_ = App(cfg, database_url=db.url, migrate_on_start=False, config_path=str(config.resolve()))
+    server = Server(uvicorn.Config(app_, **_UVICORN),  # type: ignore[arg-type]
                     on_started=lambda: typer.echo(listening, err=True))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run([sock])
-    except KeyboardInterrupt:
-        pass
     if not server.started:
         raise typer.Exit(3)
+
+
+@app.command()
+def reload(url: str = typer.Option("http://127.0.0.1:8080", help="the running gateway's base URL"),
+           timeout: float = typer.Option(30.0, help="seconds to wait for the answer")) -> None:
+    """Make a running gateway re-read its config file (POST /admin/reload, with POLYRELAY_ADMIN_TOKEN).
+
+    A file that does not validate is refused with the reason, and the gateway keeps what it had."""
+    from polyrelay.commands.reload import request_reload
+
+    typer.echo(request_reload(url, os.environ.get("POLYRELAY_ADMIN_TOKEN"), timeout))
 
 
 @app.command()
@@ -117,16 +143,14 @@ def simulate(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     sock = bind(host, port, "simulator")
     server = Server(uvicorn.Config(SimApp(), **_UVICORN),  # type: ignore[arg-type]
                     on_started=lambda: typer.echo(f"polyrelay simulator on http://{host}:{port}", err=True))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run([sock])
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
 def demo(port: int = typer.Option(8080, callback=port_option, help="gateway port (1-65535)"),
          sim_port: int = typer.Option(9090, callback=port_option, help="simulator port (1-65535)"),
-         log_level: Optional[str] = typer.Option(None, "--log-level",
+         log_level: str | None = typer.Option(None, "--log-level",
                                                   help="debug, info (one access line per request; the "
                                                        "default), warning, error"),
          database: DatabaseOption = None) -> None:
@@ -164,7 +188,7 @@ def demo(port: int = typer.Option(8080, callback=port_option, help="gateway port
         servers += [QuietServer(uvicorn.Config(SimApp(), **_UVICORN), on_started=started),  # type: ignore[arg-type]
                     QuietServer(uvicorn.Config(App(cfg, database_url=db.url, migrate_on_start=False),
                                                **_UVICORN), on_started=started)]  # type: ignore[arg-type]
-        ok = asyncio.run(serve_together(list(zip(servers, [sim_sock, gateway_sock]))))
+        ok = asyncio.run(serve_together(list(zip(servers, [sim_sock, gateway_sock], strict=True))))
     finally:
         if folder is not None:
             demo_parts.remove_temporary(folder)
@@ -177,7 +201,7 @@ def logs(limit: int = typer.Option(20, min=1, help="how many recent requests"),
          database: DatabaseOption = None,
          as_json: bool = keys_commands.JsonOption) -> None:
     """Show the most recent requests, oldest first: time, key, model, channel, status, tokens, cost."""
-    from polyrelay.commands import output   # (rich: imported only by the commands that print)
+    from polyrelay.commands import output  # (rich: imported only by the commands that print)
     from polyrelay.store.logs import recent_logs
 
     rows = list(reversed(run(choose(database), lambda engine: recent_logs(engine, limit), create=False)))

@@ -15,7 +15,10 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from polyrelay.routing.patterns import MAX_MODEL_CHARS, WILDCARD, pattern_problem
+
 ChannelType = Literal["openai", "anthropic", "gemini"]
+ChannelApi = Literal["chat", "responses"]   # which API an `openai` channel's upstream has
 
 
 class ConfigError(Exception):
@@ -37,6 +40,8 @@ class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
     stream_idle_timeout: float = 120.0  # seconds a stream may go without an event (comments do not count)
     stream_timeout: float = 3600.0  # seconds a whole stream may last
     stream_options: bool = True     # send stream_options.include_usage (some compatible upstreams reject it)
+    count_tokens: bool = True       # false: the upstream lacks the token counter its kind has (a compatible vendor)
+    api: ChannelApi = "chat"        # type openai only: the upstream's API, /chat/completions or /responses
     enabled: bool = True
     proxy: str | None = None        # http://[user:pass@]host:port to reach this upstream through
 
@@ -98,7 +103,7 @@ def quota_problem(quota: float) -> str | None:
 
 
 MAX_NAME_CHARS = 64     # key and channel names: they are shown in logs, tables and error messages
-MAX_MODEL_CHARS = 128   # model names (the request log's column)
+# MAX_MODEL_CHARS (128, the request log's column) bounds model names; routing/patterns.py holds it
 
 
 def name_problem(name: str, limit: int = MAX_NAME_CHARS) -> str | None:
@@ -110,6 +115,16 @@ def name_problem(name: str, limit: int = MAX_NAME_CHARS) -> str | None:
         return f"must be at most {limit} characters (got {len(name)})"
     if not name.isprintable():
         return "must be printable characters only (no control characters or line breaks)"
+    return None
+
+
+def allowlist_problem(models: list[str]) -> str | None:
+    """What is wrong with a key's model allowlist (exact names and patterns), or None: the one rule
+    for the config, `polyrelay keys create` and the admin API."""
+    for model in models:
+        problem = name_problem(model, MAX_MODEL_CHARS) or pattern_problem(model)
+        if problem:
+            return f"{model!r} {problem}" if problem.startswith("must") else problem
     return None
 
 
@@ -139,14 +154,14 @@ def parse_config(text: str, file: str = "<config>") -> Config:
         raise ConfigError(f"{file}: {_yaml_problem(e, text)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping with channels, keys, prices")
-    raw = _expand_env(raw, "", file)
+    expanded = _expand_env(raw, "", file)   # a mapping stays a mapping
     try:
-        config = msgspec.convert(raw, Config)
+        config = msgspec.convert(expanded, Config)
     except msgspec.ValidationError as e:
         # msgspec says e.g. "Expected `int`, got `str` - at `$.channels[0].priority`"
         message = str(e)
-        if "`$.prices[...]" in message:  # a dict key is not named: find the model whose entry is bad
-            message = _price_entry_error(raw.get("prices")) or message
+        if "`$.prices[...]" in message and isinstance(expanded, dict):  # a dict key is not named: find the model
+            message = _price_entry_error(expanded.get("prices")) or message
         raise ConfigError(f"{file}: {_field_first(message)}") from None
     _check_semantics(config, file)
     return config
@@ -165,7 +180,14 @@ def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
     if ref:
         return (f"{where}: not valid YAML: {problem}: inside [ ] or {{ }} write the reference quoted, "
                 f'"{ref.group(0)}" (e.g. api_keys: ["{ref.group(0)}"])')
+    star = _BARE_STAR.search(lines[mark.line]) if mark.line < len(lines) else None
+    if star:   # YAML reads a leading * as an alias
+        return (f"{where}: not valid YAML: {problem}: a model pattern that starts with '*' must be quoted "
+                f'(e.g. "{star.group(1)}")')
     return f"{where}: not valid YAML: {problem}"
+
+
+_BARE_STAR = re.compile(r"(?:^|[\[{,:]|-\s)\s*(\*[^\s,\]}:]*)")
 
 
 def _price_entry_error(prices: object) -> str | None:
@@ -234,6 +256,16 @@ def _check_semantics(config: Config, file: str) -> None:
             problem = name_problem(model, MAX_MODEL_CHARS)
             if problem:
                 fail(f"{where}.models[{j}]" if j < len(ch.models) else f"{where}.model_map", problem)
+        for j, model in enumerate(ch.models):
+            problem = pattern_problem(model)
+            if problem:
+                fail(f"{where}.models[{j}]", problem)
+        for public, upstream in ch.model_map.items():
+            if WILDCARD in public:
+                fail(f"{where}.model_map.{public}", "a pattern cannot be mapped (the names it matches go upstream "
+                     "unchanged); map exact names, listed in models as well")
+            if WILDCARD in upstream:
+                fail(f"{where}.model_map.{public}", f"maps to {upstream!r}: one upstream name, '*' is no wildcard here")
         if ch.name in names:
             fail(f"{where}.name", f"duplicate channel name {ch.name!r}")
         names.add(ch.name)
@@ -249,15 +281,17 @@ def _check_semantics(config: Config, file: str) -> None:
                 fail(f"{where}.{field}", problem)
         if not ch.models:
             fail(f"{where}.models", "must list at least one model")
+        if ch.api != "chat" and ch.type != "openai":
+            fail(f"{where}.api", f"applies to type openai channels only (this one is {ch.type})")
         if ch.weight < 1:
             fail(f"{where}.weight", "must be at least 1")
         for public in ch.model_map:
             if public not in ch.models:
                 fail(f"{where}.model_map.{public}", "maps a model that is not in this channel's models")
-        for j, key in enumerate(ch.api_keys):
-            if not key:
+        for j, api_key in enumerate(ch.api_keys):
+            if not api_key:
                 fail(f"{where}.api_keys[{j}]", "is empty")
-            if _has_control_characters(key):
+            if _has_control_characters(api_key):
                 fail(f"{where}.api_keys[{j}]", "contains whitespace or control characters (a stray newline?)")
         for field in ("timeout", "connect_timeout", "first_byte_timeout", "stream_idle_timeout", "stream_timeout"):
             if not math.isfinite(getattr(ch, field)):
@@ -280,6 +314,9 @@ def _check_semantics(config: Config, file: str) -> None:
         problem = None if key.quota is None else quota_problem(key.quota)
         if problem:
             fail(f"{where}.quota", problem)
+        problem = allowlist_problem(key.models)
+        if problem:
+            fail(f"{where}.models", problem)
         key_names.add(key.name)
         key_values.add(key.key)
     for field in ("retention_days", "max_stored_mb"):
@@ -287,7 +324,7 @@ def _check_semantics(config: Config, file: str) -> None:
         if not math.isfinite(value) or value <= 0:
             fail(f"responses.{field}", "must be a positive finite number")
     for model, price in config.prices.items():
-        problem = name_problem(model, MAX_MODEL_CHARS)
+        problem = name_problem(model, MAX_MODEL_CHARS) or pattern_problem(model)
         if problem:
             fail(f"prices.{model!r}", problem)
         for field in ("input", "output", "cached_input", "cache_write"):

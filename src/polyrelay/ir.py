@@ -23,7 +23,7 @@ Conventions:
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgspec
 
@@ -76,12 +76,12 @@ class ToolCallPart(msgspec.Struct, tag="tool_call", omit_defaults=True):
 
 class ToolResultPart(msgspec.Struct, tag="tool_result", omit_defaults=True):
     call_id: str
-    content: list[Union[TextPart, MediaPart]] = msgspec.field(default_factory=list)
+    content: list[TextPart | MediaPart] = msgspec.field(default_factory=list)
     name: str | None = None          # the called function's name, when known (Gemini needs it)
     is_error: bool = False
 
 
-Part = Union[TextPart, MediaPart, ThinkingPart, ToolCallPart, ToolResultPart]
+Part = TextPart | MediaPart | ThinkingPart | ToolCallPart | ToolResultPart
 
 
 class Message(msgspec.Struct, omit_defaults=True):
@@ -241,6 +241,6 @@ class StreamError(msgspec.Struct, tag="error", omit_defaults=True):
     message: str
 
 
-StreamEvent = Union[
-    StreamStart, TextDelta, ThinkingDelta, ToolCallStart, ToolCallDelta, Finish, UsageEvent, StreamError
-]
+StreamEvent = (
+    StreamStart | TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta | Finish | UsageEvent | StreamError
+)

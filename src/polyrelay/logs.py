@@ -14,6 +14,7 @@ lets no log line forge another.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -143,14 +144,14 @@ class SafeFormatter(logging.Formatter):
     _second = -1
     _stamp = ""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802  (logging.Formatter's name)
         line = super().formatMessage(record)
         return escape_controls(line) if record.name == ACCESS.name else clean(line)
 
-    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]
+    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]  # noqa: N802
         return "\n".join(clean(line) for line in super().formatException(ei).split("\n"))
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         second = int(record.created)   # strftime once per second, not once per line
         if second != self._second:
             self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
@@ -199,10 +200,8 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            try:
+            with contextlib.suppress(Exception):   # stderr gone: as logging does, never raise from a log call
                 self._drain()
-            except Exception:   # stderr gone: as logging does, never raise from a log call
-                pass
             self._dirty = False
             super().flush()
 

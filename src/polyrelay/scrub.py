@@ -86,7 +86,8 @@ class Scrubber:
                             spans.append((start, start + WINDOW))
         if not spans:
             return text
-        out, done = [], 0
+        out: list[str] = []
+        done = 0
         for start, end in spans:
             out += (text[done:start], MASK)
             done = end

@@ -8,11 +8,13 @@ from polyrelay import ir
 _IMAGE_RESERVED = 1600       # tokens held per image (a high-detail 1024x1024 image is ~765-1100)
 _IMAGE_BILLED = 765          # tokens billed per image when usage is unknown (OpenAI high detail, 1024x1024)
 # Inline media sits where the protocols put it: a data URL as the "url" of OpenAI's image_url or
-# video_url, or base64 in a "data" key (Anthropic's base64 source, Gemini's inlineData). Only payloads
+# video_url, or as the value of the Responses API's "image_url" / "file_data", or base64 in a "data"
+# key (Anthropic's base64 source, Gemini's inlineData). Only payloads
 # there with no space or escape (base64 has neither; prose has both) count as media; the same bytes in
 # a text field are text.
 _MEDIA_MARKS = (b";base64,", b'"data":')
-_MEDIA_KEYS = (b"url", b"data")
+_DATA_URL_KEYS = (b"url", b"image_url", b"file_data")
+_MEDIA_KEYS = (*_DATA_URL_KEYS, b"data")
 _MEDIA_URL_KEYS = (b"image_url", b"video_url")
 _LARGE_BODY = 1 << 16     # above this, always walk: multi-byte searches crawl through base64
 _MEDIA_STRING = 256       # shorter strings are not worth checking
@@ -50,7 +52,7 @@ def _walk_strings(body: bytes) -> tuple[int, int, int]:
 def _media_payload(body: bytes, start: int, end: int, key: bytes) -> bool:
     """Whether the string body[start:end], the value of `key`, is inline media in base64 (two C-level
     searches, no copy: checking every byte against the alphabet cost ~0.6 ms per 2 MB image)."""
-    if key == b"url":   # a data URL: the payload follows ";base64,"
+    if key in _DATA_URL_KEYS:   # a data URL: the payload follows ";base64,"
         if not body.startswith(b"data:", start):
             return False
         comma = body.find(b";base64,", start, start + 256)

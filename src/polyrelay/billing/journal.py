@@ -14,6 +14,7 @@ owner; an unlocked file belongs to a dead process and is replayed by whoever fin
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -131,10 +132,8 @@ class Journal:
         self._files = []
 
     def _remove(self, f: _File) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             f.path.unlink()
-        except FileNotFoundError:
-            pass
         os.close(f.fd)
 
 
@@ -153,10 +152,8 @@ class DeadJournal:
     def release(self, delete: bool) -> None:
         for path, fd in self.files:
             if delete:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-                except FileNotFoundError:
-                    pass
             os.close(fd)
         self.files = []
 

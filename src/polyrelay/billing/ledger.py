@@ -17,6 +17,7 @@ settled spend or log row is lost and none is written twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -370,15 +371,13 @@ class Ledger:
         does not answer, the journal stays for the next start (the leases expire and are swept)."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         released = False
         try:
             released = await asyncio.wait_for(self.release_leases(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("the database did not answer within %.0fs at shutdown", timeout)
         except Exception:
             log.exception("returning quota leases at shutdown failed")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 
 from polyrelay import ir
 from polyrelay.config import ChannelConfig, PriceConfig
+from polyrelay.routing.patterns import CACHE_NAMES, MAX_MODEL_CHARS, PatternTable, covers, is_pattern
 
 THINKING_SUFFIX = "-thinking"   # "<model>-thinking": the same model with thinking on
 
@@ -36,27 +39,68 @@ def price_table(prices: dict[str, PriceConfig]) -> dict[str, Price]:
     return table
 
 
-def served_prices(table: dict[str, Price], channels: list[ChannelConfig]) -> tuple[dict[str, Price], list[str]]:
-    """`table` plus a price for every served alias, and the served models left without one.
+def _dearest(prices: list[Price]) -> Price | None:
+    """The reservation must cover whichever channel answers: of several candidates, the dearest."""
+    return max(prices, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input), default=None)
 
-    An alias inherits the price of what it stands for unless it is priced itself: a channel's
-    `model_map` public name the price of its upstream name, `<model>-thinking` that of `<model>`.
-    Where channels map one name to models of different prices, the dearest is taken (the
-    reservation must cover whichever channel answers).
+
+class PriceBook:
+    """The price of every public name a request may bring (docs/billing.md, "Price precedence").
+
+    A name's price is, first to last: its own exact entry in `prices`; the exact price of what it
+    stands for (a channel's `model_map` upstream name, `<model>` for `<model>-thinking`); the most
+    specific price pattern matching the name; the most specific price pattern matching what it stands
+    for. Where channels map one name to differently priced models, the dearest at the first level
+    that prices it. Nothing: unpriced.
+
+    Names some channel lists exactly are resolved here, once, into `prices` (a dict: the request
+    path's lookup). A name served only through a channel pattern maps to nothing (model_map keys are
+    exact names), so only its `-thinking` base stands behind it; it is resolved on first use and
+    remembered in a bounded LRU (routing/patterns.CACHE_NAMES names).
     """
-    out = dict(table)
-    unpriced: list[str] = []
-    for public in sorted({m for ch in channels if ch.enabled for m in ch.models}):
-        if public in table:
-            continue
-        behind = {ch.model_map.get(public, public) for ch in channels if ch.enabled and public in ch.models}
-        behind |= {m.removesuffix(THINKING_SUFFIX) for m in set(behind) if m.endswith(THINKING_SUFFIX)}
-        priced = [table[m] for m in behind if m in table]
-        if priced:
-            out[public] = max(priced, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input))
-        else:
-            unpriced.append(public)
-    return out, unpriced
+
+    __slots__ = ("prices", "unpriced", "_table", "_patterns", "_settled", "_by_pattern")
+
+    def __init__(self, table: dict[str, Price], channels: list[ChannelConfig]) -> None:
+        self._table = {m: p for m, p in table.items() if not is_pattern(m)}
+        self._patterns: PatternTable[Price] = PatternTable({m: p for m, p in table.items() if is_pattern(m)})
+        served = [ch for ch in channels if ch.enabled]
+        names = {m for ch in served for m in ch.models}
+        exact = sorted(m for m in names if not is_pattern(m))
+        self.prices = dict(self._table)
+        unpriced: list[str] = []
+        for public in exact:
+            if public in self._table:
+                continue
+            price = self._inherited(public, {ch.model_map.get(public, public) for ch in served if public in ch.models})
+            if price is None:
+                unpriced.append(public)
+            else:
+                self.prices[public] = price
+        # a channel pattern that some names it matches may reach without a price (the start-up warning)
+        price_patterns = [m for m in table if is_pattern(m)]
+        unpriced += sorted(m for m in names if is_pattern(m) and not any(covers(p, m) for p in price_patterns))
+        self.unpriced = tuple(unpriced)
+        self._settled = frozenset(exact)   # their entry in `prices` (or its absence) is final
+        self._by_pattern = functools.lru_cache(maxsize=CACHE_NAMES)(self._pattern_served)
+
+    def get(self, model: str) -> Price | None:
+        price = self.prices.get(model)
+        if price is not None or model in self._settled or len(model) > MAX_MODEL_CHARS:
+            return price   # a longer name is served by no pattern, and is not kept in the cache
+        return self._by_pattern(model)
+
+    def _pattern_served(self, model: str) -> Price | None:
+        return self._inherited(model, {model})
+
+    def _inherited(self, public: str, behind: set[str]) -> Price | None:
+        behind = behind | {m.removesuffix(THINKING_SUFFIX) for m in behind if m.endswith(THINKING_SUFFIX)}
+        price = _dearest([self._table[m] for m in behind if m in self._table])
+        if price is None:
+            price = self._patterns.lookup(public)
+        if price is None:
+            price = _dearest([p for p in map(self._patterns.lookup, behind) if p is not None])
+        return price
 
 
 MAX_USAGE_TOKENS = 1_000_000_000   # per count: far above any answer, and inside a 32-bit log column

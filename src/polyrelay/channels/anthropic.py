@@ -10,7 +10,7 @@ _PATHS = {"generate": "/v1/messages", "count_tokens": "/v1/messages/count_tokens
 
 class AnthropicKind(PlainKind):
     protocol = "anthropic_messages"
-    capabilities = Capabilities(thinking=True, json_schema=True, count_tokens=True)
+    capabilities = Capabilities(thinking=True, json_schema=True, operations=frozenset({"generate", "count_tokens"}))
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
         path = _PATHS.get(operation)

@@ -9,15 +9,17 @@ questions, so a new kind (Bedrock, Vertex, ...) is a module and a registry line.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from polyrelay.config import ChannelConfig
 from polyrelay.scrub import Scrubber, proxy_secrets
 from polyrelay.upstream.client import Timeouts
 
-# What a call asks of an upstream; the next ones ("images", "videos", "embeddings") join here.
+# What a call asks of an upstream (one entry each in relay.operations.OPERATIONS); the next ones
+# ("images", "videos", "embeddings") join here.
 Operation = Literal["generate", "count_tokens"]
+GENERATE_ONLY: frozenset[Operation] = frozenset({"generate"})
 # How an upstream frames a stream: server-sent events today; AWS event streams for Bedrock.
 Framing = Literal["sse"]
 
@@ -31,7 +33,9 @@ class Capabilities:
     vision: bool = True
     thinking: bool = False
     json_schema: bool = False
-    count_tokens: bool = False   # a native token-count endpoint (else the gateway estimates)
+    # the operations it has an endpoint for (`url`); the router offers a channel only for these
+    # ("count_tokens": a native token counter, else the gateway estimates)
+    operations: frozenset[Operation] = GENERATE_ONLY
 
 
 @dataclass(slots=True)
@@ -76,7 +80,10 @@ class Channel:
         self.name = config.name
         self.kind = kind
         self.protocol = kind.protocol
-        self.capabilities = kind.capabilities
+        caps = kind.capabilities
+        if not config.count_tokens and "count_tokens" in caps.operations:   # a compatible upstream without it
+            caps = replace(caps, operations=caps.operations - {"count_tokens"})
+        self.capabilities = caps
         self.signs = kind.signs
         self.base_url = config.base_url.rstrip("/")
         self.models = frozenset(config.models)
@@ -93,6 +100,9 @@ class Channel:
     def next_key(self) -> str:
         """Round-robin over the channel's keys."""
         return next(self._keys)
+
+    def serves(self, operation: Operation) -> bool:
+        return operation in self.capabilities.operations
 
     def url(self, operation: Operation, upstream_model: str, stream: bool) -> str:
         return self.kind.url(self.base_url, operation, upstream_model, stream)

@@ -7,7 +7,7 @@ from polyrelay.channels.base import Capabilities, Operation, PlainKind, Unsuppor
 
 class GeminiKind(PlainKind):
     protocol = "gemini"
-    capabilities = Capabilities(thinking=True, json_schema=True, count_tokens=True)
+    capabilities = Capabilities(thinking=True, json_schema=True, operations=frozenset({"generate", "count_tokens"}))
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
         if operation == "generate":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from polyrelay.channels.base import Capabilities, Operation, PlainKind, UnsupportedOperation
 
 
@@ -20,3 +22,18 @@ class OpenAIKind(PlainKind):
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         return headers
+
+
+class OpenAIResponsesKind(OpenAIKind):
+    """An OpenAI upstream that has the Responses API (`api: responses`): Responses clients take the
+    fast path to it, every other client is converted to Responses."""
+
+    protocol = "openai_responses"
+    capabilities = Capabilities(json_schema=True, thinking=True, operations=frozenset({"generate", "count_tokens"}))
+    _PATHS: ClassVar[dict[str, str]] = {"generate": "/responses", "count_tokens": "/responses/input_tokens"}
+
+    def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
+        path = self._PATHS.get(operation)
+        if path is None:
+            raise UnsupportedOperation(operation)
+        return base_url + path

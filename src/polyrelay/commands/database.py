@@ -8,7 +8,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from sqlalchemy import inspect
@@ -20,7 +20,7 @@ from polyrelay.store.db import DEFAULT_DATABASE_URL, DatabaseURLError, create_en
 
 T = TypeVar("T")
 
-DatabaseOption = Annotated[Optional[str], typer.Option(
+DatabaseOption = Annotated[str | None, typer.Option(
     "--database", metavar="URL",
     help="database URL, e.g. sqlite:///./polyrelay.db or postgresql://user:pw@host/db "
          "(default: $POLYRELAY_DATABASE_URL, else sqlite:///./polyrelay.db)")]

@@ -3,7 +3,7 @@
 The demo's config disables every key that is not its own (keys left the config) and enables a
 public key, so it must never run on a database that holds other keys: by default it makes a
 temporary SQLite file and deletes it at the end; a database named with --database is refused when
-it holds any key but the demo's. Every snippet it prints runs as printed (tests/test_readme.py).
+it holds any key but the demo's. Every snippet it prints runs as printed (tests/e2e/test_readme.py).
 """
 
 from __future__ import annotations

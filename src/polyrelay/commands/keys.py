@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from sqlalchemy.exc import IntegrityError
 
 from polyrelay.commands.database import DatabaseOption, choose, fail, run
-from polyrelay.config import ConfigError, load_config, name_problem, quota_problem
+from polyrelay.config import ConfigError, allowlist_problem, load_config, name_problem, quota_problem
+from polyrelay.routing.patterns import any_matches, is_pattern
 
 app = typer.Typer(no_args_is_help=True, help="Manage gateway API keys in the database.")
 
@@ -24,7 +24,8 @@ def _check_against_config(path: Path, name: str, models: list[str]) -> None:
     except ConfigError as e:
         fail(f"bad config: {e}")
     served = {m for ch in config.channels for m in ch.models}
-    unknown = [m for m in models if m not in served]
+    # an allowlist pattern stands for names; an exact name must be listed or matched by a channel pattern
+    unknown = [m for m in models if not is_pattern(m) and m not in served and not any_matches(served, m)]
     if unknown:
         fail(f"--model {', '.join(unknown)}: not served by {path} (it serves {', '.join(sorted(served))})")
     if any(k.name == name for k in config.keys):
@@ -33,14 +34,14 @@ def _check_against_config(path: Path, name: str, models: list[str]) -> None:
 
 @app.command("create")
 def create(name: str = typer.Option(..., help="unique name of the key"),
-           quota: Optional[float] = typer.Option(None, help="USD; omit for unlimited"),
+           quota: float | None = typer.Option(None, help="USD; omit for unlimited"),
            model: list[str] = typer.Option([], "--model", help="allowed model (repeat); none = all"),
-           config: Optional[Path] = typer.Option(None, "--config", "-c",
+           config: Path | None = typer.Option(None, "--config", "-c",
                                                  help="the gateway's YAML config: check --model and --name against it"),
            database: DatabaseOption = None,
            as_json: bool = JsonOption) -> None:
     """Create a key; its value is printed once (only its hash is stored)."""
-    from polyrelay.commands import output   # (rich: imported only by the commands that print)
+    from polyrelay.commands import output  # (rich: imported only by the commands that print)
     from polyrelay.store.keys import create_key, usd_to_micros
 
     problem = name_problem(name)
@@ -49,6 +50,9 @@ def create(name: str = typer.Option(..., help="unique name of the key"),
     problem = None if quota is None else quota_problem(quota)
     if problem:
         fail(f"--quota {problem}")
+    problem = allowlist_problem(model)
+    if problem:
+        fail(f"--model {problem}")
     if config is not None:
         _check_against_config(config, name, model)
     db = choose(database)

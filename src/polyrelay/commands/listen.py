@@ -85,12 +85,20 @@ async def serve_together(servers: list[tuple[Server, socket.socket]]) -> bool:
 
 
 class Workers(Multiprocess):
-    """uvicorn's worker supervisor, calling `on_started` once every worker serves the socket."""
+    """uvicorn's worker supervisor, calling `on_started` once every worker serves the socket. SIGHUP
+    (sent by an operator, or by a worker serving POST /admin/reload) replaces the workers one by one
+    (uvicorn's restart: a new one serves before an old one is stopped, gracefully) once
+    `before_restart` says the config can be served (validated, its keys written to the store)."""
 
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket],
-                 on_started: Callable[[], None]) -> None:
+                 on_started: Callable[[], None], before_restart: Callable[[], bool] | None = None) -> None:
         super().__init__(config, sockets)
         self.on_started = on_started
+        self.before_restart = before_restart
+
+    def handle_hup(self) -> None:
+        if self.before_restart is None or self.before_restart():
+            super().handle_hup()
 
     def init_processes(self) -> None:
         super().init_processes()

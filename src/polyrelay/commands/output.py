@@ -6,7 +6,7 @@ import json
 import shutil
 import sys
 from collections.abc import Collection, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
@@ -26,7 +26,7 @@ def usd(micros: int | None, unlimited: str = "unlimited") -> str:
 
 def utc(ms: int) -> str:
     """Unix milliseconds as ISO 8601 UTC: 2026-12-02T16:40:01.123Z."""
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def print_json(value: Any) -> None:

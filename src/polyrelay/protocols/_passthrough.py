@@ -8,7 +8,7 @@ these.
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import msgspec
 
@@ -84,13 +84,20 @@ def decode_answer(body: bytes, typ: type[T]) -> T | None:
     return None
 
 
+@overload
+def field(top: Top, name: str, typ: type[T], default: T) -> T: ...
+@overload
+def field(top: Top, name: str, typ: object, default: object = None) -> object: ...
+
+
 def field(top: Top, name: str, typ: object, default: object = None) -> object:
-    """Decode one top-level field as `typ`; a wrong type is a 400 naming the field."""
+    """Decode one top-level field as `typ`; a wrong type is a 400 naming the field. With a class and
+    a default the result is typed; with a union (`str | None`) the caller states what it asked for."""
     raw = top.get(name)
     if raw is None:
         return default
     try:
-        value = msgspec.json.decode(raw, type=typ)  # type: ignore[call-overload]
+        value = msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as e:
         raise invalid_request(f"'{name}': {e}", param=name) from None
     return default if value is None else value

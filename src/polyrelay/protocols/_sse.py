@@ -96,7 +96,8 @@ def _not_only_keepalives(block: bytes) -> bool:
     """Whether a block of events holds a real one: not only comments (`: keep-alive`) and pings
     (`event: ping`, which Anthropic sends while it thinks)."""
     for event in block.split(b"\n\n"):
-        if not event or event.startswith((b"event: ping\n", b"event:ping\n")) or event in (b"event: ping", b"event:ping"):
+        if (not event or event.startswith((b"event: ping\n", b"event:ping\n"))
+                or event in (b"event: ping", b"event:ping")):
             continue
         if any(line[:1] != b":" for line in event.split(b"\n") if line):
             return True

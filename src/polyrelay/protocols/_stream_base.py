@@ -16,7 +16,7 @@ class EventDecoder:
         self._sse = SseSplitter()
         self._finished = False
         self._failed = False
-        self.usage = ir.Usage()
+        self.usage: ir.Usage | None = ir.Usage()   # the last usage read (Anthropic: None until one is)
 
     @property
     def events(self) -> int:

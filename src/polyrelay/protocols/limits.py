@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
-from polyrelay.config import MAX_OUTPUT_TOKENS   # no model writes more in one answer (the largest: 128K)
+from polyrelay.config import MAX_OUTPUT_TOKENS  # no model writes more in one answer (the largest: 128K)
 from polyrelay.errors import invalid_request
 
 MAX_CHOICES = 128
@@ -31,6 +31,8 @@ class Fields(Protocol):
 class Limits(NamedTuple):
     max_output: int | None    # the client's output limit per answer, None when it set none
     n: int | None             # answers asked for, None when not set (one)
+
+_OPEN_BRACE = ord("{")
 
 
 class RawFields:
@@ -46,7 +48,7 @@ class RawFields:
         raw = self._raw.get(name)
         if raw is None:
             return None
-        if memoryview(raw)[:1] == b"{":
+        if memoryview(raw)[0] == _OPEN_BRACE:   # (a raw JSON value is never empty)
             return RawFields(msgspec.json.decode(raw, type=dict[str, msgspec.Raw]))
         try:   # a scalar; an array (however deeply nested) is refused at its first byte, not walked
             return msgspec.json.decode(raw, type=int | float | str | bool | None)
@@ -105,3 +107,11 @@ def gemini(body: Fields) -> Limits:
     count, count_name = _one_of(config, ("candidateCount", "candidate_count"), "generationConfig.")
     return Limits(integer(limit, f"generationConfig.{name}", 1, MAX_OUTPUT_TOKENS),
                   integer(count, f"generationConfig.{count_name}", 1, MAX_CHOICES))
+
+
+RESPONSES_MIN_OUTPUT = 16   # the Responses API refuses less
+
+
+def openai_responses(fields: Fields) -> Limits:
+    return Limits(integer(fields.get("max_output_tokens"), "max_output_tokens", RESPONSES_MIN_OUTPUT,
+                          MAX_OUTPUT_TOKENS), None)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from polyrelay import ir
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import anthropic_messages, gemini, openai_chat
+from polyrelay.protocols import anthropic_messages, gemini, openai_chat, openai_responses
 from polyrelay.protocols._passthrough import RequestPeek, SseTap
 
 CountTokensBody = Callable[[ir.Request, str, "bytes | None"], bytes]
@@ -83,6 +83,6 @@ def _registry(*modules: WireProtocol) -> dict[str, WireProtocol]:
     return {m.NAME: m for m in modules}
 
 
-PROTOCOLS: dict[str, WireProtocol] = _registry(openai_chat, anthropic_messages, gemini)
+PROTOCOLS: dict[str, WireProtocol] = _registry(openai_chat, anthropic_messages, gemini, openai_responses)
 
 __all__ = ["PROTOCOLS", "CountTokensBody", "FastPath", "StreamDecoder", "StreamEncoder", "WireProtocol"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 
@@ -11,37 +11,30 @@ from polyrelay import ir
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import MALFORMED, GatewayError, blame
-from polyrelay.protocols import RequestPeek, TapState
-from polyrelay.protocols.registry import PROTOCOLS, WireProtocol
+from polyrelay.protocols import TapState
+from polyrelay.protocols.registry import PROTOCOLS, StreamDecoder, StreamEncoder, WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
+from polyrelay.relay.operation import Job
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.streaming import first_chunk, relay_stream
-from polyrelay.relay.surfaces import Surface
 from polyrelay.routing import aliases
 from polyrelay.upstream.call import open_upstream, read_all
 
 log = logging.getLogger("polyrelay.convert")
 
-class Converted:
-    """The client's request parsed to IR once, shared by every candidate channel."""
-
-    def __init__(self, surface: Surface, body: bytes, peek: RequestPeek) -> None:
-        self.surface = surface
-        self.body = body
-        self.peek = peek
-        self._request: ir.Request | None = None
-
-    def request(self) -> ir.Request:
-        if self._request is None:
-            with blame("the request is malformed", 400, "invalid_request"):
-                req = self.surface.protocol.parse_request(self.body)
-            if self.surface.protocol.MODEL_IN_URL:  # not in the body: the peek has them from the path
-                req.model, req.stream = self.peek.model, self.peek.stream
-            if req.max_tokens is None:   # the limit the reservation covers, if the relay set one
-                req.max_tokens = self.peek.upstream_max_output
-            self._request = req
-        return self._request
+def client_request(job: Job) -> ir.Request:
+    """The client's request as IR, parsed once for every candidate (a malformed body is a 400)."""
+    if job.parsed is None:
+        protocol, peek = job.surface.protocol, job.peek
+        with blame("the request is malformed", 400, "invalid_request"):
+            req = protocol.parse_request(job.body)
+        if protocol.MODEL_IN_URL:  # not in the body: the peek has them from the path
+            req.model, req.stream = peek.model, peek.stream
+        if req.max_tokens is None:   # the limit the reservation covers, if the relay set one
+            req.max_tokens = peek.upstream_max_output
+        job.parsed = req
+    return job.parsed
 
 
 def _for_channel(req: ir.Request, upstream: WireProtocol, public_model: str,
@@ -55,11 +48,11 @@ def _for_channel(req: ir.Request, upstream: WireProtocol, public_model: str,
     return req, upstream_model
 
 
-async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter) -> Reply | StreamReply:
-    peek = converted.peek
-    client = converted.surface.protocol
+async def call(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | StreamReply:
+    peek = job.peek
+    client = job.surface.protocol
     upstream = PROTOCOLS[channel.protocol]
-    req, upstream_model = _for_channel(converted.request(), upstream, peek.model,
+    req, upstream_model = _for_channel(client_request(job), upstream, peek.model,
                                        meter.upstream_model or peek.model)
     meter.upstream_model = upstream_model
     kinds = upstream.INLINE_MEDIA
@@ -90,12 +83,12 @@ async def call(gw: Gateway, converted: Converted, channel: Channel, meter: Meter
                 if isinstance(part, ir.ToolCallPart):
                     part.name = names.get(part.name, part.name)
         reported = answer.usage.input_tokens or answer.usage.output_tokens
-        await meter.succeed(answer.usage if reported else estimated_usage(converted.body, len(data) // 2))
+        await meter.succeed(answer.usage if reported else estimated_usage(job.body, len(data) // 2))
         return Reply(200, client.render_response(answer, peek.model), headers=headers)
     first = await first_chunk(resp, channel)
     meter.first_byte()
     tap = ConvertingTap(upstream.StreamDecoder(), client.StreamEncoder(peek.model, req, peek.framing), names)
-    chunks = relay_stream(resp, first, tap, converted.body, meter, channel, client.render_stream_error)
+    chunks = relay_stream(resp, first, tap, job.body, meter, channel, client.render_stream_error)
     return StreamReply(chunks, content_type="text/event-stream" if peek.framing == "sse" else "application/json",
                        headers=headers)
 
@@ -124,7 +117,7 @@ def tool_names_to_restore(req: ir.Request, upstream: WireProtocol) -> dict[str, 
 class ConvertingTap(TapState):
     """Upstream stream bytes -> IR events -> client stream bytes, noting usage and the finish."""
 
-    def __init__(self, decoder: Any, encoder: Any, names: dict[str, str] | None = None) -> None:
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, names: dict[str, str] | None = None) -> None:
         super().__init__()
         self._decoder = decoder
         self._encoder = encoder
@@ -135,12 +128,12 @@ class ConvertingTap(TapState):
 
     @property
     def events(self) -> int:
-        return self._decoder.events  # type: ignore[no-any-return]
+        return self._decoder.events
 
     def close(self) -> bytes:
         return self._encode(self._decode(self._decoder.close)) + self._encoder.close()
 
-    def _decode(self, step: Any, *args: bytes) -> list[ir.StreamEvent]:
+    def _decode(self, step: Callable[..., list[ir.StreamEvent]], *args: bytes) -> list[ir.StreamEvent]:
         if self.errored:
             return []
         try:
@@ -170,4 +163,4 @@ class ConvertingTap(TapState):
         return b"".join(out)
 
 
-__all__ = ["DROPPED_HEADER", "Converted", "ConvertingTap", "call", "describe_losses"]
+__all__ = ["DROPPED_HEADER", "ConvertingTap", "call", "client_request", "describe_losses"]

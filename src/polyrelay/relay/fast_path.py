@@ -7,20 +7,20 @@ import msgspec
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import RequestPeek, Unreadable
+from polyrelay.protocols import Unreadable
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
+from polyrelay.relay.operation import Job
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.streaming import first_chunk, relay_stream
-from polyrelay.relay.surfaces import Surface
 from polyrelay.routing import aliases
 from polyrelay.upstream.call import open_upstream, read_all
 
 
-async def call(gw: Gateway, surface: Surface, channel: Channel, peek: RequestPeek, body: bytes,
-               meter: Meter) -> Reply | StreamReply:
+async def call(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | StreamReply:
+    peek, body = job.peek, job.body
     upstream_model = meter.upstream_model or peek.model
-    protocol = surface.protocol
+    protocol = job.surface.protocol
     passthrough = protocol.fastpath
     if protocol.THINKING_ALIAS:
         upstream_model = meter.upstream_model = aliases.thinking_base_model(peek.model, upstream_model)

@@ -1,36 +1,46 @@
-"""One request on any surface: authorize -> price -> reserve -> route -> call -> settle."""
+"""One request on any surface, for any operation: authorize -> price -> reserve -> route -> call ->
+settle. What differs between operations (how to reserve, the fast and convert paths, who settles,
+a local fallback) is data on the `Operation` record (relay/operation.py, relay/operations.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from polyrelay.billing.estimate import estimate_prompt_tokens
-from polyrelay.billing.ledger import Reservation
-from polyrelay.billing.prices import Price, covered_output_tokens, max_cost_micros
+from polyrelay import ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import RequestPeek
-from polyrelay.relay import convert_path, fast_path
 from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.generate import GENERATE
 from polyrelay.relay.meter import Meter
+from polyrelay.relay.operation import Job, Operation
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import Surface
+from polyrelay.routing.router import Router
 from polyrelay.store.keys import KeyRecord
 from polyrelay.upstream.call import earliest_retry
 
 _RETRY_KINDS = ("upstream", "overloaded", "timeout", "rate_limit", "insufficient_quota")
-MIN_OUTPUT_TOKENS = 16   # a request the balance cannot pay this much output for (with its prompt) is refused
 
 
-async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek: RequestPeek) -> Reply | StreamReply:
-    """Serve one generation request."""
+async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek: RequestPeek,
+                operation: Operation = GENERATE, parsed: ir.Request | None = None) -> Reply | StreamReply:
+    """Serve one request of `operation` (a generation unless said otherwise). `peek` is the route's
+    read of the request; `parsed`, the request as IR when the route has parsed it already."""
     started = time.perf_counter()
-    gw.authorize_model(key, peek.model)
-    price = gw.price_of(peek.model)
-    meter = Meter(gw.ledger, None, price, key, surface.name, peek.model, peek.stream, started)
+    catalog = gw.catalog.now   # one snapshot to the end: a reload meanwhile does not mix old and new
+    gw.authorize_model(key, peek.model, catalog)
+    price = gw.price_of(peek.model, catalog) if operation.billed else None
+    name = surface.name + operation.log_suffix if operation.log_suffix else surface.name
+    meter = Meter(gw.ledger, None, price, key, name, peek.model, peek.stream, started)
+    job = Job(surface, body, peek, parsed)
     try:
-        meter.reservation = await _reserve(gw, key, price, body, peek)
-        return await _try_candidates(gw, surface, peek, body, meter)
+        meter.reservation = await operation.reserve(gw, key, price, job)
+        reply = await _try_candidates(gw, catalog.router, operation, job, meter)
+        if not operation.billed:   # free: settled here, at zero usage (a billed attempt settled itself)
+            meter.first_byte()
+            await meter.succeed(ir.Usage())
+        return reply
     except GatewayError as err:
         meter.fail(err.status, err.message)
         raise
@@ -42,62 +52,44 @@ async def relay(gw: Gateway, surface: Surface, key: KeyRecord, body: bytes, peek
         raise
 
 
-async def _reserve(gw: Gateway, key: KeyRecord, price: Price | None, body: bytes, peek: RequestPeek) -> Reservation:
-    """Hold the most the request may cost (at least 1 micro-dollar: a key with a quota needs a balance).
-
-    A request with no output limit, on a key with a finite balance, gets one: the price's max_output,
-    or what the balance covers if less (down to MIN_OUTPUT_TOKENS), set in `peek.upstream_max_output`
-    and sent upstream, so the answer cannot cost more than was held. An explicit client limit is
-    never lowered: if the balance cannot cover it, the request is refused (429).
-    """
-    prompt = estimate_prompt_tokens(body)
-    output = peek.max_output if peek.max_output is not None else (price.max_output if price else 0)
-    amount = max(1, max_cost_micros(price, prompt, output * peek.n))
-    if key.quota_micros is None:
-        return await gw.ledger.reserve(key, amount)   # nothing is held for an unlimited key
-    # the refusal's wording is only formatted when the request is refused (lambdas, not f-strings)
-    each = "" if peek.n == 1 else f" for each of {peek.n} answers"
-    if peek.max_output is not None or price is None:
-        return await gw.ledger.reserve(key, amount, what=lambda: f" (a prompt of about {prompt:,} tokens and "
-                                                                 f"up to {output:,} output tokens{each})")
-    least = min(price.max_output, MIN_OUTPUT_TOKENS)
-    reservation = await gw.ledger.reserve(
-        key, amount, minimum=max(1, max_cost_micros(price, prompt, least * peek.n)),
-        what=lambda: f" at the least (a prompt of about {prompt:,} tokens and {least} output tokens{each})")
-    peek.upstream_max_output = min(price.max_output, covered_output_tokens(price, prompt, reservation.amount, peek.n))
-    return reservation
-
-
-async def _try_candidates(gw: Gateway, surface: Surface, peek: RequestPeek, body: bytes,
+async def _try_candidates(gw: Gateway, router: Router, operation: Operation, job: Job,
                           meter: Meter) -> Reply | StreamReply:
+    peek = job.peek
+    protocol = job.surface.name
     last: GatewayError | None = None
     rate_limited: list[GatewayError] = []   # failures that were an upstream's 429
-    converted: convert_path.Converted | None = None  # the client request as IR, parsed once
-    for channel in gw.router.candidates(peek.model):
+    for channel in router.candidates(peek.model, operation.name):
+        # same protocol: the upstream's bytes pass through, unless the client wants a stream
+        # framed otherwise (Gemini's JSON array) and the converter has to re-frame it
+        if channel.protocol == protocol and operation.fast is not None and (peek.framing == "sse" or not peek.stream):
+            attempt = operation.fast
+        elif operation.convert is not None:
+            attempt = operation.convert
+        else:
+            continue
         meter.attempts += 1
         meter.channel = channel.name
         meter.upstream_model = channel.upstream_model(peek.model)
         try:
-            # same protocol: the upstream's bytes pass through, unless the client wants a stream
-            # framed otherwise (Gemini's JSON array) and the converter has to re-frame it
-            if channel.protocol == surface.name and (peek.framing == "sse" or not peek.stream):
-                reply = await fast_path.call(gw, surface, channel, peek, body, meter)
-            else:
-                if converted is None:
-                    converted = convert_path.Converted(surface, body, peek)
-                reply = await convert_path.call(gw, converted, channel, meter)
+            reply = await attempt(gw, job, channel, meter)
         except GatewayError as err:
             if not err.retryable:
                 raise
-            gw.router.report(channel, ok=False)
+            if operation.health:
+                router.report(channel, ok=False)
             # without its traceback: that holds this very frame, and this frame would hold it (a
             # reference cycle keeping the request body alive until a rare full collection)
             last = err.with_traceback(None)
             if err.status == 429:
                 rate_limited.append(last)
             continue
-        gw.router.report(channel, ok=True)
+        if reply is None:   # this channel cannot take the request as it is
+            continue
+        if operation.health:
+            router.report(channel, ok=True)
         return reply
+    if operation.fallback is not None:
+        return await operation.fallback(gw, job)
     if last is None:
         raise GatewayError(503, "overloaded", f"no channel available for model '{peek.model}'")
     raise _all_failed(peek.model, last, rate_limited, meter.attempts)

@@ -14,3 +14,4 @@ class Surface:
 OPENAI_CHAT = Surface(PROTOCOLS["openai_chat"])
 ANTHROPIC_MESSAGES = Surface(PROTOCOLS["anthropic_messages"])
 GEMINI = Surface(PROTOCOLS["gemini"])
+OPENAI_RESPONSES = Surface(PROTOCOLS["openai_responses"])

@@ -1,12 +1,20 @@
-"""Channel choice: candidates for a model by priority (higher first), weighted random within a
-priority, skipping channels whose circuit is open (unless every channel's is)."""
+"""Channel choice: candidates for a model and an operation by priority (higher first), weighted
+random within a priority, skipping channels that cannot serve the operation (their `Capabilities`)
+and channels whose circuit is open (unless every such channel's is).
+
+A model's channels are the ones naming it exactly; only a name no channel names exactly goes to the
+channels of the most specific pattern matching it (routing/patterns.py), resolved once per name."""
 
 from __future__ import annotations
 
 import random
 import time
+from typing import get_args
 
-from polyrelay.channels import Channel
+from polyrelay.channels import Channel, Operation
+from polyrelay.routing.patterns import PatternTable, is_pattern
+
+_OPERATIONS: tuple[Operation, ...] = get_args(Operation)
 
 _FAILURES_TO_OPEN = 5     # consecutive failures that open a channel's circuit
 _OPEN_SECONDS = 30.0      # how long an open circuit skips the channel
@@ -24,25 +32,30 @@ class Router:
     def __init__(self, channels: list[Channel], rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()
         self._health = {ch.name: _Health() for ch in channels}
-        by_model: dict[str, dict[int, list[Channel]]] = {}
-        for ch in channels:
-            if not ch.config.enabled:
-                continue
-            for model in ch.models:
-                by_model.setdefault(model, {}).setdefault(ch.config.priority, []).append(ch)
-        # model -> tiers of channels, highest priority first
-        self._tiers = {m: [tiers[p] for p in sorted(tiers, reverse=True)] for m, tiers in by_model.items()}
+        enabled = [ch for ch in channels if ch.config.enabled]
+        self._models = frozenset(m for ch in enabled for m in ch.models if not is_pattern(m))
+        # operation -> (exact model -> tiers, pattern -> tiers) of the channels that can serve it,
+        # highest priority first; patterns are looked up only for a name no channel lists exactly
+        self._tiers = {op: _tiers([ch for ch in enabled if ch.serves(op)]) for op in _OPERATIONS}
 
     def models(self) -> list[str]:
-        return sorted(self._tiers)
+        """The exact names served (what model lists show; a pattern is no model)."""
+        return sorted(self._models)
 
     def serves(self, model: str) -> bool:
-        return model in self._tiers
+        """Some channel serves `model` (for some operation: a request for one no channel can do is
+        still the model's, and answered by the operation's fallback or a 503)."""
+        return model in self._models or any(patterns.lookup(model) is not None
+                                            for _, patterns in self._tiers.values())
 
-    def candidates(self, model: str) -> list[Channel]:
-        """Every channel serving `model`, in the order to try them."""
+    def candidates(self, model: str, operation: Operation) -> list[Channel]:
+        """Every channel serving `model` that can do `operation`, in the order to try them."""
         ordered: list[Channel] = []
-        for tier in self._tiers.get(model, ()):
+        exact, patterns = self._tiers[operation]
+        tiers = exact.get(model)
+        if tiers is None:   # exact names first: a dict hit; a pattern only for a name no channel lists
+            tiers = patterns.lookup(model) or []
+        for tier in tiers:
             ordered.extend(self._weighted_order(tier) if len(tier) > 1 else tier)
         now = time.monotonic()
         healthy = [ch for ch in ordered if self._health[ch.name].open_until <= now]
@@ -65,3 +78,16 @@ class Router:
         if health.failures >= _FAILURES_TO_OPEN:
             health.open_until = time.monotonic() + _OPEN_SECONDS
             health.failures = 0
+
+
+_Tiers = list[list[Channel]]
+
+
+def _tiers(channels: list[Channel]) -> tuple[dict[str, _Tiers], PatternTable[_Tiers]]:
+    by_model: dict[str, dict[int, list[Channel]]] = {}
+    for ch in channels:
+        for model in ch.models:
+            by_model.setdefault(model, {}).setdefault(ch.config.priority, []).append(ch)
+    ordered = {m: [tiers[p] for p in sorted(tiers, reverse=True)] for m, tiers in by_model.items()}
+    return ({m: tiers for m, tiers in ordered.items() if not is_pattern(m)},
+            PatternTable({m: tiers for m, tiers in ordered.items() if is_pattern(m)}))

@@ -1,13 +1,15 @@
-"""Admin API (enabled when POLYRELAY_ADMIN_TOKEN is set): keys and recent request logs."""
+"""Admin API (enabled when POLYRELAY_ADMIN_TOKEN is set): keys, recent request logs, config reload."""
 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
+import signal
 
 import msgspec
 
-from polyrelay.config import name_problem, quota_problem
+from polyrelay.config import ConfigError, allowlist_problem, load_config, name_problem, quota_problem
 from polyrelay.errors import GatewayError
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply
@@ -17,8 +19,8 @@ from polyrelay.server.route import SMALL_BODY, Params, Route
 from polyrelay.store import keys as key_store
 from polyrelay.store.logs import recent_logs
 
-
 MAX_LOG_ROWS = 1000
+log = logging.getLogger("polyrelay.admin")
 
 
 class _NewKey(msgspec.Struct, forbid_unknown_fields=True):
@@ -52,6 +54,9 @@ async def create_key(gw: Gateway, scope: Scope, body: bytes, key: None, params: 
     problem = None if new.quota is None else quota_problem(new.quota)
     if problem:
         raise GatewayError(400, "invalid_request", f"'quota' {problem}", param="quota")
+    problem = allowlist_problem(new.models)
+    if problem:
+        raise GatewayError(400, "invalid_request", f"'models': {problem}", param="models")
     try:
         value = await key_store.create_key(gw.engine, new.name, new.quota, new.models)
     except Exception:
@@ -94,6 +99,34 @@ async def list_logs(gw: Gateway, scope: Scope, body: bytes, key: None, params: P
     return Reply(200, msgspec.json.encode({"data": await recent_logs(gw.engine, limit)}))
 
 
+async def reload_config(gw: Gateway, scope: Scope, body: bytes, key: None, params: Params) -> Reply:
+    """Re-read the config file the gateway was started with; a file that does not validate is a 400
+    naming the problem, and the gateway goes on with what it had."""
+    if os.environ.get("POLYRELAY_WORKERS"):   # `serve --workers N`: every worker must take the new file
+        return _restart_workers(gw)
+    try:
+        done = await gw.reload_file()
+    except ConfigError as e:
+        raise GatewayError(400, "invalid_request", f"config not reloaded: {e}") from None
+    return Reply(200, msgspec.json.encode({"reloaded": done.path, "channels": done.channels, "models": done.models,
+                                           "prices": done.prices, "keys": done.keys}))
+
+
+def _restart_workers(gw: Gateway) -> Reply:
+    """Validate here (a bad file is the caller's 400 at once), then ask the supervisor (SIGHUP) to
+    replace the workers one by one with ones started on the new file (commands/listen.Workers)."""
+    path = gw.config_path
+    if path is None:
+        raise GatewayError(400, "invalid_request", "config not reloaded: the gateway has no config file")
+    try:
+        load_config(path)
+    except ConfigError as e:
+        raise GatewayError(400, "invalid_request", f"config not reloaded: {e}") from None
+    log.info("config reload requested: asking the supervisor (pid %d) to restart the workers", os.getppid())
+    os.kill(os.getppid(), signal.SIGHUP)
+    return Reply(202, msgspec.json.encode({"reloading": path, "workers": "restarting one by one"}))
+
+
 async def health(gw: Gateway, scope: Scope, body: bytes, key: None, params: Params) -> Reply:
     return Reply(200, b'{"status":"ok"}')
 
@@ -104,5 +137,6 @@ ROUTES = [
     Route("POST", "/admin/keys/{name:path}/{action}", set_key_state, guard=_authorize),
     Route("POST", "/admin/keys/{rest:path}", unknown_key_action, guard=_authorize),
     Route("GET", "/admin/logs", list_logs, guard=_authorize),
+    Route("POST", "/admin/reload", reload_config, guard=_authorize),
     Route("GET", "/health", health),
 ]

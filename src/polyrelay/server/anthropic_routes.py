@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from polyrelay.protocols import anthropic_messages
-from polyrelay.relay.count_tokens import count_tokens as relay_count_tokens
-from polyrelay.relay.count_tokens import parse_request
+from polyrelay.relay.count_tokens import COUNT_TOKENS, parse_request, peek_of
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
@@ -23,13 +22,12 @@ async def messages(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, param
     return await relay(gw, ANTHROPIC_MESSAGES, key, body, peek)
 
 
-async def count_tokens(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
+async def count_tokens(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
     """Asked natively of the model's Anthropic or Gemini channel; estimated locally otherwise."""
     req = parse_request(ANTHROPIC_MESSAGES, body)
-    gw.authorize_model(key, req.model)
     beta = header(scope, b"anthropic-beta")
-    return await relay_count_tokens(gw, ANTHROPIC_MESSAGES, key, req, body,
-                                    {"anthropic-beta": beta} if beta else None)
+    peek = peek_of(req, {"anthropic-beta": beta} if beta else None)
+    return await relay(gw, ANTHROPIC_MESSAGES, key, body, peek, COUNT_TOKENS, parsed=req)
 
 
 ROUTES = [

@@ -2,27 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import gc
 import logging
 import os
+import signal
 import sys
 import time
-from types import ModuleType
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from polyrelay import logs
-from polyrelay.config import Config, load_config
+from polyrelay.config import Config, ConfigError, load_config
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import openai_chat
+from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
-from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT
-from polyrelay.server import admin, anthropic_routes, gemini_routes, openai_routes, stored_responses_routes
+from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, OPENAI_RESPONSES
+from polyrelay.server import (
+    admin,
+    anthropic_routes,
+    gemini_routes,
+    openai_routes,
+    responses_routes,
+    stored_responses_routes,
+)
 from polyrelay.server.asgi import (
-    Receive, Scope, Send, header, read_body, send_reply, send_stream, too_large,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_reply,
+    send_stream,
+    too_large,
 )
 from polyrelay.server.route import Route
 from polyrelay.server.router import Router
@@ -37,9 +54,10 @@ _DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unav
 
 def _router() -> Router:
     routes: list[Route] = []
-    for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (stored_responses_routes.ROUTES, OPENAI_CHAT),
-                           (admin.ROUTES, OPENAI_CHAT), (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES),
-                           (gemini_routes.ROUTES, GEMINI)):
+    for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
+                           (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI),
+                           (responses_routes.ROUTES, OPENAI_RESPONSES),
+                           (stored_responses_routes.ROUTES, OPENAI_RESPONSES)):
         for route in table:
             if route.errors is None:
                 route.errors = surface
@@ -48,12 +66,15 @@ def _router() -> Router:
 
 
 class App:
-    def __init__(self, config: Config, database_url: str | None = None, migrate_on_start: bool = True) -> None:
+    def __init__(self, config: Config, database_url: str | None = None, migrate_on_start: bool = True,
+                 config_path: str | None = None) -> None:
         self.config = config
+        self.config_path = config_path   # re-read by SIGHUP and POST /admin/reload (None: nothing to reload)
         self.database_url = database_url
         self.migrate_on_start = migrate_on_start
         self.gateway: Gateway | None = None
         self.router = _router()
+        self._reloads: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -71,7 +92,7 @@ class App:
         path = scope["path"]
         found = self.router.match(scope["method"], path)
         route = found[0] if found is not None else None
-        errors: ModuleType = route.error_module(scope) if route else openai_chat
+        errors: WireProtocol = route.error_module(scope) if route else openai_chat
         # a body may be waiting on the socket: answered without reading it, the connection is closed
         # after the answer (server.http_protocol), so the answer must say so or a client reuses it
         unread = _declares_body(scope)
@@ -114,7 +135,7 @@ class App:
         _access(ctx, scope, reply.status, started)
 
     @staticmethod
-    async def _fail(send: Send, errors: ModuleType, err: GatewayError, unread: bool,
+    async def _fail(send: Send, errors: WireProtocol, err: GatewayError, unread: bool,
                     request_id: tuple[bytes, bytes]) -> int:
         """Send `err` in the caller's protocol; return the status sent."""
         status, payload = errors.render_error(err)
@@ -124,7 +145,7 @@ class App:
         await send_reply(send, Reply(status, payload, headers=headers))
         return status
 
-    def error_module_for(self, scope: Scope) -> ModuleType:
+    def error_module_for(self, scope: Scope) -> WireProtocol:
         """The protocol that renders errors for a request the HTTP layer refuses before the app sees it
         (headers too large, too slow): the route's, from what is known of the request so far."""
         path = scope.get("path", "")
@@ -162,11 +183,32 @@ class App:
         if self.migrate_on_start:
             await migrate(engine)
             await upsert_config_keys(engine, self.config.keys)
-        self.gateway = Gateway(self.config, engine)
+        self.gateway = Gateway(self.config, engine, self.config_path)
         await self.gateway.start()
+        if self.config_path is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         release_startup_memory()
 
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload_on_signal())
+        self._reloads.add(task)   # held until done (the loop keeps only a weak reference)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_on_signal(self) -> None:
+        gateway = self.gateway
+        if gateway is None:
+            return
+        log.info("SIGHUP: reloading the config from %s", self.config_path)
+        try:
+            await gateway.reload_file()   # logs what it now serves
+        except ConfigError as e:
+            log.error("SIGHUP: config not reloaded, still serving the previous one: %s", e)
+        except Exception:
+            log.exception("SIGHUP: config not reloaded, still serving the previous one")
+
     async def shutdown(self) -> None:
+        if self.config_path is not None:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self.gateway is not None:
             await self.gateway.stop()
             await self.gateway.engine.dispose()
@@ -183,10 +225,8 @@ def release_startup_memory() -> None:
     # The database thread (aiosqlite) binds a batch of log rows holding the GIL; give the event
     # loop the GIL back within 1 ms rather than Python's default 5 ms, for the latency tail.
     sys.setswitchinterval(0.001)
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
 
 
 def _access(ctx: logs.RequestContext, scope: Scope, status: int, started: float) -> None:
@@ -209,15 +249,15 @@ def _retry_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
         return [(b"x-should-retry", b"false")]
     if err.retry_after is not None:   # every upstream said 429 and when to come back
         wait = [(b"retry-after", b"%d" % err.retry_after)]
-        return wait + [(b"retry-after-ms", b"%d" % err.retry_after_ms)] if err.retry_after_ms is not None else wait
+        return [*wait, (b"retry-after-ms", b"%d" % err.retry_after_ms)] if err.retry_after_ms is not None else wait
     return []
 
 
 def create_app_from_env() -> App:
     """Factory for `uvicorn --factory` workers: config from POLYRELAY_CONFIG; the parent migrated."""
     logs.configure()   # the level `serve --log-level` left in the environment
-    return App(load_config(os.environ["POLYRELAY_CONFIG"]),
-               migrate_on_start=os.environ.get("POLYRELAY_MIGRATED") != "1")
+    path = os.environ["POLYRELAY_CONFIG"]
+    return App(load_config(path), migrate_on_start=os.environ.get("POLYRELAY_MIGRATED") != "1", config_path=path)
 
 
 __all__ = ["App", "create_app_from_env", "header"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -40,7 +41,8 @@ def too_large(limit: int) -> GatewayError:
 
 
 def header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None
@@ -71,10 +73,8 @@ async def send_stream(send: Send, receive: Receive, reply: StreamReply) -> None:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     else:
         pump_task.cancel()  # the producer sees CancelledError: it closes upstream and settles
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await pump_task
-        except asyncio.CancelledError:
-            pass
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -7,7 +7,7 @@ import msgspec
 
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import gemini, model_lists
-from polyrelay.relay.count_tokens import count_tokens, parse_request
+from polyrelay.relay.count_tokens import COUNT_TOKENS, parse_request, peek_of
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
@@ -40,12 +40,11 @@ async def no_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, para
     raise _unknown_method(scope["path"])
 
 
-async def _count_tokens(gw: Gateway, key: KeyRecord, model: str, body: bytes) -> Reply:
+async def _count_tokens(gw: Gateway, key: KeyRecord, model: str, body: bytes) -> Reply | StreamReply:
     """Asked natively of the model's Gemini or Anthropic channel; estimated locally otherwise."""
     req = parse_request(GEMINI, body)
     req.model = model
-    gw.authorize_model(key, model)
-    return await count_tokens(gw, GEMINI, key, req, body)
+    return await relay(gw, GEMINI, key, body, peek_of(req), COUNT_TOKENS, parsed=req)
 
 
 async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
@@ -54,7 +53,7 @@ async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, pa
 
 async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     model = params["model"]
-    if model not in gw.models_for(key):
+    if not gw.may_use(key, model):
         raise GatewayError(404, "not_found", f"model 'models/{model}' is not found for this key")
     return Reply(200, msgspec.json.encode(model_lists.gemini_model(model)))
 

@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from types import ModuleType
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from polyrelay.errors import GatewayError
+from polyrelay.errors import ErrorKind, GatewayError
 from polyrelay.protocols import openai_chat
+from polyrelay.protocols.registry import WireProtocol
+from polyrelay.server.asgi import Scope
 
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT = float(os.environ.get("POLYRELAY_HEADER_TIMEOUT", "10"))
@@ -170,7 +172,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         """Answer in the protocol of the route the request was for, as far as it is known; then read
         and drop what still comes for LINGER seconds, and close."""
-        kind = "timeout" if status == 408 else "request_too_large"
+        kind: ErrorKind = "timeout" if status == 408 else "request_too_large"
         _, body = self._error_module().render_error(GatewayError(status, kind, message))
         transport = self.transport
         transport.write(b"".join((
@@ -185,16 +187,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
         self.loop.call_later(LINGER, transport.close)   # closing twice is harmless
 
-    def _error_module(self) -> ModuleType:
-        choose = getattr(self.app, "error_module_for", None)
+    def _error_module(self) -> WireProtocol:
+        choose: Callable[[Scope], WireProtocol] | None = getattr(self.app, "error_module_for", None)
         if choose is None or not self._line_done:
             return openai_chat
         if not self._in_head:   # headers complete: the scope is whole
-            return choose(self.scope)  # type: ignore[no-any-return]
+            return choose(cast(Scope, self.scope))   # (uvicorn's HTTPScope TypedDict: the same dict)
         try:
             url = httptools.parse_url(self.url)
             method = self.parser.get_method().decode("ascii")
         except (httptools.HttpParserInvalidURLError, AttributeError, UnicodeDecodeError):
             return openai_chat
-        return choose({"method": method, "path": url.path.decode("latin-1"),  # type: ignore[no-any-return]
+        return choose({"method": method, "path": url.path.decode("latin-1"),
                        "query_string": url.query or b"", "headers": self.headers or []})

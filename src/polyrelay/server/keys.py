@@ -22,7 +22,7 @@ def gemini_key(scope: Scope) -> str | None:
     key = header(scope, b"x-goog-api-key")
     if key:
         return key
-    query = scope.get("query_string", b"")
+    query: bytes = scope.get("query_string", b"")
     if b"key=" in query:
         values = parse_qs(query.decode("latin-1")).get("key")
         if values:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from types import ModuleType
 
 import msgspec
 
 from polyrelay.billing.usage import DAY_MS, spent_micros
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import model_lists, openai_chat
+from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay import surfaces
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
@@ -38,7 +38,7 @@ def list_shape(scope: Scope) -> str:
     return "openai"
 
 
-def list_errors(scope: Scope) -> ModuleType:
+def list_errors(scope: Scope) -> WireProtocol:
     return {"anthropic": surfaces.ANTHROPIC_MESSAGES, "gemini": surfaces.GEMINI}.get(
         list_shape(scope), surfaces.OPENAI_CHAT).protocol
 
@@ -61,7 +61,7 @@ async def list_models(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, pa
 async def get_model(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     shape = list_shape(scope)
     model = params["model"].removeprefix("models/")
-    if model not in gw.models_for(key):
+    if not gw.may_use(key, model):
         raise GatewayError(404, "not_found", f"model '{model}' does not exist or this key may not use it",
                            param="model")
     if shape == "anthropic":
@@ -88,7 +88,7 @@ def _day_ms(value: str | None, name: str, default: int) -> int:
     except ValueError:
         raise GatewayError(400, "invalid_request", f"'{name}' must be a date like 2026-01-31",
                            param=name) from None
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 async def billing_usage(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast, overload
 
+from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay.surfaces import Surface
 from polyrelay.server.asgi import Scope
 
@@ -28,19 +28,30 @@ Params = Mapping[str, str]   # a path's `{name}` values
 # params are the path's `{name}` values (server.router)
 Handler = Callable[["Gateway", Scope, bytes, "KeyRecord | None", Params],
                    Awaitable["Reply | StreamReply"]]
+# what a route declares: a handler taking a key record if the route reads a key, else one taking None
+KeyedHandler = Callable[["Gateway", Scope, bytes, "KeyRecord", Params], Awaitable["Reply | StreamReply"]]
+OpenHandler = Callable[["Gateway", Scope, bytes, None, Params], Awaitable["Reply | StreamReply"]]
 KeyReader = Callable[[Scope], "str | None"]
 Guard = Callable[[Scope], None]   # raises a GatewayError (the admin token check)
-ErrorShape = Surface | Callable[[Scope], ModuleType]
+ErrorShape = Surface | Callable[[Scope], WireProtocol]
 
 
 class Route:
     __slots__ = ("method", "path", "handler", "key", "guard", "body_limit", "errors")
 
-    def __init__(self, method: str, path: str, handler: Handler, *, key: KeyReader | None = None,
+    @overload
+    def __init__(self, method: str, path: str, handler: KeyedHandler, *, key: KeyReader,
+                 guard: Guard | None = None, body_limit: int = NO_BODY, errors: ErrorShape | None = None) -> None: ...
+    @overload
+    def __init__(self, method: str, path: str, handler: OpenHandler, *, key: None = None,
+                 guard: Guard | None = None, body_limit: int = NO_BODY, errors: ErrorShape | None = None) -> None: ...
+
+    def __init__(self, method: str, path: str, handler: KeyedHandler | OpenHandler, *, key: KeyReader | None = None,
                  guard: Guard | None = None, body_limit: int = NO_BODY, errors: ErrorShape | None = None) -> None:
         self.method = method
         self.path = path              # a literal path or a pattern with `{name}` parts (server.router)
-        self.handler = handler
+        # the app passes a key record exactly when the route has a key reader (the overloads pair them)
+        self.handler = cast(Handler, handler)
         self.key = key                # the caller's key from the headers; authenticated before the body
         self.guard = guard            # or another check of the headers, also before the body
         self.body_limit = body_limit
@@ -48,6 +59,9 @@ class Route:
         # None: the surface of the table the route is in (filled in by the app)
         self.errors = errors
 
-    def error_module(self, scope: Scope) -> ModuleType:
+    def error_module(self, scope: Scope) -> WireProtocol:
         errors = self.errors
-        return errors(scope) if callable(errors) else errors.protocol  # type: ignore[union-attr]
+        if isinstance(errors, Surface):
+            return errors.protocol
+        assert errors is not None, "the app gives each route its table's surface"
+        return errors(scope)

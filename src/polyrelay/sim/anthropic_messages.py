@@ -7,7 +7,7 @@ import base64
 import binascii
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -54,7 +54,8 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
         _check(isinstance(b, dict), f"{at}: must be an object")
         t = b.get("type")
         if t == "text":
-            _check(isinstance(b.get("text"), str) and b["text"].strip() != "", f"{at}: text content blocks must be non-empty")
+            _check(isinstance(b.get("text"), str) and b["text"].strip() != "",
+                   f"{at}: text content blocks must be non-empty")
         elif t == "image":
             source = b.get("source") or {}
             if source.get("type") == "base64":
@@ -68,7 +69,8 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
         elif t == "tool_use":
             _check(isinstance(b.get("id"), str) and bool(_ID.match(b["id"])),
                    f"{at}.id: String should match pattern '^[a-zA-Z0-9_-]+$'")
-            _check(isinstance(b.get("name"), str) and isinstance(b.get("input"), dict), f"{at}: tool_use needs name and input")
+            _check(isinstance(b.get("name"), str) and isinstance(b.get("input"), dict),
+                   f"{at}: tool_use needs name and input")
         elif t == "tool_result":
             _check(isinstance(b.get("tool_use_id"), str), f"{at}.tool_use_id: Field required")
         elif t == "document":
@@ -82,7 +84,7 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
             pass
         else:
             raise Invalid(f"{at}.type: unknown block type {t!r}")
-    return content
+    return cast("list[dict[str, Any]]", content)   # checked: a list of objects
 
 
 def _validate(req: Any) -> dict[str, Any]:
@@ -139,7 +141,7 @@ def _validate(req: Any) -> dict[str, Any]:
                 head["type"] == "redacted_thinking" or verify(head.get("thinking", ""), head.get("signature"))),
                 "messages: Expected `thinking` or `redacted_thinking`, but found another block: when thinking is "
                 "enabled, a final assistant message must start with a thinking block (with its signature)")
-    return req
+    return cast("dict[str, Any]", req)   # checked to be an object above
 
 
 def _text(content: Any) -> str:
@@ -155,13 +157,16 @@ def _text(content: Any) -> str:
     return " ".join(out)
 
 
+_CHOICE_TYPES: dict[Any, str] = {"none": "none", "any": "any"}   # (any JSON value may come as the type)
+
+
 def _answer(req: dict[str, Any], script: Script) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
     last = req["messages"][-1]
     last_is_result = isinstance(last["content"], list) and any(b.get("type") == "tool_result" for b in last["content"])
-    choice = req.get("tool_choice") or {}
+    choice: dict[str, Any] = req.get("tool_choice") or {}
     fmt = (req.get("output_config") or {}).get("format") or {}
     answer = plan(script, [(t["name"], t.get("input_schema")) for t in req.get("tools") or []],
-                  choice.get("name") or {"none": "none", "any": "any"}.get(choice.get("type"), "auto"),
+                  choice.get("name") or _CHOICE_TYPES.get(choice.get("type"), "auto"),
                   last_is_result, _text(last["content"]), _text(last["content"]),
                   schema=fmt.get("schema") if fmt.get("type") == "json_schema" else None)
     blocks: list[dict[str, Any]] = []
@@ -255,7 +260,8 @@ def _events(message: dict[str, Any]) -> list[bytes]:
     out = [_event("message_start", {"message": start}), _event("ping", {})]
     for i, block in enumerate(message["content"]):
         t = block["type"]
-        empty = {"text": ""} if t == "text" else {"thinking": "", "signature": ""} if t == "thinking" else {"input": {}}
+        empty: dict[str, Any] = ({"text": ""} if t == "text" else {"thinking": "", "signature": ""} if t == "thinking"
+                                 else {"input": {}})
         out.append(_event("content_block_start", {"index": i, "content_block": {
             **{k: v for k, v in block.items() if k not in ("text", "thinking", "signature", "input")}, **empty}}))
         if t == "text":

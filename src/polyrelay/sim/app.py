@@ -1,4 +1,4 @@
-"""The upstream simulator as an ASGI app: OpenAI Chat, Anthropic Messages and Gemini.
+"""The upstream simulator as an ASGI app: OpenAI Chat, OpenAI Responses, Anthropic Messages and Gemini.
 
 Also `GET /sim/requests` (the last requests it received, for tests to inspect), `GET /sim/stats`
 and `POST /sim/reset`.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from urllib.parse import parse_qs
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 
-from polyrelay.sim import anthropic_messages, gemini, openai_chat
+from polyrelay.sim import anthropic_messages, gemini, openai_chat, openai_responses
 from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import read_script
 
@@ -74,10 +75,11 @@ class SimApp:
         try:
             return self._upstream(path, method, body, headers, api_key, script, scope)
         except _MALFORMED as exc:  # like the real APIs: a request they cannot read is a 400, not a 500
-            module = anthropic_messages if path.startswith("/v1/messages") else gemini if "/models/" in path \
-                else openai_chat
+            error_reply: Callable[[int, str], SimReply] = (
+                anthropic_messages.error_reply if path.startswith("/v1/messages")
+                else gemini.error_reply if "/models/" in path else openai_chat.error_reply)
             reason = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
-            return module.error_reply(400, f"Invalid request: {reason}")
+            return error_reply(400, f"Invalid request: {reason}")
 
     def _upstream(self, path: str, method: str, body: bytes, headers: dict[str, str], api_key: str | None,
                   script: Any, scope: Scope) -> SimReply | SimStream:
@@ -87,6 +89,10 @@ class SimApp:
             return SimReply(200, b"<html>502 Bad Gateway from a proxy</html>", content_type="text/html")
         if method == "POST" and path.endswith("/chat/completions"):
             return openai_chat.handle(body, script)
+        if method == "POST" and path.endswith("/responses"):
+            return openai_responses.handle(body, script)
+        if method == "POST" and path.endswith("/responses/input_tokens"):
+            return openai_responses.input_tokens(body)
         if method == "POST" and path == "/v1/messages":
             return anthropic_messages.handle(body, headers, script)
         if method == "POST" and path == "/v1/messages/count_tokens":

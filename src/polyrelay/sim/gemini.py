@@ -11,7 +11,7 @@ import re
 import struct
 import time
 import zlib
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -68,11 +68,13 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
             _check(len(kinds) == 1, f"contents[{i}].parts[{j}]: exactly one data field is required, got {kinds}")
             inline = get(p, "inlineData")
             if inline is not None:
-                _check(isinstance(get(inline, "mimeType"), str), f"contents[{i}].parts[{j}].inlineData.mimeType required")
+                _check(isinstance(get(inline, "mimeType"), str),
+                       f"contents[{i}].parts[{j}].inlineData.mimeType required")
                 _check(_b64bytes(inline.get("data", "")) is not None,
                        f"contents[{i}].parts[{j}].inlineData.data: invalid base64")
             if get(p, "fileData") is not None:
-                _check(isinstance(get(get(p, "fileData"), "fileUri"), str), f"contents[{i}].parts[{j}].fileData.fileUri required")
+                _check(isinstance(get(get(p, "fileData"), "fileUri"), str),
+                       f"contents[{i}].parts[{j}].fileData.fileUri required")
             if get(p, "functionCall") is not None:
                 calls.append((get(p, "functionCall").get("name"), get(p, "thoughtSignature")))
             if get(p, "functionResponse") is not None:
@@ -89,7 +91,7 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
     cfg = get(req, "generationConfig", {})
     temperature = get(cfg, "temperature")
     _check(temperature is None or 0 <= temperature <= 2, "generationConfig.temperature must be in [0, 2]")
-    return req
+    return cast("dict[str, Any]", req)   # checked to be an object above
 
 
 def _b64bytes(value: Any) -> bytes | None:
@@ -142,8 +144,8 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
     choice = allowed[0] if mode == "ANY" and len(allowed) == 1 else {"NONE": "none", "ANY": "any"}.get(mode, "auto")
     json_mode = get(cfg, "responseMimeType") == "application/json"
     schema = get(cfg, "responseJsonSchema") or get(cfg, "responseSchema")
-    answer = plan(script, [(d.get("name"), get(d, "parametersJsonSchema") or d.get("parameters")) for d in declarations],
-                  choice, last_is_result, _text(last), _text(last), schema=schema if json_mode else None,
+    tools = [(d.get("name"), get(d, "parametersJsonSchema") or d.get("parameters")) for d in declarations]
+    answer = plan(script, tools, choice, last_is_result, _text(last), _text(last), schema=schema if json_mode else None,
                   json_mode=json_mode)
     parts: list[dict[str, Any]] = []
     thinking = get(cfg, "thinkingConfig", {})
@@ -163,7 +165,8 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
     prompt = sum(estimate_text_tokens(_text(c)) + 3 for c in req["contents"])
     # like the real API: thinking is counted in thoughtsTokenCount only, not in candidatesTokenCount
     thoughts = (estimate_text_tokens(THINKING_TEXT) if parts and parts[0].get("thought") else 0) + script.reasoning
-    candidates = sum(estimate_text_tokens(p.get("text", "")) for p in parts if not p.get("thought")) + 5 * len(answer.calls)
+    candidates = (sum(estimate_text_tokens(p.get("text", "")) for p in parts if not p.get("thought"))
+                  + 5 * len(answer.calls))
     limit = get(cfg, "maxOutputTokens")
     finish = "STOP"
     if isinstance(limit, int) and thoughts + candidates > limit:   # maxOutputTokens includes thinking
@@ -182,7 +185,8 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
     return parts, usage, finish
 
 
-def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None, script: Script) -> SimReply | SimStream:
+def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
+           script: Script) -> SimReply | SimStream:
     if not api_key:
         return error_reply(403, "Method doesn't allow unregistered callers. Please pass a valid API key.")
     if api_key == "sim-bad-key":
@@ -210,7 +214,7 @@ def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
         return SimReply(200, msgspec.json.encode({
             "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
             "usageMetadata": usage, "modelVersion": model, "responseId": rid}))
-    chunks = []
+    chunks: list[dict[str, Any]] = []
     for part in parts:
         pieces = split_words(part["text"]) if "text" in part and not part.get("thought") else [None]
         for piece in pieces:

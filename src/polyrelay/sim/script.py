@@ -56,8 +56,8 @@ def read_script(body: bytes, api_key: str | None) -> Script:
     return script
 
 
-_WORDS = ("the quick brown fox jumps over the lazy dog while simulated upstreams answer every "
-          "request with deterministic text").split()
+_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "simulated", "upstreams",
+          "answer", "every", "request", "with", "deterministic", "text"]
 
 
 def reply_words(n: int) -> list[str]:

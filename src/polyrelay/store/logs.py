@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyrelay.store.tables import api_keys, request_logs
 
-
 _LOG_COLUMNS = [c.name for c in request_logs.columns if c.name != "id"]
 
 

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -20,7 +28,8 @@ api_keys = Table(
     Column("leased_micros", BigInteger, nullable=False, default=0),
     Column("models", Text, nullable=False, default="[]"),        # JSON allowlist; [] = every model
     Column("enabled", Boolean, nullable=False, default=True),
-    Column("source", String(16), nullable=False, default="cli"),  # config | config-removed (left the config: disabled) | cli | admin
+    # config | config-removed (left the config: disabled) | cli | admin
+    Column("source", String(16), nullable=False, default="cli"),
     Column("created_at", BigInteger, nullable=False),
 )
 

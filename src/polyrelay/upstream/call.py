@@ -30,7 +30,7 @@ def transport_error(exc: BaseException, channel_name: str) -> GatewayError:
                         retryable=True)
 
 
-class upstream_errors:   # lower case: it reads as a statement, `with upstream_errors(...)`
+class upstream_errors:  # noqa: N801  (lower case: it reads as a statement, `with upstream_errors(...)`)
     """Turns a transport failure inside the block into `transport_error` for the channel, raised in
     its place; with `closing`, the response is closed on any exception (a failed or cancelled read
     must not leave the upstream generating for nobody). A class, not @contextmanager: it is on the

@@ -110,6 +110,10 @@ class _NoParser:
     def should_keep_alive() -> bool:
         return False
 
+    @staticmethod
+    def get_status_code() -> int:   # (httptools calls back only from a live parser's feed_data)
+        return 0
+
 
 _CLOSED_PARSER = _NoParser()
 
@@ -493,7 +497,8 @@ class UpstreamClient:
         except TimeoutError:
             raise UpstreamTimeout(f"connecting to {where} timed out") from None
         except (OSError, ValueError) as exc:   # ValueError: UnicodeError of a bad host name, bad ports
-            raise UpstreamTransportError(f"cannot connect to {where}: {getattr(exc, 'strerror', None) or exc}") from None
+            reason = getattr(exc, "strerror", None) or exc
+            raise UpstreamTransportError(f"cannot connect to {where}: {reason}") from None
         return conn
 
     @staticmethod

@@ -7,7 +7,7 @@ import binascii
 import ipaddress
 import os
 import socket
-from typing import Any
+from typing import Any, TypeGuard, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -99,7 +99,7 @@ async def fetch(session: aiohttp.ClientSession, url: str, max_bytes: int = MAX_M
     if not allow_private:
         address = await _check_host(host)
         if address != host:  # connect to the checked address, name the host for HTTP and TLS
-            pinned["headers"] = {"Host": target.raw_host + (f":{port}" if port else "")}
+            pinned["headers"] = {"Host": (target.raw_host or host) + (f":{port}" if port else "")}
             if parts.scheme == "https":
                 pinned["server_hostname"] = host
             target = target.with_host(address)
@@ -127,13 +127,14 @@ async def fetch(session: aiohttp.ClientSession, url: str, max_bytes: int = MAX_M
                 encoded += binascii.b2a_base64(carry, newline=False)
             media_type = resp.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
             return media_type, encoded.decode("ascii")
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise GatewayError(400, "invalid_request", f"could not fetch {name!r}: {type(exc).__name__}") from None
 
 
-def _remote(part: ir.Part, kinds: set[str]) -> bool:
-    return isinstance(part, ir.MediaPart) and part.kind in kinds and bool(part.url) and \
-        part.url.startswith(("http://", "https://"))  # type: ignore[union-attr]
+def _remote(part: ir.Part, kinds: set[str]) -> TypeGuard[ir.MediaPart]:
+    if not isinstance(part, ir.MediaPart) or part.kind not in kinds or not part.url:
+        return False
+    return part.url.startswith(("http://", "https://"))
 
 
 async def inline_remote_media(req: ir.Request, kinds: set[str], session: aiohttp.ClientSession,
@@ -154,9 +155,10 @@ async def inline_remote_media(req: ir.Request, kinds: set[str], session: aiohttp
 
     async def worker() -> None:
         for part in queue:   # shared: each part is fetched once, by whichever worker is free
-            media_type, data = await fetch(session, part.url, max_bytes, allow_private, budget)  # type: ignore[union-attr]
-            part.data, part.url = data, None  # type: ignore[union-attr]
-            part.media_type = part.media_type or media_type  # type: ignore[union-attr]
+            url = cast(str, part.url)   # _remote chose parts with an http(s) URL
+            media_type, data = await fetch(session, url, max_bytes, allow_private, budget)
+            part.data, part.url = data, None
+            part.media_type = part.media_type or media_type
 
     # Plain tasks rather than a TaskGroup: its exception group sits in a reference cycle with a
     # frame of the group (Python 3.11), which kept every failed request's fetched bytes.

@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import msgspec
 
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
-from polyrelay.protocols.anthropic_messages.wire import Usage, merge_usage
 from polyrelay.protocols._passthrough import (
+    RequestPeek,
+    SseTap,
     decode_answer,
-    RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths, text_markers, rename_first,
+    decode_or_none,
+    decode_top,
+    field,
+    model_field,
+    quoted_lengths,
+    rename_first,
+    text_markers,
     with_field,
 )
+from polyrelay.protocols.anthropic_messages.wire import Usage, merge_usage
 
 
 def peek_request(body: bytes) -> RequestPeek:
     top = decode_top(body)
-    model = field(top, "model", str | None)
+    model = cast("str | None", field(top, "model", str | None))
     if not model:
         raise invalid_request("model: Field required", param="model")
     if "messages" not in top:
         raise invalid_request("messages: Field required", param="messages")
     max_output, _ = limits.anthropic_messages(limits.RawFields(top))
-    return RequestPeek(top, model, bool(field(top, "stream", bool | None, False)),  # type: ignore[arg-type]
+    return RequestPeek(top, model, bool(field(top, "stream", bool | None, False)),
                        True, max_output, 1)
 
 

@@ -8,11 +8,21 @@ from typing import Any
 import msgspec
 
 from polyrelay import ir
-from polyrelay.errors import GatewayError
+from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import limits, signatures
 from polyrelay.protocols._common import (
-    MIN_THINKING_BUDGET, decode_json_object, dropped, dump_arguments, effort_to_budget, expect, lost, parse_arguments,
-    parse_with_losses, render_with_losses, safe_tool_name, short_identifier,
+    MIN_THINKING_BUDGET,
+    decode_json_object,
+    dropped,
+    dump_arguments,
+    effort_to_budget,
+    expect,
+    lost,
+    parse_arguments,
+    parse_with_losses,
+    render_with_losses,
+    safe_tool_name,
+    short_identifier,
 )
 
 DEFAULT_MAX_TOKENS = 4096
@@ -69,7 +79,7 @@ def _blocks(content: Any, role: str, where: str) -> list[ir.Part]:
         return [ir.TextPart(content)] if content else []
     expect(isinstance(content, list), f"{where}.content must be a string or an array of blocks")
     parts: list[ir.Part] = []
-    pending_signature: tuple[str, str] | None = None
+    pending_signature: tuple[str | None, str | None] | None = None
     for j, b in enumerate(content):
         at = f"{where}.content[{j}]"
         expect(isinstance(b, dict) and isinstance(b.get("type"), str), f"{at}: must be a block with a type")
@@ -126,7 +136,7 @@ def _messages(raw: Any) -> tuple[list[ir.TextPart], list[ir.Message]]:
             continue
         parts = _blocks(m.get("content"), m["role"], where)
         results = [p for p in parts if isinstance(p, ir.ToolResultPart)]
-        rest = [p for p in parts if not isinstance(p, ir.ToolResultPart)]
+        rest: list[ir.Part] = [p for p in parts if not isinstance(p, ir.ToolResultPart)]
         if results:
             out.append(ir.Message("tool", list(results)))
         if rest or not results:
@@ -161,7 +171,8 @@ def _tool_choice(raw: Any) -> ir.ToolChoice | None:
 
 def _parse(b: dict[str, Any], need_max_tokens: bool) -> ir.Request:
     model = b.get("model")
-    expect(isinstance(model, str) and bool(model), "model: Field required", "model")
+    if not isinstance(model, str) or not model:
+        raise invalid_request("model: Field required", param="model")
     max_tokens = limits.anthropic_messages(b).max_output if need_max_tokens else None
     # 0 only pre-warms Anthropic's prompt cache: other providers have no such request
     expect(max_tokens != 0, "max_tokens: 0 is possible only with Anthropic channels; give at least 1", "max_tokens")
@@ -329,6 +340,13 @@ def _render_messages(messages: list[ir.Message]) -> list[dict[str, Any]]:
     return turns
 
 
+def _tool_turn_without_thinking(turns: list[dict[str, Any]]) -> bool:
+    """With thinking on, Anthropic wants the last assistant turn, when it called a tool, to start with
+    its signed thinking block (400 "Expected `thinking` or `redacted_thinking`, but found ...")."""
+    last: list[dict[str, Any]] = next((t["content"] for t in reversed(turns) if t["role"] == "assistant"), [])
+    return any(b["type"] == "tool_use" for b in last) and last[0]["type"] not in ("thinking", "redacted_thinking")
+
+
 def _thinking(req: ir.Request, max_tokens: int) -> tuple[dict[str, Any] | None, int]:
     r = req.reasoning
     if r is None or not r.enabled or r.effort == "none":
@@ -364,6 +382,10 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
             ("cache_control", t.cache_control)) if v is not None} for t in req.tools
             if req.tool_choice is None or not req.tool_choice.allowed or t.name in req.tool_choice.allowed]
     thinking, max_tokens = _thinking(req, req.max_tokens or DEFAULT_MAX_TOKENS)
+    if thinking and _tool_turn_without_thinking(body["messages"]):
+        lost("reasoning", "dropped", "the last assistant turn called a tool without an Anthropic thinking block "
+                                     "(history from another provider), and Anthropic refuses thinking then")
+        thinking, max_tokens = None, req.max_tokens or DEFAULT_MAX_TOKENS
     if thinking:
         body["thinking"] = thinking
     choice = req.tool_choice

@@ -185,8 +185,8 @@ class StreamEncoder:
     def _thinking(self, event: ir.ThinkingDelta) -> bytes:
         out = b""
         if event.redacted:
-            out += self._open_block("redacted_thinking", {"type": "redacted_thinking", "data": signatures.to_text_client(
-                event.signature or "", event.signature_origin)})
+            data = signatures.to_text_client(event.signature or "", event.signature_origin)
+            out += self._open_block("redacted_thinking", {"type": "redacted_thinking", "data": data})
             return out + self._close_block()
         if self._open != "thinking":
             out += self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})

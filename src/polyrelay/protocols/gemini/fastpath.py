@@ -8,12 +8,21 @@ import msgspec
 
 from polyrelay import ir
 from polyrelay.protocols import limits
-from polyrelay.protocols.gemini.wire import UsageMetadata, usage_to_ir
 from polyrelay.protocols._passthrough import (
+    ModelRenamer,
+    RequestPeek,
+    SseTap,
     decode_answer,
-    ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
-    rename_first, text_markers, with_field,
+    decode_or_none,
+    decode_top,
+    field,
+    model_field,
+    quoted_lengths,
+    rename_first,
+    text_markers,
+    with_field,
 )
+from polyrelay.protocols.gemini.wire import UsageMetadata, usage_to_ir
 
 
 def peek_request(body: bytes, model: str, stream: bool, alt: str | None = None) -> RequestPeek:
@@ -33,7 +42,7 @@ def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool = Tr
     if peek.upstream_max_output is not None:
         name = next((n for n in limits.GEMINI_CONFIG if top.get(n) is not None), limits.GEMINI_CONFIG[0])
         config = field(top, name, dict, {})
-        top = with_field(top, name, {**config, "maxOutputTokens": peek.upstream_max_output})  # type: ignore[dict-item]
+        top = with_field(top, name, {**config, "maxOutputTokens": peek.upstream_max_output})
     return msgspec.json.encode(top)
 
 

@@ -11,8 +11,16 @@ from polyrelay import ids, ir
 from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import limits
 from polyrelay.protocols._common import (
-    decode_json_object, dropped, dump_arguments, effort_to_budget, expect, lost, parse_arguments, parse_with_losses,
-    render_with_losses, standard_base64,
+    decode_json_object,
+    dropped,
+    dump_arguments,
+    effort_to_budget,
+    expect,
+    lost,
+    parse_arguments,
+    parse_with_losses,
+    render_with_losses,
+    standard_base64,
 )
 from polyrelay.protocols.gemini.wire import SKIP_SIGNATURE, _signature_from_client, get
 
@@ -93,8 +101,8 @@ def _parts(raw: Any, role: str, where: str, calls: _CallIds) -> list[ir.Part]:
             name = fresp.get("name")
             expect(isinstance(name, str), f"{where}.parts[{j}].functionResponse.name is required", "contents")
             response = fresp.get("response")
-            text = response.get("output") if isinstance(response, dict) and isinstance(
-                response.get("output"), str) and len(response) == 1 else dump_arguments(response)
+            output = response.get("output") if isinstance(response, dict) and len(response) == 1 else None
+            text = output if isinstance(output, str) else dump_arguments(response)
             out.append(ir.ToolResultPart(calls.response(name, fresp.get("id")), [ir.TextPart(text)], name=name,
                                          is_error=isinstance(response, dict) and "error" in response))
         else:
@@ -209,7 +217,8 @@ def _parse(b: dict[str, Any]) -> ir.Request:
 
 def _parse_fields(b: dict[str, Any]) -> ir.Request:
     contents = b.get("contents")
-    expect(isinstance(contents, list) and len(contents) > 0, "contents must be a non-empty array", "contents")
+    if not isinstance(contents, list) or not contents:
+        raise invalid_request("contents must be a non-empty array", param="contents")
     calls = _CallIds()
     messages: list[ir.Message] = []
     for i, c in enumerate(contents):
@@ -218,7 +227,7 @@ def _parse_fields(b: dict[str, Any]) -> ir.Request:
         expect(role in ("user", "model"), f"contents[{i}].role must be 'user' or 'model'", "contents")
         parts = _parts(c.get("parts") or [], role, f"contents[{i}]", calls)
         results = [p for p in parts if isinstance(p, ir.ToolResultPart)]
-        rest = [p for p in parts if not isinstance(p, ir.ToolResultPart)]
+        rest: list[ir.Part] = [p for p in parts if not isinstance(p, ir.ToolResultPart)]
         if results:
             messages.append(ir.Message("tool", list(results)))
         if rest or not results:

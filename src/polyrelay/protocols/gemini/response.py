@@ -23,7 +23,8 @@ def response_parts(raw: list[Any]) -> list[ir.Part]:
                                        dump_arguments(fcall.get("args")), signature=sig,
                                        signature_origin="gemini" if sig else None))
         elif p.get("thought"):
-            out.append(ir.ThinkingPart(str(p.get("text", "")), signature=sig, signature_origin="gemini" if sig else None))
+            out.append(ir.ThinkingPart(str(p.get("text", "")), signature=sig,
+                                       signature_origin="gemini" if sig else None))
         elif p.get("text"):
             out.append(ir.TextPart(str(p["text"])))
     return out

@@ -6,8 +6,13 @@ from polyrelay.protocols.openai_chat import fastpath
 from polyrelay.protocols.openai_chat.errors import error_body, parse_error, render_error, render_stream_error
 from polyrelay.protocols.openai_chat.fastpath import ChatStreamTap as StreamTap
 from polyrelay.protocols.openai_chat.request import (
-    COUNT_TOKENS_FIELD, count_tokens_body, parse_count_tokens_request, parse_request, render_count_tokens_response,
-    render_request, tool_name,
+    COUNT_TOKENS_FIELD,
+    count_tokens_body,
+    parse_count_tokens_request,
+    parse_request,
+    render_count_tokens_response,
+    render_request,
+    tool_name,
 )
 from polyrelay.protocols.openai_chat.response import parse_response, render_response
 from polyrelay.protocols.openai_chat.stream import StreamDecoder, StreamEncoder
@@ -19,8 +24,26 @@ MODEL_IN_URL = False                         # the model and the stream flag are
 THINKING_ALIAS = False                       # `<model>-thinking` names are not this protocol's
 
 __all__ = [
-    "COUNT_TOKENS_FIELD", "count_tokens_body", "parse_count_tokens_request", "render_count_tokens_response",
-    "INLINE_MEDIA", "MODEL_IN_URL", "NAME", "THINKING_ALIAS", "StreamDecoder", "StreamEncoder", "StreamTap",
-    "error_body", "fastpath", "parse_error", "parse_request", "parse_response", "render_error", "render_request",
-    "render_response", "render_stream_error", "tool_name", "usage_from",
+    "COUNT_TOKENS_FIELD",
+    "INLINE_MEDIA",
+    "MODEL_IN_URL",
+    "NAME",
+    "THINKING_ALIAS",
+    "StreamDecoder",
+    "StreamEncoder",
+    "StreamTap",
+    "count_tokens_body",
+    "error_body",
+    "fastpath",
+    "parse_count_tokens_request",
+    "parse_error",
+    "parse_request",
+    "parse_response",
+    "render_count_tokens_response",
+    "render_error",
+    "render_request",
+    "render_response",
+    "render_stream_error",
+    "tool_name",
+    "usage_from",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from polyrelay.errors import GatewayError
+from polyrelay.errors import ErrorKind, GatewayError
 
 _TYPE_BY_KIND = {
     "invalid_request": "invalid_request_error",
@@ -25,7 +25,7 @@ _CODE_BY_KIND = {
     "rate_limit": "rate_limit_exceeded",
     "insufficient_quota": "insufficient_quota",
 }
-_KIND_BY_STATUS = {
+_KIND_BY_STATUS: dict[int, ErrorKind] = {
     400: "invalid_request", 401: "authentication", 402: "insufficient_quota", 403: "permission", 404: "not_found",
     413: "request_too_large", 429: "rate_limit", 502: "upstream", 503: "overloaded", 504: "timeout",
 }
@@ -58,7 +58,7 @@ def render_error(err: GatewayError) -> tuple[int, bytes]:
 
 def parse_error(status: int, body: bytes) -> GatewayError:
     """An upstream's error response (OpenAI shape or anything else) as a GatewayError."""
-    kind = _KIND_BY_STATUS.get(status, "upstream" if status >= 500 else "invalid_request")
+    kind: ErrorKind = _KIND_BY_STATUS.get(status, "upstream" if status >= 500 else "invalid_request")
     message, code, param = "", None, None
     try:
         env = msgspec.json.decode(body, type=_ErrorEnvelope)

@@ -7,18 +7,29 @@ streams, `stream_options`) is rewritten. Responses are tapped for usage, not re-
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import msgspec
 
 from polyrelay import ir
 from polyrelay.errors import invalid_request
 from polyrelay.protocols import limits
-from polyrelay.protocols.openai_chat.wire import Usage, usage_to_ir
 from polyrelay.protocols._passthrough import (
+    ModelRenamer,
+    RequestPeek,
+    SseTap,
     decode_answer,
-    ModelRenamer, RequestPeek, SseTap, decode_or_none, decode_top, field, model_field, quoted_lengths,
-    quoted_lengths_all, rename_first, text_markers, with_field,
+    decode_or_none,
+    decode_top,
+    field,
+    model_field,
+    quoted_lengths,
+    quoted_lengths_all,
+    rename_first,
+    text_markers,
+    with_field,
 )
+from polyrelay.protocols.openai_chat.wire import Usage, usage_to_ir
 
 _INCLUDE_USAGE = {"include_usage": True}
 
@@ -29,15 +40,15 @@ class _StreamOptions(msgspec.Struct):
 
 def peek_request(body: bytes) -> RequestPeek:
     top = decode_top(body)
-    model = field(top, "model", str | None)
+    model = cast("str | None", field(top, "model", str | None))
     if not model:
         raise invalid_request("'model' is required", param="model")
     if "messages" not in top:
         raise invalid_request("'messages' is required", param="messages")
-    options = field(top, "stream_options", _StreamOptions | None)
+    options = cast("_StreamOptions | None", field(top, "stream_options", _StreamOptions | None))
     max_output, n = limits.openai_chat(limits.RawFields(top))
-    return RequestPeek(top, model, bool(field(top, "stream", bool | None, False)),  # type: ignore[arg-type]
-                       bool(options and options.include_usage), max_output, n or 1)  # type: ignore[union-attr]
+    return RequestPeek(top, model, bool(field(top, "stream", bool | None, False)),
+                       bool(options and options.include_usage), max_output, n or 1)
 
 
 def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool) -> bytes:
@@ -49,7 +60,7 @@ def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool) -> 
         top = with_field(top, "max_completion_tokens", peek.upstream_max_output)
     if peek.stream and force_usage and not peek.include_usage:
         options = field(top, "stream_options", dict, {})
-        top = with_field(top, "stream_options", {**options, **_INCLUDE_USAGE})  # type: ignore[dict-item]
+        top = with_field(top, "stream_options", {**options, **_INCLUDE_USAGE})
     return msgspec.json.encode(top)
 
 
@@ -81,7 +92,7 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 # events that need a closer look than a block scan
 _MARKERS_AFTER_FINISH = (b'"usage":{', b'"usage": {', b"[DONE]", b'{"error"')
-_MARKERS = _MARKERS_AFTER_FINISH + (b'"finish_reason":"', b'"finish_reason": "')
+_MARKERS = (*_MARKERS_AFTER_FINISH, b'"finish_reason":"', b'"finish_reason": "')
 
 
 def _printed_with_spaces(block: bytes) -> bool:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from polyrelay import ids, ir
-from polyrelay.errors import GatewayError
+from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import limits, signatures
 from polyrelay.protocols._common import (
-    budget_to_effort, data_url, decode_json_object, dropped, expect, lost, parse_with_losses, render_with_losses,
-    safe_tool_name, short_identifier, split_data_url,
+    budget_to_effort,
+    data_url,
+    decode_json_object,
+    dropped,
+    expect,
+    lost,
+    parse_with_losses,
+    render_with_losses,
+    safe_tool_name,
+    short_identifier,
+    split_data_url,
 )
 
 # `user` longer than this is refused (OpenAI API reference: "maximum length of 64 characters" for the
@@ -57,7 +67,8 @@ def _user_parts(content: Any, where: str) -> list[ir.Part]:
         elif kind in ("image_url", "video_url"):
             ref = part.get(kind) or {}
             url = ref.get("url") if isinstance(ref, dict) else ref
-            expect(isinstance(url, str) and bool(url), f"{where}.content[{i}].{kind}.url is required", "messages")
+            if not isinstance(url, str) or not url:
+                raise invalid_request(f"{where}.content[{i}].{kind}.url is required", param="messages")
             detail = ref.get("detail") if isinstance(ref, dict) else None
             parts.append(_media("image" if kind == "image_url" else "video", url, detail=detail,
                                 cache_control=cache))
@@ -84,26 +95,28 @@ def _assistant_parts(m: dict[str, Any], where: str) -> list[ir.Part]:
         for b in blocks:
             if not isinstance(b, dict):
                 continue
+            sig: str | None
+            origin: str | None
             if b.get("type") == "redacted_thinking":
                 sig, origin = signatures.from_text_client(str(b.get("data", "")))
                 parts.append(ir.ThinkingPart(signature=sig, signature_origin=origin, redacted=True))
             else:
-                sig = b.get("signature")
-                sig, origin = signatures.from_text_client(sig) if sig else (None, None)
+                text_sig = b.get("signature")
+                sig, origin = signatures.from_text_client(text_sig) if text_sig else (None, None)
                 parts.append(ir.ThinkingPart(str(b.get("thinking", "")), signature=sig, signature_origin=origin))
     elif m.get("reasoning_content") or m.get("reasoning"):
         parts.append(ir.ThinkingPart(str(m.get("reasoning_content") or m.get("reasoning"))))
     parts.extend(_text_parts(m.get("content"), where))
     for j, call in enumerate(m.get("tool_calls") or []):
         fn = call.get("function") if isinstance(call, dict) else None
-        expect(isinstance(fn, dict) and isinstance(fn.get("name"), str),
-               f"{where}.tool_calls[{j}].function.name is required", "messages")
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise invalid_request(f"{where}.tool_calls[{j}].function.name is required", param="messages")
         google = ((call.get("extra_content") or {}).get("google") or {})
-        sig = google.get("thought_signature")
+        call_sig = google.get("thought_signature")
         args = fn.get("arguments")
         parts.append(ir.ToolCallPart(str(call.get("id") or ids.new_id("call_")), fn["name"],
                                      args if isinstance(args, str) else msgspec.json.encode(args or {}).decode(),
-                                     signature=sig, signature_origin="gemini" if sig else None))
+                                     signature=call_sig, signature_origin="gemini" if call_sig else None))
     return parts
 
 
@@ -200,7 +213,7 @@ def _unconvertible(b: dict[str, Any]) -> None:
             raise GatewayError(400, "invalid_request", f"'{name}' is not supported for this model: it is "
                                "served by a non-OpenAI provider, which returns no log probabilities", param=name)
     modalities = b.get("modalities")
-    if b.get("audio") is not None or isinstance(modalities, list) and "audio" in modalities:
+    if b.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
         raise GatewayError(400, "invalid_request", "audio output is not supported for this model: it is served "
                            "by a non-OpenAI provider", param="audio" if b.get("audio") is not None else "modalities")
     if b.get("web_search_options") is not None:  # the client expects an answer grounded in search results
@@ -218,7 +231,8 @@ def _unconvertible(b: dict[str, Any]) -> None:
 def parse_request(body: bytes) -> ir.Request:
     b = decode_json_object(body)
     model = b.get("model")
-    expect(isinstance(model, str) and bool(model), "'model' is required", "model")
+    if not isinstance(model, str) or not model:
+        raise invalid_request("'model' is required", param="model")
     _unconvertible(b)
     system, messages = _messages(b.get("messages"))
     stop = b.get("stop")
@@ -243,7 +257,7 @@ def parse_request(body: bytes) -> ir.Request:
 
 
 
-def _render_user(parts: list[ir.Part]) -> str | list[dict[str, Any]]:
+def _render_user(parts: Sequence[ir.Part]) -> str | list[dict[str, Any]]:
     if all(isinstance(p, ir.TextPart) and not p.cache_control for p in parts):
         return "".join(p.text for p in parts)  # type: ignore[union-attr]
     out: list[dict[str, Any]] = []
@@ -308,7 +322,7 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
             continue
         messages.extend(_render_tool_results(m.parts))
         rest = [p for p in m.parts if not isinstance(p, ir.ToolResultPart)]
-        if rest or m.role == "user" and not any(isinstance(p, ir.ToolResultPart) for p in m.parts):
+        if rest or (m.role == "user" and not any(isinstance(p, ir.ToolResultPart) for p in m.parts)):
             messages.append({"role": "system" if m.role == "system" else "user", "content": _render_user(rest)})
     body: dict[str, Any] = {"model": upstream_model, "messages": messages}
     if req.stream:

@@ -7,8 +7,8 @@ to do); the ALTER rewrites the table, so it takes a while on a large existing on
 Revision ID: 0002
 Revises: 0001
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"

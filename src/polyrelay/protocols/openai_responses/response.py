@@ -1,0 +1,134 @@
+"""OpenAI Responses answers <-> IR: output items, status and usage."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from polyrelay import ids, ir
+from polyrelay.protocols import signatures
+from polyrelay.protocols._common import decode_json_object, parse_arguments
+from polyrelay.protocols.openai_responses.request import CUSTOM_INPUT, ClientTool, client_tools
+from polyrelay.protocols.openai_responses.wire import finish_of, status_of, usage_from, usage_to
+
+
+def _thinking(item: dict[str, Any]) -> ir.ThinkingPart:
+    text = "\n\n".join(str(s.get("text") or "") for s in item.get("summary") or [] if isinstance(s, dict))
+    if not text and isinstance(item.get("content"), list):
+        text = "".join(str(c.get("text") or "") for c in item["content"] if isinstance(c, dict))
+    encrypted = item.get("encrypted_content")
+    if isinstance(encrypted, str) and encrypted:   # the item id and its content go back together
+        return ir.ThinkingPart(text, signature=f"{item.get('id') or ''}:{encrypted}", signature_origin="openai")
+    return ir.ThinkingPart(text)
+
+
+def parts_of_item(item: dict[str, Any]) -> list[ir.Part]:
+    """IR parts of one output item of an upstream's answer (hosted tools' items have none)."""
+    kind = item.get("type")
+    if kind == "message":
+        return [ir.TextPart(str(c.get("text") if c.get("type") == "output_text" else c.get("refusal") or ""))
+                for c in item.get("content") or [] if isinstance(c, dict)]
+    if kind == "reasoning":
+        return [_thinking(item)]
+    if kind == "function_call":
+        return [ir.ToolCallPart(str(item.get("call_id") or item.get("id") or ids.new_id("call_")),
+                                str(item.get("name") or ""), str(item.get("arguments") or "{}"))]
+    return []
+
+
+def parse_response(body: bytes) -> ir.Response:
+    b = decode_json_object(body, "upstream response")
+    parts = [p for item in b.get("output") or [] if isinstance(item, dict) for p in parts_of_item(item)]
+    reason = finish_of(b.get("status"), b.get("incomplete_details"),
+                       any(isinstance(p, ir.ToolCallPart) for p in parts))
+    return ir.Response(id=str(b.get("id") or ids.new_id("resp_")), model=str(b.get("model") or ""),
+                       choices=[ir.Choice(0, parts, reason)], usage=usage_from(b.get("usage")),
+                       created=int(b.get("created_at") or 0))
+
+
+# ---- IR -> a Responses client ---------------------------------------------------------------
+
+
+def reasoning_item(item_id: str, text: str, signature: str | None, origin: str | None,
+                   redacted: bool = False) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": item_id, "type": "reasoning",
+                            "summary": [{"type": "summary_text", "text": text}] if text else []}
+    if signature:
+        item["encrypted_content"] = signatures.to_responses_client(signature, origin, redacted)
+    return item
+
+
+def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
+
+
+def call_item(item_id: str, call_id: str, name: str, arguments: str, tools: dict[str, ClientTool],
+              status: str = "completed") -> dict[str, Any]:
+    """A call in the shape of the tool the client declared: function, custom or tool search."""
+    tool = tools.get(name)
+    item: dict[str, Any]
+    if tool is None or tool.kind == "function":
+        item = {"id": item_id, "type": "function_call", "status": status, "call_id": call_id,
+                "name": tool.name if tool else name, "arguments": arguments}
+    elif tool.kind == "custom":
+        value = parse_arguments(arguments).get(CUSTOM_INPUT) if arguments else ""
+        item = {"id": "ctc_" + item_id.removeprefix("fc_").removeprefix("ctc_"), "type": "custom_tool_call",
+                "status": status, "call_id": call_id,
+                "name": tool.name, "input": value if isinstance(value, str) else msgspec.json.encode(value).decode()}
+    else:
+        item = {"id": item_id, "type": "tool_search_call", "status": status, "call_id": call_id,
+                "execution": "client", "arguments": parse_arguments(arguments) if arguments else {}}
+    if tool is not None and tool.namespace:
+        item["namespace"] = tool.namespace
+    return item
+
+
+def item_id(kind: str) -> str:
+    return ids.new_id({"reasoning": "rs_", "message": "msg_", "function_call": "fc_"}.get(kind, "ctc_"), 48)
+
+
+def output_items(parts: list[ir.Part], tools: dict[str, ClientTool]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    text: list[str] = []
+    for p in parts:
+        if isinstance(p, ir.TextPart):
+            text.append(p.text)
+            continue
+        if text:
+            items.append(message_item(item_id("message"), "".join(text)))
+            text = []
+        if isinstance(p, ir.ThinkingPart):
+            items.append(reasoning_item(item_id("reasoning"), p.text, p.signature, p.signature_origin, p.redacted))
+        elif isinstance(p, ir.ToolCallPart):
+            if p.signature:   # a Gemini thought signature: a reasoning item carries it to the next turn
+                items.append(reasoning_item(item_id("reasoning"), "", p.signature, p.signature_origin))
+            items.append(call_item(item_id("function_call"), p.id, p.name, p.arguments, tools))
+    if text:
+        items.append(message_item(item_id("message"), "".join(text)))
+    return items
+
+
+def response_object(response_id: str, model: str, created: int, status: str, output: list[dict[str, Any]],
+                    usage: dict[str, Any] | None, incomplete: dict[str, str] | None = None,
+                    error: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": response_id, "object": "response", "created_at": created, "status": status,
+            "background": False, "error": error, "incomplete_details": incomplete, "instructions": None,
+            "max_output_tokens": None, "model": model, "output": output, "parallel_tool_calls": True,
+            "previous_response_id": None, "reasoning": {"effort": None, "summary": None}, "store": False,
+            "temperature": None, "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [],
+            "top_p": None, "truncation": "disabled", "usage": usage, "metadata": {}}
+
+
+def response_id(upstream_id: str) -> str:
+    return upstream_id if upstream_id.startswith("resp_") else "resp_" + upstream_id.replace("-", "")[-48:]
+
+
+def render_response(resp: ir.Response, model: str) -> bytes:
+    choice = resp.choices[0] if resp.choices else ir.Choice()
+    status, incomplete = status_of(choice.finish_reason)
+    return msgspec.json.encode(response_object(
+        response_id(resp.id), model, resp.created or int(time.time()), status,
+        output_items(choice.parts, client_tools()), usage_to(resp.usage), incomplete))

@@ -1,0 +1,17 @@
+"""The operations the pipeline serves, by name (see relay/operation.py for what a record holds).
+A new one (images, embeddings, ...) is its module and one line here."""
+
+from __future__ import annotations
+
+from polyrelay.relay.count_tokens import COUNT_TOKENS
+from polyrelay.relay.generate import GENERATE
+from polyrelay.relay.operation import Operation
+
+
+def _registry(*operations: Operation) -> dict[str, Operation]:
+    return {op.name: op for op in operations}
+
+
+OPERATIONS: dict[str, Operation] = _registry(GENERATE, COUNT_TOKENS)
+
+__all__ = ["OPERATIONS"]
