@@ -31,9 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from polyrelay.channels.base import Operation
 from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import event_fields
+from polyrelay.relay.generate import GENERATE
 from polyrelay.relay.replies import Producer, Reply, StreamReply, Write
+from polyrelay.relay.surfaces import OPENAI_RESPONSES
 from polyrelay.store.keys import KeyRecord
 from polyrelay.store.responses import MAX_ID_CHARS, MAX_MODEL_CHARS, MAX_STATUS_CHARS, MAX_TIME, StoredResponse
 
@@ -106,6 +109,12 @@ async def expand(gw: Gateway, key: KeyRecord, body: bytes,
     expanded = {name: raw for name, raw in top.items() if name != "previous_response_id"}
     expanded["input"] = msgspec.Raw(_join_arrays(arrays))
     return msgspec.json.encode(expanded)
+
+
+def responses_channel_may_serve(gw: Gateway, operation: Operation = GENERATE.name) -> Callable[[str], bool]:
+    """`expand`'s `passthrough_unknown`: whether an OpenAI Responses channel (`api: responses`) may
+    serve the model (for `operation`), and so may know an id this gateway never stored."""
+    return lambda model: any(ch.protocol == OPENAI_RESPONSES.name for ch in gw.router.candidates(model, operation))
 
 
 def _value(top: Top, name: str) -> object:

@@ -19,19 +19,18 @@ MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 
 
-async def _owned(gw: Gateway, key: KeyRecord | None, response_id: str) -> StoredResponse:
-    assert key is not None, "a keyed route"
+async def _owned(gw: Gateway, key: KeyRecord, response_id: str) -> StoredResponse:
     row = await gw.responses.find(response_id)
     if row is None or row.key_id != key.id or not row.stored:
         raise response_not_found(response_id)
     return row
 
 
-async def retrieve(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord | None, params: Params) -> Reply:
+async def retrieve(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     return Reply(200, response_json(await _owned(gw, key, params["response_id"])))
 
 
-async def input_items(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord | None, params: Params) -> Reply:
+async def input_items(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     """OpenAI's list shape; `order` (default desc: newest first), `after` (an item id), `limit` (1-100)."""
     query = query_params(scope)
     order = query.get("order", "desc")
@@ -60,7 +59,7 @@ async def input_items(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord | N
     }))
 
 
-async def delete(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord | None, params: Params) -> Reply:
+async def delete(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply:
     response_id = params["response_id"]
     row = await _owned(gw, key, response_id)
     if not await gw.responses.delete(response_id, row.key_id):
