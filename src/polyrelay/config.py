@@ -44,6 +44,8 @@ class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
     api: ChannelApi = "chat"        # type openai only: the upstream's API, /chat/completions or /responses
     enabled: bool = True
     proxy: str | None = None        # http://[user:pass@]host:port to reach this upstream through
+    # which of `models` (names or patterns) are image models: a chat request to one is an image request
+    image_models: list[str] = []
 
 
 class KeyConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,6 +64,10 @@ class PriceConfig(msgspec.Struct, forbid_unknown_fields=True):
     cached_input: float | None = None
     cache_write: float | None = None
     max_output: int = 4096
+    per_second: float | None = None   # USD per second of generated video (Sora: relay/videos.py)
+    # USD per generated image: one price, or a table by "<size>", "<quality>", "<size>/<quality>"
+    # and "*" (billing/images.py, README "per_image")
+    per_image: float | dict[str, float] | None = None
 
 
 class ResponsesConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -86,6 +92,7 @@ MAX_QUOTA_USD = 1e12
 # With requests' limits bounded (protocols/limits.py), these keep every cost inside 64 bits.
 MAX_PRICE_USD = 1_000_000.0     # per 1M tokens
 MAX_OUTPUT_TOKENS = 1_000_000   # the same bound as a request's own output limit
+MAX_PER_SECOND_USD = 1_000.0    # per second of video (a job is at most a few minutes: far inside 64 bits)
 
 
 def quota_problem(quota: float) -> str | None:
@@ -260,6 +267,10 @@ def _check_semantics(config: Config, file: str) -> None:
             problem = pattern_problem(model)
             if problem:
                 fail(f"{where}.models[{j}]", problem)
+        for j, model in enumerate(ch.image_models):
+            problem = name_problem(model, MAX_MODEL_CHARS) or pattern_problem(model)
+            if problem:
+                fail(f"{where}.image_models[{j}]", problem)
         for public, upstream in ch.model_map.items():
             if WILDCARD in public:
                 fail(f"{where}.model_map.{public}", "a pattern cannot be mapped (the names it matches go upstream "
@@ -335,8 +346,33 @@ def _check_semantics(config: Config, file: str) -> None:
                 fail(f"prices.{model}.{field}", "must not be negative")
             if value is not None and value > MAX_PRICE_USD:
                 fail(f"prices.{model}.{field}", f"must be at most {MAX_PRICE_USD:,.0f} USD per 1M tokens")
+        per_second = price.per_second
+        if per_second is not None and not (math.isfinite(per_second) and 0 <= per_second <= MAX_PER_SECOND_USD):
+            fail(f"prices.{model}.per_second", f"must be a number from 0 to {MAX_PER_SECOND_USD:,.0f} USD per second")
         if not 1 <= price.max_output <= MAX_OUTPUT_TOKENS:
             fail(f"prices.{model}.max_output", f"must be an integer from 1 to {MAX_OUTPUT_TOKENS:,}")
+        problem = per_image_problem(price.per_image)
+        if problem:
+            fail(f"prices.{model}.per_image", problem)
+
+
+MAX_IMAGE_PRICE_USD = 10_000.0   # per image
+
+
+def per_image_problem(per_image: float | dict[str, float] | None) -> str | None:
+    """What is wrong with a `per_image` price, or None."""
+    if per_image is None:
+        return None
+    table = per_image if isinstance(per_image, dict) else {"*": per_image}
+    if not table:
+        return "must be a number or a table with at least one entry"
+    for name, usd in table.items():
+        where = "" if not isinstance(per_image, dict) else f" ({name!r})"
+        if not name or len(name) > 64 or name.count("/") > 1:
+            return f"entry {name!r} must be '<size>', '<quality>', '<size>/<quality>' or '*'"
+        if not math.isfinite(usd) or usd < 0 or usd > MAX_IMAGE_PRICE_USD:
+            return f"must be a finite number of USD from 0 to {MAX_IMAGE_PRICE_USD:,.0f} per image{where}"
+    return None
 
 
 def load_config(path: str | Path) -> Config:

@@ -145,3 +145,15 @@ def test_private_protocol_modules_stay_inside_protocols() -> None:
                             if i.startswith("polyrelay.protocols._"))
                for name, path in MODULES.items() if not name.startswith("polyrelay.protocols")}
     assert {name: hits for name, hits in outside.items() if hits} == {}
+
+
+# Packages under protocols/ that are not chat-like wire protocols on the IR, so not in PROTOCOLS and
+# without its seven files: an operation with its own wire formats, converted through its own neutral
+# form. images/: the OpenAI images API and Gemini image models (protocols/images/call.py).
+OPERATION_PACKAGES = {"images"}
+
+
+def test_every_package_under_protocols_is_a_protocol_or_a_named_operation_package() -> None:
+    packages = {p.parent.name for p in (SRC / "polyrelay" / "protocols").glob("*/__init__.py")}
+    assert packages == set(PROTOCOLS) | OPERATION_PACKAGES
+    assert not OPERATION_PACKAGES & set(PROTOCOLS)

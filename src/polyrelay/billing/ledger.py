@@ -109,6 +109,11 @@ class Ledger:
                           "100 ms is lost if this process is killed; set POLYRELAY_JOURNAL_DIR to a "
                           "writable local directory", journal_dir, e.strerror)
 
+    @property
+    def holder(self) -> str:
+        """This process's name on its lease rows (billing/holds.py moves a reservation out of them)."""
+        return self._holder
+
     # ---- request path -----------------------------------------------------------------------
 
     async def reserve(self, key: KeyRecord, amount: int, minimum: int | None = None,

@@ -19,6 +19,10 @@ class Price(msgspec.Struct, frozen=True):
     cached_input: int
     cache_write: int
     max_output: int     # output tokens to reserve for when a request sets no limit
+    per_second: int = 0  # micro-dollars per second of video; 0: not priced for video
+    # micro-dollars per generated image, by "<size>", "<quality>", "<size>/<quality>" or "*"
+    # (billing/images.py has the look-up rule); None: images are billed per token only
+    per_image: dict[str, int] | None = None
 
 
 def _micros(usd: float) -> int:
@@ -35,13 +39,24 @@ def price_table(prices: dict[str, PriceConfig]) -> dict[str, Price]:
             cached_input=input_ if p.cached_input is None else _micros(p.cached_input),
             cache_write=input_ if p.cache_write is None else _micros(p.cache_write),
             max_output=p.max_output,
+            per_second=0 if p.per_second is None else _micros(p.per_second),
+            per_image=_per_image(p.per_image),
         )
     return table
 
 
+def _per_image(usd: float | dict[str, float] | None) -> dict[str, int] | None:
+    if usd is None:
+        return None
+    if isinstance(usd, dict):
+        return {name: _micros(value) for name, value in usd.items()}
+    return {"*": _micros(usd)}
+
+
 def _dearest(prices: list[Price]) -> Price | None:
     """The reservation must cover whichever channel answers: of several candidates, the dearest."""
-    return max(prices, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input), default=None)
+    return max(prices, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input, p.per_second,
+                                      max(p.per_image.values()) if p.per_image else 0), default=None)
 
 
 class PriceBook:

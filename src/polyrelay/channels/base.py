@@ -17,8 +17,9 @@ from polyrelay.scrub import Scrubber, proxy_secrets
 from polyrelay.upstream.client import Timeouts
 
 # What a call asks of an upstream (one entry each in relay.operations.OPERATIONS); the next ones
-# ("images", "videos", "embeddings") join here.
-Operation = Literal["generate", "count_tokens"]
+# ("embeddings", ...) join here. "videos": the Sora job API (relay/videos.py); "images" and
+# "image_edits": the images API (relay/images.py).
+Operation = Literal["generate", "count_tokens", "images", "image_edits", "videos"]
 GENERATE_ONLY: frozenset[Operation] = frozenset({"generate"})
 # How an upstream frames a stream: server-sent events today; AWS event streams for Bedrock.
 Framing = Literal["sse"]

@@ -7,12 +7,15 @@ from polyrelay.channels.base import Capabilities, Operation, PlainKind, Unsuppor
 
 class GeminiKind(PlainKind):
     protocol = "gemini"
-    capabilities = Capabilities(thinking=True, json_schema=True, operations=frozenset({"generate", "count_tokens"}))
+    capabilities = Capabilities(thinking=True, json_schema=True,
+                                operations=frozenset({"generate", "count_tokens", "images", "image_edits"}))
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
         if operation == "generate":
             if stream:
                 return f"{base_url}/v1beta/models/{upstream_model}:streamGenerateContent?alt=sse"
+            return f"{base_url}/v1beta/models/{upstream_model}:generateContent"
+        if operation in ("images", "image_edits"):   # image models answer generateContent
             return f"{base_url}/v1beta/models/{upstream_model}:generateContent"
         if operation == "count_tokens":
             return f"{base_url}/v1beta/models/{upstream_model}:countTokens"

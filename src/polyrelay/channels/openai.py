@@ -10,12 +10,16 @@ from polyrelay.channels.base import Capabilities, Operation, PlainKind, Unsuppor
 class OpenAIKind(PlainKind):
     protocol = "openai_chat"
     # thinking: OpenAI-compatible relays differ (reasoning_effort, reasoning_content); not assumed
-    capabilities = Capabilities(json_schema=True)
+    capabilities = Capabilities(json_schema=True, operations=frozenset({"generate", "images", "image_edits", "videos"}))
+    # a video job is `<videos url>/<upstream id>` (relay/videos.py)
+    _PATHS: ClassVar[dict[str, str]] = {"generate": "/chat/completions", "images": "/images/generations",
+                                        "image_edits": "/images/edits", "videos": "/videos"}
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
-        if operation != "generate":   # no token-count endpoint: count_tokens is estimated
+        path = self._PATHS.get(operation)
+        if path is None:   # no token-count endpoint: count_tokens is estimated
             raise UnsupportedOperation(operation)
-        return base_url + "/chat/completions"
+        return base_url + path
 
     def headers(self, api_key: str) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -29,11 +33,7 @@ class OpenAIResponsesKind(OpenAIKind):
     fast path to it, every other client is converted to Responses."""
 
     protocol = "openai_responses"
-    capabilities = Capabilities(json_schema=True, thinking=True, operations=frozenset({"generate", "count_tokens"}))
-    _PATHS: ClassVar[dict[str, str]] = {"generate": "/responses", "count_tokens": "/responses/input_tokens"}
-
-    def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
-        path = self._PATHS.get(operation)
-        if path is None:
-            raise UnsupportedOperation(operation)
-        return base_url + path
+    capabilities = Capabilities(json_schema=True, thinking=True,
+                                operations=OpenAIKind.capabilities.operations | {"count_tokens"})
+    _PATHS: ClassVar[dict[str, str]] = {**OpenAIKind._PATHS, "generate": "/responses",
+                                        "count_tokens": "/responses/input_tokens"}

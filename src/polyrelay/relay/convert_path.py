@@ -66,7 +66,7 @@ async def call(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply |
     if losses:
         meter.dropped = describe_losses(losses)
         log.warning("the conversion for channel '%s' lost: %s", channel.name, meter.dropped)
-        headers.append((DROPPED_HEADER, _header_value(meter.dropped)))
+        headers.append((DROPPED_HEADER, header_value(meter.dropped)))
     names = tool_names_to_restore(req, upstream)
     resp = await open_upstream(gw.http, channel, upstream_model, up_body, req.stream, upstream.parse_error)
     if not req.stream:
@@ -102,7 +102,7 @@ def describe_losses(losses: list[ir.Loss]) -> str:
     return "; ".join(dict.fromkeys(f"{loss.field}: {loss.what} ({loss.why})" for loss in losses))
 
 
-def _header_value(text: str) -> bytes:
+def header_value(text: str) -> bytes:
     """Printable ASCII only (field names and stop sequences come from the client's body)."""
     value = text.encode("ascii", "replace")[:_HEADER_LIMIT]
     return bytes(c if 0x20 <= c < 0x7f else 0x3f for c in value)
@@ -163,4 +163,4 @@ class ConvertingTap(TapState):
         return b"".join(out)
 
 
-__all__ = ["DROPPED_HEADER", "ConvertingTap", "call", "client_request", "describe_losses"]
+__all__ = ["DROPPED_HEADER", "ConvertingTap", "call", "client_request", "describe_losses", "header_value"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from polyrelay.billing.estimate import estimate_prompt_tokens
 from polyrelay.billing.ledger import Reservation
 from polyrelay.billing.prices import Price, covered_output_tokens, max_cost_micros
+from polyrelay.errors import GatewayError
 from polyrelay.relay import convert_path, fast_path
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.operation import Job, Operation
@@ -23,6 +24,8 @@ async def reserve(gw: Gateway, key: KeyRecord, price: Price | None, job: Job) ->
     never lowered: if the balance cannot cover it, the request is refused (429).
     """
     peek = job.peek
+    if price is not None and price.per_image is not None and not (price.input or price.output):
+        raise _per_image_only(peek.model)
     prompt = estimate_prompt_tokens(job.body)
     output = peek.max_output if peek.max_output is not None else (price.max_output if price else 0)
     amount = max(1, max_cost_micros(price, prompt, output * peek.n))
@@ -39,6 +42,14 @@ async def reserve(gw: Gateway, key: KeyRecord, price: Price | None, job: Job) ->
         what=lambda: f" at the least (a prompt of about {prompt:,} tokens and {least} output tokens{each})")
     peek.upstream_max_output = min(price.max_output, covered_output_tokens(price, prompt, reservation.amount, peek.n))
     return reservation
+
+
+def _per_image_only(model: str) -> GatewayError:
+    # a generation is billed per token: with no token rate it would be free
+    return GatewayError(400, "invalid_request", f"model '{model}' is priced per image only, so it is served only as "
+                        "an image request: the images API (/v1/images/generations, /v1/images/edits), Gemini's "
+                        "generateContent with responseModalities IMAGE (not streamed), or chat when a channel lists "
+                        "it in image_models", param="model")
 
 
 GENERATE = Operation("generate", reserve, fast=fast_path.call, convert=convert_path.call)

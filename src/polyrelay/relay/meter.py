@@ -32,22 +32,35 @@ class Meter:
         self._closed = False
         self._ctx = logs.CURRENT.get()
 
+    @property
+    def price(self) -> Price | None:
+        """The price the request was reserved at (what it is settled at, even after a reload)."""
+        return self._price
+
     def first_byte(self) -> None:
         if self.ttfb is None:
             self.ttfb = time.perf_counter()
 
-    async def succeed(self, usage: ir.Usage, status: int = 200, error: str | None = None) -> None:
-        """Settle the reservation to the cost of `usage` and log the request."""
+    async def succeed(self, usage: ir.Usage, status: int = 200, error: str | None = None,
+                      cost: int | None = None) -> None:
+        """Settle the reservation to the cost of `usage` (or to `cost`, an operation priced in
+        another unit: images) and log the request."""
         if self._closed:
             return
         self._closed = True
         usage = bounded_usage(usage)
-        cost = cost_micros(self._price, usage)
+        if cost is None:
+            cost = cost_micros(self._price, usage)
         assert self.reservation is not None, "settling a request that holds no reservation"
         row = self._row(status, usage, cost, error)
         # the row goes with the charge: one journal line, so a process that dies keeps both
         await self._ledger.settle(self.reservation, cost, row)
         self._access(row)
+
+    def hand_over(self) -> None:
+        """The reservation now belongs to a durable hold (billing/holds.py: a video job settles or
+        refunds it later, logging then): close the meter without settling, refunding or logging."""
+        self._closed = True
 
     def fail(self, status: int, error: str) -> None:
         """Refund the whole reservation and log the failure (never billed)."""

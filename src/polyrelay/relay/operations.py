@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from polyrelay.relay.count_tokens import COUNT_TOKENS
 from polyrelay.relay.generate import GENERATE
+from polyrelay.relay.images import IMAGE_EDITS, IMAGES
 from polyrelay.relay.operation import Operation
+from polyrelay.relay.videos import VIDEOS
 
 
 def _registry(*operations: Operation) -> dict[str, Operation]:
     return {op.name: op for op in operations}
 
 
-OPERATIONS: dict[str, Operation] = _registry(GENERATE, COUNT_TOKENS)
+OPERATIONS: dict[str, Operation] = _registry(GENERATE, COUNT_TOKENS, IMAGES, IMAGE_EDITS, VIDEOS)
 
 __all__ = ["OPERATIONS"]

@@ -31,3 +31,9 @@ class StreamReply:
         self.produce = produce
         self.content_type = content_type
         self.headers = headers or []
+
+
+class StreamAborted(Exception):
+    """Raised by a producer whose body cannot be finished (its upstream failed midway) and has no
+    error event to end with (a binary download): the server closes the connection without the
+    body's end, so the client sees a cut body, never a complete-looking short one."""

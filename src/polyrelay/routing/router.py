@@ -37,6 +37,18 @@ class Router:
         # operation -> (exact model -> tiers, pattern -> tiers) of the channels that can serve it,
         # highest priority first; patterns are looked up only for a name no channel lists exactly
         self._tiers = {op: _tiers([ch for ch in enabled if ch.serves(op)]) for op in _OPERATIONS}
+        # models a channel marks as image models (`image_models`): chat requests to them make images
+        marked = {m for ch in enabled for m in ch.config.image_models}
+        self._image_patterns: PatternTable[bool] = PatternTable({m: True for m in marked if is_pattern(m)})
+        # exact names resolved here (a pattern may mark a name listed exactly): one set look-up per request
+        self._image_models = frozenset(m for m in self._models
+                                       if m in marked or self._image_patterns.lookup(m))
+        self.has_image_models = bool(marked)
+
+    def is_image_model(self, model: str) -> bool:
+        if model in self._image_models:
+            return True
+        return model not in self._models and bool(self._image_patterns.lookup(model))
 
     def models(self) -> list[str]:
         """The exact names served (what model lists show; a pattern is no model)."""

@@ -23,13 +23,16 @@ from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, OPENAI_RESPONSES
+from polyrelay.relay.video_jobs import VideoPoller
 from polyrelay.server import (
     admin,
     anthropic_routes,
     gemini_routes,
+    images_routes,
     openai_routes,
     responses_routes,
     stored_responses_routes,
+    video_routes,
 )
 from polyrelay.server.asgi import (
     Receive,
@@ -49,12 +52,14 @@ from polyrelay.store.keys import upsert_config_keys
 log = logging.getLogger("polyrelay.server")
 
 _CLOSE = (b"connection", b"close")
+_M_MMAP_THRESHOLD = -3   # glibc's mallopt parameter
 _DATABASE_DOWN = GatewayError(503, "overloaded", "the gateway's database is unavailable; try again shortly")
 
 
 def _router() -> Router:
     routes: list[Route] = []
     for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
+                           (video_routes.ROUTES, OPENAI_CHAT), (images_routes.ROUTES, OPENAI_CHAT),
                            (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI),
                            (responses_routes.ROUTES, OPENAI_RESPONSES),
                            (stored_responses_routes.ROUTES, OPENAI_RESPONSES)):
@@ -73,6 +78,7 @@ class App:
         self.database_url = database_url
         self.migrate_on_start = migrate_on_start
         self.gateway: Gateway | None = None
+        self.video_poller: VideoPoller | None = None
         self.router = _router()
         self._reloads: set[asyncio.Task[None]] = set()
 
@@ -185,6 +191,8 @@ class App:
             await upsert_config_keys(engine, self.config.keys)
         self.gateway = Gateway(self.config, engine, self.config_path)
         await self.gateway.start()
+        self.video_poller = VideoPoller(self.gateway)
+        self.video_poller.start()
         if self.config_path is not None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         release_startup_memory()
@@ -209,6 +217,9 @@ class App:
     async def shutdown(self) -> None:
         if self.config_path is not None:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self.video_poller is not None:
+            await self.video_poller.stop()
+            self.video_poller = None
         if self.gateway is not None:
             await self.gateway.stop()
             await self.gateway.engine.dispose()
@@ -226,7 +237,13 @@ def release_startup_memory() -> None:
     # loop the GIL back within 1 ms rather than Python's default 5 ms, for the latency tail.
     sys.setswitchinterval(0.001)
     with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        libc = ctypes.CDLL("libc.so.6")
+        # a fixed mmap threshold: a block of 1 MB or more (a large request body, e.g. a 20 MB image
+        # upload) is its own mapping, given back to the OS when freed. glibc's default raises the
+        # threshold to the largest block freed so far, after which such bodies land on the heap and
+        # its RSS stays up (measured: +40 MB for good after 20 MB edits; docs/benchmarks.md)
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+        libc.malloc_trim(0)
 
 
 def _access(ctx: logs.RequestContext, scope: Scope, status: int, started: float) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from polyrelay.errors import GatewayError
-from polyrelay.relay.replies import Reply, StreamReply
+from polyrelay.relay.replies import Reply, StreamAborted, StreamReply
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,7 +69,10 @@ async def send_stream(send: Send, receive: Receive, reply: StreamReply) -> None:
     done, _ = await asyncio.wait((pump_task, watch_task), return_when=asyncio.FIRST_COMPLETED)
     if pump_task in done:
         watch_task.cancel()
-        pump_task.result()
+        try:
+            pump_task.result()
+        except StreamAborted:
+            return   # no end of body: the connection is closed after what was sent
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     else:
         pump_task.cancel()  # the producer sees CancelledError: it closes upstream and settles

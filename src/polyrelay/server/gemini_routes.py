@@ -6,9 +6,11 @@ from __future__ import annotations
 import msgspec
 
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import gemini, model_lists
+from polyrelay.billing.estimate import estimate_prompt_tokens
+from polyrelay.protocols import gemini, images, model_lists
 from polyrelay.relay.count_tokens import COUNT_TOKENS, parse_request, peek_of
 from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.images import IMAGES
 from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import GEMINI
@@ -32,6 +34,9 @@ async def model_method(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, p
         return await _count_tokens(gw, key, model, body)
     stream = method == "streamGenerateContent"
     peek = gemini.fastpath.peek_request(body, model, stream, query_params(scope).get("alt"))
+    if not stream and images.wants_image(peek.top):   # an image model asked for images
+        image = images.ImagePeek(images.ImageRequest(model=model, n=peek.n), prompt_tokens=estimate_prompt_tokens(body))
+        return await relay(gw, GEMINI, key, body, image, IMAGES)
     return await relay(gw, GEMINI, key, body, peek)
 
 

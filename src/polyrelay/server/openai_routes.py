@@ -9,10 +9,12 @@ import msgspec
 
 from polyrelay.billing.usage import DAY_MS, spent_micros
 from polyrelay.errors import GatewayError
-from polyrelay.protocols import model_lists, openai_chat
+from polyrelay.billing.estimate import estimate_prompt_tokens
+from polyrelay.protocols import images, model_lists, openai_chat
 from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay import surfaces
 from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.images import IMAGES
 from polyrelay.relay.pipeline import relay
 from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.relay.surfaces import OPENAI_CHAT
@@ -26,7 +28,12 @@ _UNLIMITED_USD = 100_000_000.0
 
 async def chat_completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord,
                            params: Params) -> Reply | StreamReply:
-    return await relay(gw, OPENAI_CHAT, key, body, openai_chat.fastpath.peek_request(body))
+    peek = openai_chat.fastpath.peek_request(body)
+    router = gw.catalog.now.router
+    if router.has_image_models and router.is_image_model(peek.model):   # a channel's `image_models`
+        image = images.chat_peek(peek, estimate_prompt_tokens(body))
+        return await relay(gw, OPENAI_CHAT, key, body, image, IMAGES)
+    return await relay(gw, OPENAI_CHAT, key, body, peek)
 
 
 def list_shape(scope: Scope) -> str:

@@ -8,13 +8,13 @@ import base64
 import binascii
 import hmac
 import re
-import struct
 import time
 import zlib
 from typing import Any, cast
 
 import msgspec
 
+from polyrelay.sim.openai_images import png
 from polyrelay.sim.plan import THINKING_TEXT, plan, sign
 from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import Script, fit, split_words
@@ -24,6 +24,8 @@ _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DEN
            429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 _PART_KINDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 SKIP_SIGNATURE = "skip_thought_signature_validator"
+IMAGE_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+IMAGE_OUTPUT_TOKENS = 1290   # gemini-2.5-flash-image: every image is 1,290 output tokens
 
 
 def get(d: Any, camel: str, default: Any = None) -> Any:
@@ -66,6 +68,8 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
         for j, p in enumerate(parts):
             kinds = [k for k in _PART_KINDS if get(p, k) is not None]
             _check(len(kinds) == 1, f"contents[{i}].parts[{j}]: exactly one data field is required, got {kinds}")
+            _check(not isinstance(p, dict) or p.get("text") is None or isinstance(p["text"], str),
+                   f"Invalid value at 'contents[{i}].parts[{j}].text' (TYPE_STRING)")
             inline = get(p, "inlineData")
             if inline is not None:
                 _check(isinstance(get(inline, "mimeType"), str),
@@ -91,6 +95,9 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
     cfg = get(req, "generationConfig", {})
     temperature = get(cfg, "temperature")
     _check(temperature is None or 0 <= temperature <= 2, "generationConfig.temperature must be in [0, 2]")
+    ratio = get(get(cfg, "imageConfig", {}), "aspectRatio")
+    _check(ratio is None or ratio in IMAGE_RATIOS,
+           f"generationConfig.imageConfig.aspectRatio: unsupported value '{ratio}'")
     return cast("dict[str, Any]", req)   # checked to be an object above
 
 
@@ -125,14 +132,6 @@ def _text(content: dict[str, Any]) -> str:
     return " ".join(out)
 
 
-def _png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    rows = b"".join(b"\x00" + b"\x80\x40\xc0" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
 def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[str, Any]], dict[str, int], str]:
     cfg = get(req, "generationConfig", {})
     last = req["contents"][-1]
@@ -151,10 +150,14 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
     thinking = get(cfg, "thinkingConfig", {})
     if get(thinking, "includeThoughts") and get(thinking, "thinkingBudget") != 0:
         parts.append({"text": THINKING_TEXT, "thought": True})
+    images = 0
     if "image" in model and "IMAGE" in [str(m).upper() for m in get(cfg, "responseModalities", [])]:
         ratio = str(get(get(cfg, "imageConfig", {}), "aspectRatio", "1:1"))
-        w, h = (int(x) for x in ratio.split(":")) if ":" in ratio else (1, 1)
-        parts.append({"inlineData": {"mimeType": "image/png", "data": base64.b64encode(_png(8 * w, 8 * h)).decode()}})
+        w, h = (int(x) for x in ratio.split(":"))
+        if "TEXT" in [str(m).upper() for m in get(cfg, "responseModalities", [])]:
+            parts.append({"text": "Here is the image you asked for."})
+        parts.append({"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png(8 * w, 8 * h)).decode()}})
+        images = 1
     elif answer.text is not None:
         parts.append({"text": answer.text})
     for k, (name, args) in enumerate(answer.calls):
@@ -167,6 +170,7 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
     thoughts = (estimate_text_tokens(THINKING_TEXT) if parts and parts[0].get("thought") else 0) + script.reasoning
     candidates = (sum(estimate_text_tokens(p.get("text", "")) for p in parts if not p.get("thought"))
                   + 5 * len(answer.calls))
+    candidates += IMAGE_OUTPUT_TOKENS * images
     limit = get(cfg, "maxOutputTokens")
     finish = "STOP"
     if isinstance(limit, int) and thoughts + candidates > limit:   # maxOutputTokens includes thinking
@@ -176,10 +180,12 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
                  for p in parts if "text" in p]   # function calls do not fit a cut answer
         candidates = sum(estimate_text_tokens(p["text"]) for p in parts if not p.get("thought"))
         finish = "MAX_TOKENS"
-    usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates,
-             "totalTokenCount": prompt + candidates + thoughts}
+    usage: dict[str, Any] = {"promptTokenCount": prompt, "candidatesTokenCount": candidates,
+                             "totalTokenCount": prompt + candidates + thoughts}
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
+    if images:   # like the real API: the image's tokens by modality
+        usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": IMAGE_OUTPUT_TOKENS * images}]
     if script.cached:
         usage["cachedContentTokenCount"] = min(script.cached, prompt)
     return parts, usage, finish

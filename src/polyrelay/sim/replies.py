@@ -16,3 +16,11 @@ class SimStream(msgspec.Struct):
     delay_s: float = 0.0
     cut: int = -1               # stop after this many pieces, without the end (-1: never)
     content_type: str = "text/event-stream"
+
+
+class SimBytes(msgspec.Struct):
+    """A large generated body (video content): `size` bytes streamed from one repeated block."""
+    size: int
+    content_type: str = "application/octet-stream"
+    seed: bytes = b"polyrelay"
+    cut: int = -1               # stop after this many bytes, without the end (-1: never)

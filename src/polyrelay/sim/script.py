@@ -9,7 +9,8 @@ pieces without finishing), words=N (reply length), cached=N (cached prompt token
 body that is not JSON, or a stream of unreadable events then `data: [DONE]`), echo_key=N (an error
 status echoes the API key: 1 its last 12 characters, 2 lowercased, 3 base64 of `Bearer <key>`, 4 base64
 of `x:<key>`, 5 its middle 9 characters uppercased; a stream instead fails midway with an error event
-echoing it).
+echoing it); for video jobs (sim/videos.py): video_ms=N (create to end), video_fail (the job ends
+failed), video_kb=N (content size), video_cut_kb=N (the content is cut after N KB).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class Script(msgspec.Struct):
     garbage: bool = False
     echo_key: int = 0
     api_key: str = ""
+    video_ms: int = 600
+    video_kb: int = 256
+    video_fail: bool = False
+    video_cut_kb: int = -1     # the content stops after this many KB, without its end (-1: never)
 
 
 def read_script(body: bytes, api_key: str | None) -> Script:
@@ -44,7 +49,7 @@ def read_script(body: bytes, api_key: str | None) -> Script:
     for m in _DIRECTIVE.finditer(body):
         for item in m.group(1).decode().split(","):
             name, _, value = item.strip().partition("=")
-            if name in ("notool", "garbage"):
+            if name in ("notool", "garbage", "video_fail"):
                 setattr(script, name, True)
             elif name in Script.__struct_fields__ and value.isdigit():
                 setattr(script, name, int(value))

@@ -69,7 +69,7 @@ def create_engine(url: str | None = None, source: str = "POLYRELAY_DATABASE_URL"
     return create_async_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
 
 
-HEAD_REVISION = "0005"  # the newest file in store/migrations/versions
+HEAD_REVISION = "0006"  # the newest file in store/migrations/versions
 
 _START_LOCK = 0x706F6C79  # Postgres advisory lock id ("poly") taken by the start-up writes below
 

@@ -100,3 +100,33 @@ responses = Table(
     Column("response", Text, nullable=False, default="{}"),     # the response object without output
 )
 Index("ix_responses_expires_at", responses.c.expires_at)
+
+# Sora video jobs (relay/videos.py, migration 0006). The gateway's `id` maps to the channel that owns
+# the job and its id there. `held_micros` is the job's reservation, made durable: counted in the key's
+# `leased_micros` (moved out of the creating process's lease in the create transaction), so neither a
+# restart nor the sweep of that process's lease gives it back; `billed` flips from false to true once,
+# by compare-and-set, in the one transaction that settles or refunds the hold and writes the log row.
+video_jobs = Table(
+    "video_jobs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", Integer, nullable=False),
+    Column("channel", String(128), nullable=False),
+    Column("upstream_id", String(256), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("upstream_model", String(128), nullable=False),
+    Column("status", String(16), nullable=False),        # queued | in_progress | completed | failed
+    Column("progress", Integer, nullable=False, default=0),
+    Column("seconds", Integer, nullable=False),
+    Column("size", String(32), nullable=False),
+    Column("prompt", Text, nullable=True),
+    Column("remixed_from", String(64), nullable=True),    # the gateway id of the source video
+    Column("error", Text, nullable=True),                 # the failure as JSON {code, message}
+    Column("held_micros", BigInteger, nullable=False),    # the durable hold (0 for unlimited keys)
+    Column("cost_micros", BigInteger, nullable=False),    # seconds x per_second at the price of the create
+    Column("billed", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),     # unix milliseconds
+    Column("completed_at", BigInteger, nullable=True),
+    Column("polled_at", BigInteger, nullable=False, default=0),   # last asked upstream (ms)
+)
+Index("ix_video_jobs_key_created", video_jobs.c.key_id, video_jobs.c.created_at)
+Index("ix_video_jobs_open", video_jobs.c.billed, video_jobs.c.polled_at)

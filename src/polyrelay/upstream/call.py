@@ -13,7 +13,7 @@ from types import TracebackType
 
 from polyrelay.channels import Channel, UpstreamRequest
 from polyrelay.errors import GatewayError
-from polyrelay.upstream.client import TRANSPORT_ERRORS, UpstreamClient, UpstreamResponse, UpstreamTooLarge
+from polyrelay.upstream.client import TRANSPORT_ERRORS, Body, UpstreamClient, UpstreamResponse, UpstreamTooLarge
 
 
 def transport_error(exc: BaseException, channel_name: str) -> GatewayError:
@@ -56,9 +56,11 @@ class upstream_errors:  # noqa: N801  (lower case: it reads as a statement, `wit
 
 
 async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model: str,
-                        body: bytes, stream: bool, parse_error: Callable[[int, bytes], GatewayError],
-                        url: str | None = None, extra_headers: dict[str, str] | None = None) -> UpstreamResponse:
-    """POST `body` to `channel`; return the response once it is 2xx, else raise a GatewayError.
+                        body: Body, stream: bool, parse_error: Callable[[int, bytes], GatewayError],
+                        url: str | None = None, extra_headers: dict[str, str] | None = None,
+                        method: bytes = b"POST") -> UpstreamResponse:
+    """POST `body` to `channel` (or `method`: a job API's GET and DELETE); return the response once it
+    is 2xx, else raise a GatewayError.
 
     Failures another candidate might not have (connect errors, timeouts, 429, 5xx, and the
     channel's own credentials or account being refused: 401/403, 402 billing) are marked retryable;
@@ -70,10 +72,11 @@ async def open_upstream(client: UpstreamClient, channel: Channel, upstream_model
     if extra_headers:
         headers = {**headers, **extra_headers}
     if channel.signs:   # last, over exactly what is sent (SigV4 signs the URL, headers and body)
-        signed = channel.prepare(UpstreamRequest(url, headers, body))
+        whole = body if isinstance(body, bytes) else b"".join(body)
+        signed = channel.prepare(UpstreamRequest(url, headers, whole))
         url, headers, body = signed.url, signed.headers, signed.body
     with upstream_errors(channel.name):
-        resp = await client.post(url, headers, body, timeouts, proxy=channel.config.proxy)
+        resp = await client.post(url, headers, body, timeouts, proxy=channel.config.proxy, method=method)
     if resp.status < 300:
         return resp
     # Built by a function and raised here, never held in a local of this frame: a frame that

@@ -26,6 +26,10 @@ _INFLATE_STEP = 1 << 18   # most bytes one decompress call may produce: a gzip b
 # The largest non-stream answer (after decompression) read from an upstream; more is a failed call.
 MAX_RESPONSE_BYTES = int(os.environ.get("POLYRELAY_MAX_RESPONSE_MB", "64")) * 1024 * 1024
 ERROR_BODY_BYTES = 64 * 1024   # of an upstream's error answer, only this much is read (for its message)
+# A request body in parts (a multipart upload with one part re-emitted) is written in slices of this
+# size, each when the socket has taken the last: the transport never holds a copy of the whole body.
+_WRITE_STEP = 1 << 18
+Body = bytes | tuple[bytes | memoryview, ...]
 
 
 class UpstreamTransportError(OSError):
@@ -130,6 +134,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.in_use = True           # False while it waits in the pool: no bytes are expected then
         self.idle_since = 0.0
+        self.write_paused = False    # the transport's flow control (pause_writing / resume_writing)
         self.begin(None)
 
     def begin(self, timeouts: Timeouts | None) -> None:
@@ -145,6 +150,7 @@ class _Connection(asyncio.Protocol):
         self.framed = False          # Content-Length or chunked: the body's end is in the framing
         self.got_bytes = False
         self.paused = False
+        self.body_cut = False        # the request body was not sent whole (an early answer): never reused
         self.unbounded = False       # read whole: do not pause reading at the high-water mark
         self.decoder: zlib._Decompress | None = None
         self.tail = b""              # compressed bytes not inflated yet (held while the reader catches up)
@@ -159,6 +165,29 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake()
+
+    async def send_parts(self, head: bytes, parts: tuple[bytes | memoryview, ...]) -> None:
+        """Write `parts` slice by slice as the socket drains; stop early if the answer (an early
+        refusal) or an error comes first."""
+        transport = self.transport
+        assert transport is not None, "sending on a connection that is not made"
+        transport.write(head)
+        for part in parts:
+            view = memoryview(part)
+            for start in range(0, len(view), _WRITE_STEP):
+                while self.write_paused and not self.headers_done:
+                    await self.wait()
+                if self.headers_done:
+                    self.body_cut = True
+                    return
+                transport.write(view[start:start + _WRITE_STEP])
 
     def data_received(self, data: bytes) -> None:
         if not self.in_use:   # an idle connection has nothing to say: these bytes would corrupt the next answer
@@ -325,7 +354,8 @@ class _Connection(asyncio.Protocol):
     def finish(self) -> None:
         """The caller is done with the response: keep the connection for the next request or close it."""
         unsent = self.transport.get_write_buffer_size() if self.transport is not None else 0
-        if self.complete and self.keep_alive and self.error is None and not self.closed and not unsent:
+        if (self.complete and self.keep_alive and self.error is None and not self.closed and not unsent
+                and not self.body_cut):
             # (an early answer, e.g. a 401 before the whole body was sent, leaves the rest of the body
             # queued: the next request would be written behind it, so such a connection is closed)
             self._stop_total_timer()
@@ -431,18 +461,22 @@ class UpstreamClient:
         self._max_idle = max_idle_per_origin
         self._ssl = tls   # None: the system's trusted CAs, made on first use
 
-    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts,
-                   proxy: str | None = None) -> UpstreamResponse:
-        """Send one POST and wait for the response's status and headers."""
+    async def post(self, url: str, headers: dict[str, str], body: Body, timeouts: Timeouts,
+                   proxy: str | None = None, method: bytes = b"POST") -> UpstreamResponse:
+        """Send one POST (or `method`: GET and DELETE of job APIs) and wait for the response's
+        status and headers. A body in parts is sent as the socket takes it
+        (`_Connection.send_parts`), never joined."""
         try:
             origin, request_line = _target(url)
+            if method != b"POST":
+                request_line = method + request_line[4:]
             if proxy is not None and origin[0] == "http":   # a plain-http proxy takes the absolute URL
-                request_line = b"POST " + url.encode() + request_line[request_line.index(b" HTTP/1.1"):] + \
+                request_line = method + b" " + url.encode() + request_line[request_line.index(b" HTTP/1.1"):] + \
                     Proxy.parse(proxy).auth_line
         except ValueError as exc:   # a bad port or host in a channel's URL or proxy
             raise UpstreamTransportError(f"bad upstream or proxy URL: {exc}") from None
         head = request_line + "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode() + \
-            b"Content-Length: %d\r\n\r\n" % len(body)
+            b"Content-Length: %d\r\n\r\n" % (len(body) if isinstance(body, bytes) else sum(map(len, body)))
         pool = (origin, proxy)
         retried = False
         while True:
@@ -452,7 +486,9 @@ class UpstreamClient:
                 conn = await self._connect(pool, timeouts.connect)
             conn.begin(timeouts)
             try:
-                if len(body) < 65536:
+                if not isinstance(body, bytes):
+                    await conn.send_parts(head, body)
+                elif len(body) < 65536:
                     conn.transport.write(head + body)  # type: ignore[union-attr]
                 else:
                     conn.transport.writelines((head, body))  # type: ignore[union-attr]

@@ -43,8 +43,13 @@ def test_each_operation_has_its_url_and_the_rest_are_refused() -> None:
     assert gemini.url("count_tokens", "m", False) == "https://g.example/v1beta/models/m:countTokens"
     with pytest.raises(UnsupportedOperation):
         _channel("openai").url("count_tokens", "m", False)
+    # images: OpenAI's images API; a Gemini image model answers generateContent
+    assert _channel("openai").url("images", "m", False) == "https://up.example/v1/images/generations"
+    assert _channel("openai").url("image_edits", "m", False) == "https://up.example/v1/images/edits"
+    assert gemini.url("images", "m", False) == gemini.url("image_edits", "m", False) == \
+        "https://g.example/v1beta/models/m:generateContent"
     with pytest.raises(UnsupportedOperation):
-        gemini.url("images", "m", False)   # type: ignore[arg-type]
+        anthropic.url("images", "m", False)
 
 
 def test_capabilities_are_declared_data() -> None:

@@ -422,3 +422,45 @@ async def test_a_closed_connection_is_freed_without_the_cycle_collector(client: 
             assert ref() is None
     finally:
         gc.enable()
+
+
+async def test_a_body_in_parts_arrives_whole_and_is_written_as_the_socket_drains(client: UpstreamClient) -> None:
+    """A multipart edit with its model part re-emitted: three views, 24 MB, never joined. The
+    transport's buffer stays near one slice (flow control), not the body."""
+    received: list[bytes] = []
+
+    async def slow_reader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        body = bytearray()
+        while len(body) < length:
+            body += await reader.read(1 << 16)
+            await asyncio.sleep(0)
+        received.append(bytes(body))
+        writer.write(_ok(b"{}"))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(slow_reader, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+    whole = random.Random(7).randbytes(24 << 20)
+    view = memoryview(whole)
+    parts = (view[:1000], b"gpt-image-1", view[2000:])
+    buffered: list[int] = []
+    transport_class = asyncio.selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+    original = transport_class.write
+
+    def spy(self: asyncio.Transport, data: bytes | bytearray | memoryview) -> None:
+        original(self, data)
+        buffered.append(self.get_write_buffer_size())
+
+    async with server:
+        transport_class.write = spy
+        try:
+            resp = await client.post(url, {}, parts, FAST)
+        finally:
+            transport_class.write = original
+        assert resp.status == 200 and await resp.read() == b"{}"
+    assert received == [whole[:1000] + b"gpt-image-1" + whole[2000:]]
+    assert max(buffered) < 2 << 20, max(buffered)   # at most a few slices, never the 24 MB
