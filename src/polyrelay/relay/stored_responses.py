@@ -277,9 +277,18 @@ class TerminalEvent:
                 return
 
     def _final_in(self, events: bytes) -> bool:
+        """Look at the events from the last one back (the final event is usually the last): each
+        found with one backward search, the ones before it never split or searched."""
         if b"\r" in events:
             events = events.replace(b"\r\n", b"\n")
-        for event in reversed(events.split(b"\n\n")):
+        end = len(events)
+        while end > 0:
+            start = events.rfind(b"\n\n", 0, end)
+            if start == end - 2:   # the blank line that ends this event
+                end = start
+                continue
+            event = events[start + 2 if start >= 0 else 0:end]
+            end = max(start, 0)
             if _WANTED.search(event) is None:
                 continue
             try:

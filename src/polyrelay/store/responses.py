@@ -9,9 +9,9 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Select, bindparam, delete, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from polyrelay.store.logs import placeholders
 from polyrelay.store.tables import responses
 
 MAX_CHAIN = 10_000   # links followed from one previous_response_id (a guard, never reached by real use)
@@ -47,13 +47,15 @@ _FIELDS = StoredResponse.__struct_fields__
 
 
 async def insert_responses(engine: AsyncEngine, rows: Sequence[StoredResponse]) -> None:
-    """One statement for the batch; an id already stored is left as it is (the first writer owns it)."""
+    """One driver-level executemany for the batch (as the request log's rows: SQLAlchemy's per-row
+    parameter processing would cost more than the rows need); an id already stored is left as it is
+    (the first writer owns it)."""
     if not rows:
         return
     async with engine.begin() as conn:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(responses).on_conflict_do_nothing(index_elements=[responses.c.id])
-        await conn.execute(stmt, [msgspec.structs.asdict(row) for row in rows])
+        values = placeholders(conn.dialect.paramstyle, len(_FIELDS))
+        sql = f"INSERT INTO responses ({', '.join(_FIELDS)}) VALUES ({values}) ON CONFLICT (id) DO NOTHING"
+        await conn.exec_driver_sql(sql, [msgspec.structs.astuple(row) for row in rows])
 
 
 def _row(mapping: object) -> StoredResponse:
