@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+import sdk_clients
 from pg import PgCluster, find_bin
 from servers import Admin, Server, free_port, start_gateway, start_simulator
 
@@ -20,6 +21,12 @@ _names = itertools.count()
 if os.environ.get("PYTHONPATH"):
     os.environ["PYTHONPATH"] = os.pathsep.join(
         str(Path(p).resolve()) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p)
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    yield
+    sdk_clients.close_all()
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +86,12 @@ channels:
     base_url: {sim_url}
     api_keys: [gemini-upstream-key]
     models: [gemini-2.5-flash, gemini-3-pro-preview]
+  - name: responses
+    type: openai
+    api: responses
+    base_url: {sim_url}/v1
+    api_keys: [sk-up-responses]
+    models: [gpt-resp-mini]
 keys:
   - name: alice
     key: sk-alice-0001
@@ -98,6 +111,7 @@ prices:
   claude-sim-sonnet-thinking: {{input: 3.0, output: 15.0}}
   gemini-2.5-flash: {{input: 0.30, output: 2.50, cached_input: 0.03}}
   gemini-3-pro-preview: {{input: 2.0, output: 12.0}}
+  gpt-resp-mini: {{input: 1.25, output: 10.0, cached_input: 0.125}}
   slow-model: {{input: 1.0, output: 2.0}}
   leaky-model: {{input: 1.0, output: 2.0}}
   deepseek-sim-reasoner: {{input: 0.28, output: 0.42}}

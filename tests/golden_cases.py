@@ -224,6 +224,10 @@ RESPONSES = {
                          "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)*/"}},
                         {"type": "tool_search", "execution": "client"},
                         {"type": "web_search", "external_web_access": False}]},
+    # web search: Anthropic's server tool, Gemini's grounding, left out for Chat; the answer's text is
+    # multi-byte, so its url_citation offsets (characters) differ from the upstream's (bytes)
+    "web_search": {"model": "m", "input": "Coffee in Zürich and Tokyo? [[sim:search]]", "tools": [
+        {"type": "web_search", "user_location": {"type": "approximate", "country": "CH"}}]},
 }
 
 # the client requests by protocol name: tests/unit/test_protocol_tables.py checks every protocol has its set

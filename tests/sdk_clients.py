@@ -1,4 +1,5 @@
-"""The three official SDKs driven the same way, so one test can run every client x upstream pair.
+"""The official SDKs (OpenAI Chat and Responses, Anthropic, Gemini) driven the same way, so one test
+can run every client x upstream pair.
 
 Each adapter answers the same questions: a plain reply (streamed or not), a tool round trip, a
 thinking round trip. What comes back is normalised into `Answer` for the assertions.
@@ -35,6 +36,17 @@ PNG_1X1 = _PLAIN_PNG[:33] + _png_chunk(b"tEXt", b"Comment\x00xx" + b"\xfb\xff\xb
 assert {"+", "/", "="} <= set(base64.b64encode(PNG_1X1).decode())
 
 
+# Every SDK client the adapters open, closed after each test (conftest.py): left to the garbage
+# collector, a client in a reference cycle may have its sockets finalized first, a ResourceWarning
+# (an error in this suite) in whatever test happens to run then.
+_OPEN: list[Any] = []
+
+
+def close_all() -> None:
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 @dataclass
 class Answer:
     text: str = ""
@@ -53,6 +65,7 @@ class OpenAIClient:
 
     def __init__(self, base_url: str, key: str) -> None:
         self.sdk = openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0)
+        _OPEN.append(self.sdk)
 
     def ask(self, model: str, prompt: str, stream: bool, **extra: Any) -> Answer:
         messages = [{"role": "user", "content": prompt}]
@@ -112,6 +125,7 @@ class AnthropicClient:
 
     def __init__(self, base_url: str, key: str) -> None:
         self.sdk = anthropic.Anthropic(base_url=base_url, api_key=key, max_retries=0)
+        _OPEN.append(self.sdk)
 
     def _create(self, stream: bool, **kw: Any) -> Any:
         kw.setdefault("max_tokens", 2048)
@@ -165,6 +179,7 @@ class GeminiClient:
     def __init__(self, base_url: str, key: str) -> None:
         # google-genai calls /v1/models/{model}:generateContent by default
         self.sdk = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=base_url))
+        _OPEN.append(self.sdk)
 
     def _create(self, model: str, contents: Any, stream: bool, config: types.GenerateContentConfig | None) -> Answer:
         if not stream:
@@ -229,6 +244,67 @@ class GeminiClient:
             response_mime_type="application/json", response_json_schema=WEATHER_SCHEMA))
 
 
+class ResponsesClient:
+    """The Responses API through the `openai` SDK's `client.responses`: the conversation is the list of
+    input items, each turn's output items replayed as they came (store false, as Codex does: nothing
+    lives upstream between turns, so reasoning items come back with their encrypted_content)."""
+
+    name = "responses"
+
+    def __init__(self, base_url: str, key: str) -> None:
+        self.sdk = openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0)
+        _OPEN.append(self.sdk)
+
+    def _create(self, stream: bool, **kw: Any) -> Any:
+        if not stream:
+            return self.sdk.responses.create(**kw)
+        with self.sdk.responses.stream(**kw) as s:
+            return s.get_final_response()
+
+    def _answer(self, response: Any) -> Answer:
+        calls = [i for i in response.output if i.type == "function_call"]
+        finish = "length" if response.status == "incomplete" else "tool_calls" if calls else "stop"
+        usage = response.usage
+        inp, out = usage.input_tokens_details, usage.output_tokens_details
+        return Answer(
+            text=response.output_text,
+            thinking="".join(s.text for i in response.output if i.type == "reasoning" for s in i.summary)
+            + "".join(c.text for i in response.output if i.type == "reasoning" for c in i.content or []),
+            tool_calls=[(c.name, json.loads(c.arguments)) for c in calls], finish=finish,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cached_tokens=(inp.cached_tokens or 0) if inp else 0,
+            cache_write_tokens=(getattr(inp, "cache_write_tokens", None) or 0) if inp else 0,
+            reasoning_tokens=(out.reasoning_tokens or 0) if out else 0)
+
+    def ask(self, model: str, prompt: str, stream: bool, **extra: Any) -> Answer:
+        return self._answer(self._create(stream, model=model, input=prompt, **extra))
+
+    def tool_round_trip(self, model: str, stream: bool, **extra: Any) -> tuple[Answer, Answer]:
+        tools = [{"type": "function", "name": "get_weather", "description": "weather of a city",
+                  "parameters": WEATHER_SCHEMA, "strict": False}]
+        items: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+        first = self._create(stream, model=model, input=items, tools=tools, store=False, **extra)
+        items += [i.model_dump(exclude_none=True) for i in first.output]
+        items += [{"type": "function_call_output", "call_id": i.call_id, "output": "sunny, 21C"}
+                  for i in first.output if i.type == "function_call"]
+        second = self._create(stream, model=model, input=items, tools=tools, store=False, **extra)
+        return self._answer(first), self._answer(second)
+
+    def thinking_round_trip(self, model: str, stream: bool) -> tuple[Answer, Answer]:
+        return self.tool_round_trip(model, stream, reasoning={"effort": "low", "summary": "auto"},
+                                    include=["reasoning.encrypted_content"])
+
+    def image(self, model: str) -> Answer:
+        url = "data:image/png;base64," + base64.b64encode(PNG_1X1).decode()
+        return self._answer(self._create(False, model=model, input=[{"role": "user", "content": [
+            {"type": "input_text", "text": "Describe this image."},
+            {"type": "input_image", "image_url": url, "detail": "auto"}]}]))
+
+    def structured(self, model: str) -> Answer:
+        return self._answer(self._create(False, model=model, input="Weather as JSON", text={"format": {
+            "type": "json_schema", "name": "weather", "schema": WEATHER_SCHEMA}}))
+
+
 @dataclass(frozen=True)
 class ProtocolRow:
     """What the tests need of one client protocol to drive it over HTTP."""
@@ -249,5 +325,7 @@ PROTOCOL_ROWS = {
                                       "x-api-key: {key}"),
     "gemini": ProtocolRow("gemini", GeminiClient, "gemini-2.5-flash", "/v1beta/models/{model}:generateContent",
                           "x-goog-api-key: {key}"),
+    "openai_responses": ProtocolRow("responses", ResponsesClient, "gpt-resp-mini", "/v1/responses",
+                                    "Authorization: Bearer {key}"),
 }
 CLIENTS = {row.surface: row.sdk for row in PROTOCOL_ROWS.values()}   # by surface name, as tests name clients

@@ -19,6 +19,8 @@ from polyrelay.routing.patterns import MAX_MODEL_CHARS, WILDCARD, pattern_proble
 
 ChannelType = Literal["openai", "anthropic", "gemini"]
 ChannelApi = Literal["chat", "responses"]   # which API an `openai` channel's upstream has
+# OpenAI's models that have only the legacy /v1/completions endpoint (a channel's `completions` default)
+DEFAULT_COMPLETION_MODELS = ("gpt-3.5-turbo-instruct*", "davinci-002", "babbage-002")
 
 
 class ConfigError(Exception):
@@ -46,6 +48,9 @@ class ChannelConfig(msgspec.Struct, forbid_unknown_fields=True):
     proxy: str | None = None        # http://[user:pass@]host:port to reach this upstream through
     # which of `models` (names or patterns) are image models: a chat request to one is an image request
     image_models: list[str] = []
+    # OpenAI kind: upstream model names (patterns allowed) its legacy /completions serves; a completion
+    # for another model is converted to chat. None: DEFAULT_COMPLETION_MODELS
+    completions: list[str] | None = None
 
 
 class KeyConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -68,6 +73,7 @@ class PriceConfig(msgspec.Struct, forbid_unknown_fields=True):
     # USD per generated image: one price, or a table by "<size>", "<quality>", "<size>/<quality>"
     # and "*" (billing/images.py, README "per_image")
     per_image: float | dict[str, float] | None = None
+    per_search: float = 0.0   # USD per web search the upstream ran (Anthropic, Gemini grounding, OpenAI)
 
 
 class ResponsesConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -91,6 +97,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
 MAX_QUOTA_USD = 1e12
 # With requests' limits bounded (protocols/limits.py), these keep every cost inside 64 bits.
 MAX_PRICE_USD = 1_000_000.0     # per 1M tokens
+MAX_SEARCH_USD = 1_000.0        # per web search
 MAX_OUTPUT_TOKENS = 1_000_000   # the same bound as a request's own output limit
 MAX_PER_SECOND_USD = 1_000.0    # per second of video (a job is at most a few minutes: far inside 64 bits)
 
@@ -277,6 +284,13 @@ def _check_semantics(config: Config, file: str) -> None:
                      "unchanged); map exact names, listed in models as well")
             if WILDCARD in upstream:
                 fail(f"{where}.model_map.{public}", f"maps to {upstream!r}: one upstream name, '*' is no wildcard here")
+        for j, model in enumerate(ch.completions or []):
+            problem = name_problem(model, MAX_MODEL_CHARS) or pattern_problem(model)
+            if problem:
+                fail(f"{where}.completions[{j}]", problem)
+        if ch.completions is not None and ch.type != "openai":
+            fail(f"{where}.completions", "only an openai channel has a /completions endpoint (the other kinds "
+                 "serve legacy completions by conversion)")
         if ch.name in names:
             fail(f"{where}.name", f"duplicate channel name {ch.name!r}")
         names.add(ch.name)
@@ -354,6 +368,8 @@ def _check_semantics(config: Config, file: str) -> None:
         problem = per_image_problem(price.per_image)
         if problem:
             fail(f"prices.{model}.per_image", problem)
+        if not (math.isfinite(price.per_search) and 0 <= price.per_search <= MAX_SEARCH_USD):
+            fail(f"prices.{model}.per_search", f"must be a number from 0 to {MAX_SEARCH_USD:,.0f} USD per search")
 
 
 MAX_IMAGE_PRICE_USD = 10_000.0   # per image

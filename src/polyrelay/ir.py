@@ -16,6 +16,8 @@ Conventions:
   `Usage.output_tokens` includes reasoning tokens.
 - Tool-call arguments are always a JSON *string* in the IR (Chat's form); object-based protocols
   (Anthropic, Gemini) encode/decode at their edge.
+- Web search: what the provider searched travels as ServerToolPart / ServerToolEvent, its citations
+  as Citation on text, offsets in UTF-8 bytes (renderers convert to their client's unit).
 - Opaque provider state (Anthropic thinking signatures, Gemini thought signatures) travels in the
   `signature` fields; `signature_origin` tells which provider minted it ("anthropic" | "gemini"), so
   a renderer only replays signatures its upstream can verify.
@@ -35,9 +37,21 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 # Content parts
 
 
+class Citation(msgspec.Struct, omit_defaults=True):
+    """A source the model cites for a stretch of its text. `start` / `end` are UTF-8 byte offsets
+    (Gemini's own unit; renderers turn them into their client's unit): of the TextPart's text in a
+    Response, of the choice's text streamed so far (all its TextDeltas) in a stream."""
+
+    url: str
+    title: str | None = None
+    start: int = 0
+    end: int = 0
+
+
 class TextPart(msgspec.Struct, tag="text", omit_defaults=True):
     text: str
     cache_control: dict[str, Any] | None = None  # Anthropic-style {"type":"ephemeral","ttl":...}
+    citations: list[Citation] | None = None      # web search sources (answers only)
 
 
 class MediaPart(msgspec.Struct, tag="media", omit_defaults=True):
@@ -81,7 +95,23 @@ class ToolResultPart(msgspec.Struct, tag="tool_result", omit_defaults=True):
     is_error: bool = False
 
 
-Part = TextPart | MediaPart | ThinkingPart | ToolCallPart | ToolResultPart
+class Source(msgspec.Struct, omit_defaults=True):
+    url: str
+    title: str | None = None
+
+
+class ServerToolPart(msgspec.Struct, tag="server_tool", omit_defaults=True):
+    """A tool the provider ran itself while answering (web search): what it searched for and found.
+    Answers only: no provider takes another's server tool calls back as history."""
+
+    id: str
+    name: str = "web_search"
+    queries: list[str] = msgspec.field(default_factory=list)
+    sources: list[Source] = msgspec.field(default_factory=list)
+    failed: bool = False          # the provider's search failed (the model answered without it)
+
+
+Part = TextPart | MediaPart | ThinkingPart | ToolCallPart | ToolResultPart | ServerToolPart
 
 
 class Message(msgspec.Struct, omit_defaults=True):
@@ -99,6 +129,17 @@ class Tool(msgspec.Struct, omit_defaults=True):
     parameters: dict[str, Any] | None = None   # JSON Schema
     strict: bool | None = None
     cache_control: dict[str, Any] | None = None
+
+
+class WebSearch(msgspec.Struct, omit_defaults=True):
+    """The provider's own web search offered to the model (OpenAI Responses `web_search`, Anthropic
+    `web_search_20250305`, Gemini `googleSearch`). `forced`: the client's tool_choice requires it."""
+
+    forced: bool = False
+    max_uses: int | None = None
+    allowed_domains: list[str] | None = None
+    user_location: dict[str, Any] | None = None   # {"type": "approximate", city, region, country, timezone}
+    context_size: str | None = None               # OpenAI's search_context_size: low | medium | high
 
 
 class ToolChoice(msgspec.Struct, omit_defaults=True):
@@ -150,6 +191,7 @@ class Request(msgspec.Struct, omit_defaults=True):
     presence_penalty: float | None = None
     tools: list[Tool] = msgspec.field(default_factory=list)
     tool_choice: ToolChoice | None = None
+    web_search: WebSearch | None = None
     response_format: ResponseFormat | None = None
     reasoning: Reasoning | None = None
     user: str | None = None
@@ -168,6 +210,7 @@ class Usage(msgspec.Struct, omit_defaults=True):
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    web_searches: int = 0        # server-side searches the upstream ran (billed per search)
     estimated: bool = False      # counted locally, not reported by the upstream
 
 
@@ -225,6 +268,24 @@ class ToolCallDelta(msgspec.Struct, tag="tool_delta", omit_defaults=True):
     choice: int = 0
 
 
+class ServerToolEvent(msgspec.Struct, tag="server_tool", omit_defaults=True):
+    """A provider-run tool call (web search). The first event of an id opens it; the one with
+    `done` closes it with what is known by then (queries, sources)."""
+
+    id: str
+    name: str = "web_search"
+    queries: list[str] = msgspec.field(default_factory=list)
+    sources: list[Source] = msgspec.field(default_factory=list)
+    done: bool = False
+    failed: bool = False
+    choice: int = 0
+
+
+class CitationEvent(msgspec.Struct, tag="citation", omit_defaults=True):
+    citation: Citation           # offsets in UTF-8 bytes of the choice's text streamed so far
+    choice: int = 0
+
+
 class Finish(msgspec.Struct, tag="finish", omit_defaults=True):
     reason: FinishReason
     stop_sequence: str | None = None
@@ -242,5 +303,6 @@ class StreamError(msgspec.Struct, tag="error", omit_defaults=True):
 
 
 StreamEvent = (
-    StreamStart | TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta | Finish | UsageEvent | StreamError
+    StreamStart | TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta | ServerToolEvent | CitationEvent
+    | Finish | UsageEvent | StreamError
 )

@@ -50,6 +50,11 @@ def _get_encoding() -> Any:
     return _encoding
 
 
+def table_loaded() -> bool:
+    """Whether counting needs no loading first (the table is in memory, or known to be unavailable)."""
+    return _encoding is not _UNSET
+
+
 def _rule_tokens(text: str) -> int:
     """Roughly 4 characters per token for Latin text, 1 per CJK character; never 0 for non-empty."""
     wide = sum(1 for ch in text if ord(ch) > 0x2E80)

@@ -287,13 +287,14 @@ def test_anthropic_compaction_block_is_carried_as_text(lost: Lost) -> None:
 # ---- OpenAI web_search_options / verbosity, Gemini audio output -------------------------------
 
 
-def test_chat_web_search_options_is_a_400_in_the_chat_shape() -> None:
+def test_chat_web_search_options_is_the_providers_web_search() -> None:
+    """Carried as web search (tests/e2e/test_web_search.py); a value that is not an object is a 400."""
+    req = openai_chat.parse_request(_chat(web_search_options={"search_context_size": "low", "user_location": {
+        "type": "approximate", "approximate": {"city": "Zürich"}}}))
+    assert req.web_search == ir.WebSearch(user_location={"type": "approximate", "city": "Zürich"}, context_size="low")
     with pytest.raises(GatewayError) as info:
-        openai_chat.parse_request(_chat(web_search_options={"search_context_size": "low"}))
+        openai_chat.parse_request(_chat(web_search_options="low"))
     assert (info.value.status, info.value.param) == (400, "web_search_options")
-    status, body = openai_chat.render_error(info.value)
-    error = json.loads(body)["error"]
-    assert status == 400 and error["type"] == "invalid_request_error" and error["param"] == "web_search_options"
 
 
 @pytest.mark.parametrize("upstream", [anthropic_messages, gemini])

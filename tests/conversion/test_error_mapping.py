@@ -1,4 +1,4 @@
-"""Upstream error bodies -> the client's error shape, for all 9 client x upstream pairs.
+"""Upstream error bodies -> the client's error shape, for every client x upstream pair (16).
 
 The golden cases (tests/golden/) only hold successful answers: the simulator's error replies are not
 conversions. Here each upstream's documented error body goes through the upstream module's
@@ -114,8 +114,48 @@ GEMINI_STATUS = {"invalid_request": "INVALID_ARGUMENT", "rate_limit": "RESOURCE_
                  "insufficient_quota": "RESOURCE_EXHAUSTED", "overloaded": "UNAVAILABLE",
                  "timeout": "DEADLINE_EXCEEDED", "upstream": "UNAVAILABLE"}
 
-# an OpenAI Responses upstream answers errors in the Chat envelope
-UPSTREAM_ERRORS += [("openai_responses", *case[1:]) for case in UPSTREAM_ERRORS if case[0] == "openai_chat"]
+# An OpenAI Responses upstream answers errors in the Chat envelope, with its own messages and codes
+# (the replayed-items errors of a stateless client, the 16-token floor, the per-minute token limit).
+UPSTREAM_ERRORS += [
+    ("openai_responses", "encrypted_content", 400, _body({"error": {
+        "message": "The encrypted content for item rs_68af could not be verified.", "type": "invalid_request_error",
+        "param": None, "code": "invalid_encrypted_content"}}),
+     "invalid_request", 400, "The encrypted content for item rs_68af could not be verified.",
+     "invalid_encrypted_content"),
+    ("openai_responses", "item_not_persisted", 400, _body({"error": {
+        "message": "Item with id 'rs_68af' not found. Items are not persisted when `store` is set to false.",
+        "type": "invalid_request_error", "param": "input", "code": None}}),
+     "invalid_request", 400, "Item with id 'rs_68af' not found. Items are not persisted when `store` is set to false.",
+     None),
+    ("openai_responses", "below_floor", 400, _body({"error": {
+        "message": "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got 8.",
+        "type": "invalid_request_error", "param": "max_output_tokens", "code": "integer_below_min_value"}}),
+     "invalid_request", 400,
+     "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got 8.",
+     "integer_below_min_value"),
+    ("openai_responses", "rate_limit", 429, _body({"error": {
+        "message": "Rate limit reached for gpt-5 on tokens per min (TPM): Limit 30000, Used 29000, Requested 2000.",
+        "type": "tokens", "param": None, "code": "rate_limit_exceeded"}}),
+     "rate_limit", 429,
+     "Rate limit reached for gpt-5 on tokens per min (TPM): Limit 30000, Used 29000, Requested 2000.",
+     "rate_limit_exceeded"),
+    ("openai_responses", "insufficient_quota", 429, _body({"error": {
+        "message": "You exceeded your current quota, please check your plan and billing details.",
+        "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}),
+     "insufficient_quota", 429, "You exceeded your current quota, please check your plan and billing details.",
+     "insufficient_quota"),
+    ("openai_responses", "overloaded", 503, _body({"error": {
+        "message": "The server is overloaded or not ready yet.", "type": "server_error", "param": None,
+        "code": None}}),
+     "overloaded", 503, "The server is overloaded or not ready yet.", None),
+    ("openai_responses", "server_error", 500, _body({"error": {
+        "message": "An error occurred while processing your request. You can retry your request.",
+        "type": "server_error", "param": None, "code": "server_error"}}),
+     "upstream", 500, "An error occurred while processing your request. You can retry your request.",
+     "server_error"),
+    ("openai_responses", "not_json", 502, b"<html>502 Bad Gateway</html>",
+     "upstream", 502, "<html>502 Bad Gateway</html>", None),
+]
 CASES = [(client, *case) for client in CLIENTS for case in UPSTREAM_ERRORS]
 
 
@@ -209,6 +249,8 @@ BILLING_ERRORS = [
         "type": "billing_error", "message": "Your credit balance is too low to access the Anthropic API."}})),
     ("openai_chat", _body({"error": {"message": "Insufficient credits", "type": None, "code": 402}})),
     ("gemini", _body({"error": {"code": 402, "message": "Billing required", "status": "FAILED_PRECONDITION"}})),
+    ("openai_responses", _body({"error": {"message": "Insufficient credits", "type": "insufficient_quota",
+                                          "param": None, "code": "insufficient_quota"}})),
 ]
 
 
@@ -218,6 +260,7 @@ def test_upstream_402_is_a_quota_error_in_each_client_s_shape(upstream: str, bod
     assert (err.status, err.kind) == (402, "insufficient_quota")
     openai = json.loads(module("openai_chat").render_error(err)[1])["error"]
     assert openai["type"] == "insufficient_quota" and openai["code"] in ("insufficient_quota", "402")
+    assert json.loads(module("openai_responses").render_error(err)[1])["error"] == openai
     assert json.loads(module("anthropic_messages").render_error(err)[1])["error"]["type"] == "billing_error"
     assert json.loads(module("gemini").render_error(err)[1])["error"]["status"] == "RESOURCE_EXHAUSTED"
 

@@ -162,7 +162,7 @@ def test_stream_converts_to_the_expected_client_stream(case: Path) -> None:
     assert sse_events(got) == sse_events((case / "client_response.sse").read_bytes())
 
 
-STREAM_CASES = [c for c in CASES if c.name in ("tools", "parallel_tools", "thinking", "text")]
+STREAM_CASES = [c for c in CASES if c.name in ("tools", "parallel_tools", "thinking", "text", "web_search")]
 
 
 @pytest.mark.parametrize("case", STREAM_CASES, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -29,9 +29,9 @@ WARM = 1_000
 ALLOWED_GROWTH = 16 * 1024
 
 
-def long_stream(upstream: str) -> Iterator[bytes]:
-    """The golden streamed text answer of `upstream`, its first text delta repeated EVENTS times."""
-    sse = (GOLDEN / f"openai_chat__{upstream}" / "text" / "upstream_response.sse").read_bytes()
+def long_stream(upstream: str, case: str = "openai_chat__{upstream}/text") -> Iterator[bytes]:
+    """The golden streamed answer of `upstream` in `case`, its first text delta repeated EVENTS times."""
+    sse = (GOLDEN / case.format(upstream=upstream) / "upstream_response.sse").read_bytes().replace(b"\r\n", b"\n")
     events = [e + b"\n\n" for e in sse.split(b"\n\n") if e.strip()]
     first_text = next(i for i, e in enumerate(events) if re.search(TEXT_MARKS[upstream], e))
     yield from events[:first_text]
@@ -39,12 +39,12 @@ def long_stream(upstream: str) -> Iterator[bytes]:
     yield from events[first_text + 1:]
 
 
-def growth(tap: object, upstream: str) -> int:
+def growth(tap: object, upstream: str, case: str = "openai_chat__{upstream}/text") -> int:
     """Heap growth between event WARM and the end of the stream, fed one event at a time."""
     feed = tap.feed  # type: ignore[attr-defined]
     tracemalloc.start()
     try:
-        for i, event in enumerate(long_stream(upstream)):
+        for i, event in enumerate(long_stream(upstream, case)):
             feed(event)
             if i == WARM:
                 before = tracemalloc.get_traced_memory()[0]
@@ -80,3 +80,27 @@ def test_same_protocol_tap_memory_is_flat(protocol: str) -> None:
     grown = growth(tap, protocol)
     assert grown < ALLOWED_GROWTH, f"{grown} bytes more after {EVENTS - WARM} more events"
     assert tap.text_bytes > EVENTS  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("upstream", ["anthropic_messages", "gemini"])
+def test_web_search_stream_memory_is_flat(upstream: str) -> None:
+    """A searched answer (a cited text block: its first delta repeated) to a Responses client: the
+    decoders count the text's bytes for the citations, they do not keep it. Measured up to the
+    answer's last text event (after it the encoder makes the items' final text, which by the
+    protocol it repeats: up to 4 bytes a character, this text having one outside the BMP)."""
+    case = "openai_responses__{upstream}/web_search"
+    request = parse_client("openai_responses", (GOLDEN / case.format(upstream=upstream) / "client_request.json")
+                           .read_bytes(), stream=True)
+    tap = ConvertingTap(module(upstream).StreamDecoder(), module("openai_responses").StreamEncoder("m", request))
+    events = list(long_stream(upstream, case))
+    tracemalloc.start()
+    try:
+        for i, event in enumerate(events[:WARM + EVENTS - 1000]):
+            tap.feed(event)
+            if i == WARM:
+                before = tracemalloc.get_traced_memory()[0]
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < ALLOWED_GROWTH + int(tap.text_bytes * 1.2), f"{grown} bytes more after {EVENTS - 2 * WARM} events"
+    assert tap.text_bytes > EVENTS - WARM

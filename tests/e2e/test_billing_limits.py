@@ -5,6 +5,7 @@ models (issues 9 and 10). Everything goes through the real gateway and simulator
 from __future__ import annotations
 
 import json
+import re
 import time
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -24,14 +25,16 @@ PRICE = {  # USD per 1M tokens (input, output, dearest input rate), as in tests/
     "gpt-4o-mini": (Decimal("0.15"), Decimal("0.60")),
     "claude-sim-sonnet": (Decimal("3.0"), Decimal("15.0")),
     "gemini-2.5-flash": (Decimal("0.30"), Decimal("2.50")),
+    "gpt-resp-mini": (Decimal("1.25"), Decimal("10.0")),
 }
 
 
 def call(gateway: Server, surface: str, model: str, body: dict[str, Any], key: str,
          stream: bool = False) -> httpx.Response:
-    """One request on `surface` ("openai", "anthropic", "gemini") with the raw HTTP the SDKs send."""
-    if surface == "openai":
-        return httpx.post(f"{gateway.url}/v1/chat/completions", json={"model": model, **body, **(
+    """One request on `surface` ("openai", "anthropic", "gemini", "responses") with the raw HTTP the SDKs send."""
+    if surface in ("openai", "responses"):
+        path = "/v1/chat/completions" if surface == "openai" else "/v1/responses"
+        return httpx.post(f"{gateway.url}{path}", json={"model": model, **body, **(
             {"stream": True} if stream else {})}, headers={"Authorization": f"Bearer {key}"}, timeout=60)
     if surface == "anthropic":
         return httpx.post(f"{gateway.url}/v1/messages", json={"model": model, **body, **(
@@ -50,6 +53,8 @@ def prompt(surface: str, text: str, **limits: Any) -> dict[str, Any]:
         if limits:
             body["generationConfig"] = limits
         return body
+    if surface == "responses":
+        return {"input": [{"role": "user", "content": text}], **limits}
     return {"messages": [{"role": "user", "content": text}], **limits}
 
 
@@ -75,6 +80,8 @@ def usage_of(surface: str, answer: dict[str, Any]) -> tuple[int, int]:
     """(prompt, completion) tokens as the answer reports them."""
     if surface == "openai":
         return answer["usage"]["prompt_tokens"], answer["usage"]["completion_tokens"]
+    if surface == "responses":
+        return answer["usage"]["input_tokens"], answer["usage"]["output_tokens"]
     if surface == "anthropic":
         u = answer["usage"]
         return u["input_tokens"] + u.get("cache_read_input_tokens", 0) + u.get("cache_creation_input_tokens", 0), \
@@ -127,6 +134,12 @@ def test_the_issue_repro_a_gemini_limit_given_twice_is_refused_not_served_free(g
     ("gemini", "gemini-2.5-flash", {"max_output_tokens": 2**63}, "max_output_tokens"),
     ("gemini", "gpt-4o-mini", {"candidateCount": 0}, "candidateCount"),
     ("gemini", "gemini-2.5-flash", {"candidate_count": 1000}, "candidate_count"),
+    ("responses", "gpt-resp-mini", {"max_output_tokens": 15}, "max_output_tokens"),     # the API's floor of 16
+    ("responses", "claude-sim-sonnet", {"max_output_tokens": 1}, "max_output_tokens"),  # on every upstream
+    ("responses", "gemini-2.5-flash", {"max_output_tokens": 0}, "max_output_tokens"),
+    ("responses", "gpt-resp-mini", {"max_output_tokens": 2**63}, "max_output_tokens"),
+    ("responses", "gpt-4o-mini", {"max_output_tokens": "100"}, "max_output_tokens"),
+    ("responses", "gpt-resp-mini", {"max_output_tokens": 16.5}, "max_output_tokens"),
 ])
 def test_bad_limits_are_400_in_the_callers_shape_and_cost_nothing(gateway, fresh_key, admin, surface, model,
                                                                   limits, param) -> None:
@@ -150,7 +163,9 @@ def test_same_value_in_both_spellings_is_one_limit(gateway, fresh_key, sim_http)
 # the models each surface is tried with, and its output limits below: a new protocol fails until it has both
 _SURFACE_MODELS = {"openai": ["gpt-4o-mini", "claude-sim-sonnet", "gemini-2.5-flash"],
                    "anthropic": ["claude-sim-sonnet", "gpt-4o-mini"],
-                   "gemini": ["gemini-2.5-flash", "claude-sim-sonnet", "gpt-4o-mini"]}
+                   "gemini": ["gemini-2.5-flash", "claude-sim-sonnet", "gpt-4o-mini"],
+                   "responses": ["gpt-resp-mini", "claude-sim-sonnet", "gemini-2.5-flash", "gpt-4o-mini"]}
+_SURFACE_MODELS["openai"].append("gpt-resp-mini")
 _NUMBERS = st.one_of(st.none(), st.sampled_from([0, 1, 16, 100, 4096, 1_000_000, 1_000_001, 2**31, 2**63, 2**64]),
                      st.integers(-2**70, 2**70), st.floats(allow_nan=False, allow_infinity=False),
                      st.sampled_from(["100", True, [], {}]))
@@ -161,7 +176,8 @@ def _shapes(draw: st.DrawFn) -> tuple[str, str, dict[str, Any], bool]:
     surface = draw(st.sampled_from(sorted(row.surface for row in PROTOCOL_ROWS.values())))
     model = draw(st.sampled_from(_SURFACE_MODELS[surface]))
     names = {"openai": ["max_tokens", "max_completion_tokens", "n"], "anthropic": ["max_tokens"],
-             "gemini": ["maxOutputTokens", "max_output_tokens", "candidateCount", "candidate_count"]}[surface]
+             "gemini": ["maxOutputTokens", "max_output_tokens", "candidateCount", "candidate_count"],
+             "responses": ["max_output_tokens"]}[surface]
     limits = {name: value for name in names if (value := draw(_NUMBERS)) is not None}
     words = draw(st.sampled_from([5, 300, 3000]))
     body = prompt(surface, f"tell me [[sim:words={words}]]", **limits)
@@ -199,6 +215,9 @@ def test_property_no_request_shape_reserves_or_charges_below_zero_or_overdraws(g
     ("openai", "claude-sim-sonnet", "max_tokens"),              # converted
     ("gemini", "claude-sim-sonnet", "max_tokens"),              # converted
     ("openai", "gemini-2.5-flash", "maxOutputTokens"),          # converted
+    ("responses", "gpt-resp-mini", "max_output_tokens"),        # fast path
+    ("responses", "claude-sim-sonnet", "max_tokens"),           # converted
+    ("openai", "gpt-resp-mini", "max_output_tokens"),           # converted
 ])
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_request_without_a_limit_sends_the_reserved_output_upstream(gateway, fresh_key, admin, sim_http, surface,
@@ -212,10 +231,11 @@ def test_a_request_without_a_limit_sends_the_reserved_output_upstream(gateway, f
     assert limit == 4096, sent   # the price's max_output: what was reserved
     if not stream:
         finish = (r.json()["choices"][0]["finish_reason"] if surface == "openai"
+                  else r.json()["incomplete_details"]["reason"] if surface == "responses"
                   else r.json()["candidates"][0]["finishReason"])
-        assert finish in ("length", "MAX_TOKENS")
+        assert finish in ("length", "MAX_TOKENS", "max_output_tokens")
     else:
-        assert b"length" in r.content or b"MAX_TOKENS" in r.content
+        assert re.search(rb'"length"|"MAX_TOKENS"|"reason":"max_output_tokens"', r.content)
     log = admin.logs(limit=1)[0]
     assert log["status"] == 200 and log["completion_tokens"] <= 4096
     assert log["charged_micros"] == log["cost_micros"] == key_row(admin, name)["spent_micros"]
@@ -313,7 +333,8 @@ def test_count_tokens_refuses_a_key_with_nothing_left_and_logs_every_count(gatew
 # ---- 4. an answer the gateway cannot read is a failed request --------------------------------
 
 @pytest.mark.parametrize("surface,model", [("openai", "gpt-4o-mini"), ("anthropic", "gpt-4o-mini"),
-                                           ("gemini", "gpt-4o-mini")])
+                                           ("gemini", "gpt-4o-mini"), ("responses", "gpt-4o-mini"),
+                                           ("openai", "gpt-resp-mini"), ("responses", "gpt-resp-mini")])
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_unreadable_upstream_answer_is_502_and_not_billed(gateway, fresh_key, admin, surface, model,
                                                              stream) -> None:
@@ -335,7 +356,7 @@ def test_an_unreadable_upstream_answer_is_502_and_not_billed(gateway, fresh_key,
 
 # ---- 5. unpriced models ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("surface", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("surface", sorted(row.surface for row in PROTOCOL_ROWS.values()))
 def test_a_served_model_without_a_price_is_refused_naming_it(gateway, fresh_key, sim_http, surface) -> None:
     _, key = fresh_key(quota=1.0)
     sim_http.post("/sim/reset")

@@ -24,6 +24,10 @@ CHAT = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 
 # (path, key header) per surface, and how its error JSON is recognised
 SURFACES = {row.surface: (row.chat_path.format(model=row.model), row.key_header) for row in PROTOCOL_ROWS.values()}
+# the error shape each protocol answers in (the Responses API's HTTP errors are in OpenAI's envelope)
+ERROR_SHAPES = {"openai_chat": "openai", "anthropic_messages": "anthropic", "gemini": "gemini",
+                "openai_responses": "openai"}
+SHAPE = {row.surface: ERROR_SHAPES[protocol] for protocol, row in PROTOCOL_ROWS.items()}
 
 
 def shape_of(payload: dict) -> str:
@@ -111,7 +115,7 @@ def test_caller_without_a_valid_key_is_refused_before_sending_its_body(gateway: 
         sock.sendall(post_head(path, [key_header.format(key=key)] if key else [], 50 * 1024 * 1024))
         status, headers, body, closed = read_response(sock)
     import json
-    assert status == 401 and shape_of(json.loads(body)) == surface
+    assert status == 401 and shape_of(json.loads(body)) == SHAPE[surface]
     assert headers.get("connection") == "close" and closed
 
 
@@ -168,7 +172,7 @@ def test_body_that_does_not_arrive_in_time_is_408_in_the_callers_shape(quick_gat
             sock.sendall(post_head(path, [key_header.format(key="sk-alice-0001")], 1000) + b'{"model"')
             started = time.monotonic()
             status, _headers, body, closed = read_response(sock)
-        assert status == 408 and shape_of(json.loads(body)) == surface and closed
+        assert status == 408 and shape_of(json.loads(body)) == SHAPE[surface] and closed
         assert 0.9 < time.monotonic() - started < 3
 
 
@@ -340,10 +344,12 @@ channels:
   - {{name: oa, type: openai, base_url: "{sim_url}/v1", api_keys: [sk-up], models: [gpt-4o-mini]}}
   - {{name: an, type: anthropic, base_url: "{sim_url}", api_keys: [sk-up], models: [claude-sim-sonnet]}}
   - {{name: ge, type: gemini, base_url: "{sim_url}", api_keys: [sk-up], models: [gemini-2.5-flash]}}
+  - {{name: re, type: openai, api: responses, base_url: "{sim_url}/v1", api_keys: [sk-up], models: [gpt-resp-mini]}}
 prices:
   gpt-4o-mini: {{input: 0.15, output: 0.60}}
   claude-sim-sonnet: {{input: 3.0, output: 15.0}}
   gemini-2.5-flash: {{input: 0.30, output: 2.50}}
+  gpt-resp-mini: {{input: 1.25, output: 10.0}}
 """
 
 
@@ -365,14 +371,15 @@ def test_read_only_database_is_503_in_the_callers_shape(sim: Server, tmp_path: P
         bodies = {"openai": CHAT,
                   "anthropic": b'{"model":"claude-sim-sonnet","max_tokens":10,'
                                b'"messages":[{"role":"user","content":"hi"}]}',
-                  "gemini": b'{"contents":[{"parts":[{"text":"hi"}]}]}'}
+                  "gemini": b'{"contents":[{"parts":[{"text":"hi"}]}]}',
+                  "responses": b'{"model":"gpt-resp-mini","input":"hi"}'}
         for surface, (path, key_header) in SURFACES.items():
             name, _, value = key_header.format(key=key).partition(": ")
             r = httpx.post(read_only.url + path, content=bodies[surface], headers={name: value})
             assert r.status_code == 503, r.text
-            assert shape_of(json.loads(r.content)) == surface and "database" in r.text
+            assert shape_of(json.loads(r.content)) == SHAPE[surface] and "database" in r.text
         lines = [line for line in read_only.log.read_text().splitlines() if "database unavailable" in line]
-        assert len(lines) == 3 and all("readonly" in line and "SQL" not in line for line in lines)
+        assert len(lines) == len(SURFACES) and all("readonly" in line and "SQL" not in line for line in lines)
     finally:
         read_only.stop()
 

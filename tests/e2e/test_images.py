@@ -15,11 +15,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-
-from servers import Admin, Server, start_gateway
 from test_hostile_upstream import RSS_MARGIN_MB, rss_mb, settled_rss_mb
 
 from polyrelay.sim.openai_images import png
+from servers import Admin, Server, start_gateway
 
 IMAGE_PRICE = {"1024x1024": 0.04, "1536x1024": 0.06, "1024x1536": 0.06}
 
@@ -214,7 +213,7 @@ def test_edit_on_gemini_image_model(images_gateway: Server, images_admin: Admin,
 _NATIVE_IMAGE = base64.b64encode(png(6, 8, b"\xfb\xef\xbe")).decode()
 
 
-def _native_request(client: "object", model: str) -> "object":
+def _native_request(client: object, model: str) -> object:
     from google.genai import types
 
     return client.models.generate_content(  # type: ignore[attr-defined]
@@ -226,7 +225,7 @@ def _native_request(client: "object", model: str) -> "object":
                                            image_config=types.ImageConfig(aspect_ratio="3:4")))
 
 
-def _genai(gateway: Server, key: str) -> "object":
+def _genai(gateway: Server, key: str) -> object:
     from google import genai
     from google.genai import types
 

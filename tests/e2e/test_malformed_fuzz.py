@@ -1,11 +1,11 @@
 """Bad input gets a clear error in the caller's own shape, never a 500 and never a traceback in the
-gateway's log: every route (the three surfaces' generation and count_tokens, model lists, billing,
+gateway's log: every route (the four surfaces' generation and token counts, model lists, billing,
 admin with and without its token, unknown paths), bodies that mix valid shapes (the golden cases) with
 wrong types, deep nesting (a 2 KB body can nest 1,000 levels), integers past 2^63, odd unicode (lone
 surrogates, NUL, bidi controls) and bytes that are not JSON at all.
 
 One gateway of its own (its log is read after every request), the shared simulator behind it. Bounded:
-POLYRELAY_FUZZ_EXAMPLES examples per route (default 300; 7 routes groups, about 15 s on a quiet machine)."""
+POLYRELAY_FUZZ_EXAMPLES examples per route (default 300; 8 routes groups, about 20 s on a quiet machine)."""
 
 from __future__ import annotations
 
@@ -109,6 +109,8 @@ NUMERIC = {
     "gemini": [("generationConfig", "maxOutputTokens"), ("generationConfig", "max_output_tokens"),
                ("generationConfig", "candidateCount"), ("generationConfig", "thinkingConfig", "thinkingBudget"),
                ("generationConfig", "topK"), ("generationConfig", "seed"), ("generation_config", "candidate_count")],
+    "responses": [("max_output_tokens",), ("max_tool_calls",), ("top_logprobs",), ("temperature",), ("top_p",),
+                  ("reasoning", "effort"), ("text", "format", "schema", "maxLength"), ("stream_options",)],
 }
 
 
@@ -247,6 +249,14 @@ def test_gemini_methods(http: httpx.Client, log: Log, body: bytes, model: str, m
     check(r, log, "gemini", (path, body[:2000]))
 
 
+@FUZZ
+@given(body=body_strategy(golden_cases.RESPONSES, "responses"), count=st.booleans(), auth=AUTH)
+def test_responses_and_input_tokens(http: httpx.Client, log: Log, body: bytes, count: bool, auth: str) -> None:
+    path = "/v1/responses/input_tokens" if count else "/v1/responses"
+    r = http.post(path, content=body, headers=key_headers("responses", auth))
+    check(r, log, "responses", (path, body[:2000]))
+
+
 # ---- model lists, billing, admin, unknown routes --------------------------------------------------------
 
 SEGMENT = st.one_of(st.sampled_from([*MODELS, "models/gpt-4o-mini", ""]), ODD_TEXT)
@@ -345,6 +355,15 @@ REGRESSIONS = [
      b'{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":9223372036854775807}}'),
     ("gemini", "/v1beta/models/gpt-4o-mini:generateContent",
      b'{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"candidateCount":9223372036854775808}}'),
+    ("responses", "/v1/responses", _nested(b'{"model":"gpt-resp-mini","input":', b"}")),
+    ("responses", "/v1/responses", _nested(b'{"model":"claude-sim-sonnet","input":', b"}")),
+    ("responses", "/v1/responses/input_tokens", _nested(b'{"model":"gemini-2.5-flash","input":', b"}")),
+    # a replayed function_call whose arguments (a JSON string) nest 3,000 levels, converted for Claude
+    ("responses", "/v1/responses", b'{"model":"claude-sim-sonnet","store":false,"input":[{"role":"user","content":'
+     b'"hi"},{"type":"function_call","call_id":"c1","name":"f","arguments":"' + b"[" * 3000 + b"]" * 3000
+     + b'"},{"type":"function_call_output","call_id":"c1","output":"x"}]}'),
+    ("responses", "/v1/responses", b'{"model":"gpt-resp-mini","input":"hi","max_output_tokens":18446744073709551616}'),
+    ("responses", "/v1/responses", b'{"model":"gemini-2.5-flash","input":"hi","max_output_tokens":9}'),
 ]
 
 

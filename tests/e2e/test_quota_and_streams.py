@@ -138,7 +138,7 @@ prices:
         gateway.stop()
 
 
-@pytest.mark.parametrize("model", ["claude-sim-sonnet", "gemini-2.5-flash"])
+@pytest.mark.parametrize("model", ["claude-sim-sonnet", "gemini-2.5-flash", "gpt-resp-mini"])
 def test_converted_stream_cut_upstream_ends_with_an_error_and_is_billed_as_estimated(
         gateway: Server, admin: Admin, fresh_key, model: str) -> None:
     _name, key = fresh_key()

@@ -11,6 +11,7 @@ import json
 import time
 from decimal import ROUND_HALF_UP, Decimal
 
+import msgspec
 import pytest
 from test_chat_relay import last_upstream_request, spent_cents
 
@@ -22,10 +23,11 @@ from servers import Admin, Server
 UPSTREAMS = {row.surface: row.model for row in PROTOCOL_ROWS.values()}
 # input, output, cached input, cache write (input when not set): as in conftest
 PRICES = {"gpt-4o-mini": ("0.15", "0.60", "0.075", "0.15"), "claude-sim-sonnet": ("3.0", "15.0", "0.30", "3.75"),
-          "gemini-2.5-flash": ("0.30", "2.50", "0.03", "0.30")}
+          "gemini-2.5-flash": ("0.30", "2.50", "0.03", "0.30"), "gpt-resp-mini": ("1.25", "10.0", "0.125", "1.25")}
 PAIRS = list(itertools.product(CLIENTS, UPSTREAMS))
-# the last one is an OpenAI channel whose upstream answers with `reasoning_content` (DeepSeek-style)
-THINKING_MODELS = ["claude-sim-sonnet-thinking", "gemini-3-pro-preview", "deepseek-sim-reasoner"]
+# deepseek-sim-reasoner is an OpenAI channel whose upstream answers with `reasoning_content` (DeepSeek-style);
+# gpt-resp-mini a Responses channel, whose reasoning items come back only with their encrypted_content
+THINKING_MODELS = ["claude-sim-sonnet-thinking", "gemini-3-pro-preview", "deepseek-sim-reasoner", "gpt-resp-mini"]
 
 
 def micros(model: str, input_tokens: int, output_tokens: int, cached: int, cache_write: int = 0) -> int:
@@ -52,8 +54,13 @@ def test_plain_reply_is_carried_and_billed_exactly(gateway: Server, fresh_key, c
 
 
 # What each simulator counts for a one-message prompt of `text` (see src/polyrelay/sim/): the
-# conversion must hand every client the upstream's whole prompt count.
-def _upstream_prompt_tokens(upstream: str, text: str) -> int:
+# conversion must hand every client the upstream's whole prompt count. The Responses simulator counts
+# the input as sent (a string, or its item list as compact JSON), so its count is read off the request.
+def _upstream_prompt_tokens(upstream: str, text: str, sent: dict) -> int:
+    if upstream == "responses":
+        items = sent["input"]
+        return estimate_text_tokens(items if isinstance(items, str) else msgspec.json.encode(items).decode()) + 3 + (
+            estimate_text_tokens(sent.get("instructions") or ""))
     return estimate_text_tokens(text) + {"openai": 4 + 3, "anthropic": 3, "gemini": 3}[upstream]
 
 
@@ -71,11 +78,12 @@ def _log_row(admin: Admin, model: str, since_ms: int) -> dict:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("client_name, upstream", PAIRS)
-def test_cache_and_reasoning_tokens_are_carried_and_billed_exactly(gateway: Server, admin: Admin, fresh_key,
+def test_cache_and_reasoning_tokens_are_carried_and_billed_exactly(gateway: Server, admin: Admin, sim_http, fresh_key,
                                                                    client_name, upstream, stream) -> None:
     """Cache reads, cache writes (Anthropic upstream only: no other protocol reports them) and
     reasoning tokens, as each upstream reports them: OpenAI counts reasoning inside completion_tokens,
-    Anthropic inside output_tokens, Gemini apart in thoughtsTokenCount. All of it is output and billed."""
+    Anthropic inside output_tokens, Gemini apart in thoughtsTokenCount, Responses inside output_tokens.
+    All of it is output and billed."""
     _, key = fresh_key()
     client = CLIENTS[client_name](gateway.url, key)
     model = UPSTREAMS[upstream]
@@ -85,7 +93,7 @@ def test_cache_and_reasoning_tokens_are_carried_and_billed_exactly(gateway: Serv
     answer = client.ask(model, prompt, stream)
     assert answer.text == "the quick brown fox jumps over" and answer.finish == "stop"
 
-    prompt_tokens = _upstream_prompt_tokens(upstream, prompt)
+    prompt_tokens = _upstream_prompt_tokens(upstream, prompt, last_upstream_request(sim_http))
     output_tokens = estimate_text_tokens(answer.text) + 5
     assert answer.input_tokens == prompt_tokens, "the whole prompt, cache reads and writes included"
     assert answer.output_tokens == output_tokens, "reasoning tokens are output tokens"

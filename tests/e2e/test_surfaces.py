@@ -87,7 +87,7 @@ def test_gemini_stream_without_alt_sse_is_a_json_array(gateway: Server) -> None:
         assert text == "the quick brown"
 
 
-@pytest.mark.parametrize("model", ["claude-sim-sonnet", "gpt-4o-mini", "gemini-2.5-flash"])
+@pytest.mark.parametrize("model", ["claude-sim-sonnet", "gpt-4o-mini", "gemini-2.5-flash", "gpt-resp-mini"])
 def test_count_tokens_on_both_surfaces(gateway: Server, model: str) -> None:
     n = claude(gateway).messages.count_tokens(model=model, messages=[{"role": "user", "content": "hello world " * 20}])
     assert n.input_tokens > 10

@@ -31,9 +31,15 @@ def _gemini_body(max_tokens: int | None) -> dict[str, Any]:
     return {"contents": [{"role": "user", "parts": [{"text": "think [[sim:words=3]]"}]}], **limit}
 
 
+def _responses_body(max_tokens: int | None) -> dict[str, Any]:
+    limit = {} if max_tokens is None else {"max_output_tokens": max_tokens}
+    return {"model": ALIAS, "input": [{"role": "user", "content": "think [[sim:words=3]]"}], **limit}
+
+
 # the request body asking for `max_tokens`, by client protocol (a new protocol fails until it has one)
 BODIES: dict[str, Callable[[int | None], dict[str, Any]]] = {
-    "openai_chat": _chat_body, "anthropic_messages": _chat_body, "gemini": _gemini_body}
+    "openai_chat": _chat_body, "anthropic_messages": _chat_body, "gemini": _gemini_body,
+    "openai_responses": _responses_body}
 
 
 def _ask(gateway: Server, client: str, max_tokens: int | None) -> httpx.Response:

@@ -1,6 +1,7 @@
 """A gateway restart while a video job runs (issue 13): the job's quota hold survives the stop that
-returns the process's lease (or a kill -9, whose lease is later swept), and when two gateways on the same database then poll the job (their
-background pollers and a client asking both), it is settled exactly once."""
+returns the process's lease (or a kill -9, whose lease is later swept), and when two gateways on the
+same database then poll the job (their background pollers and a client asking both), it is settled
+exactly once."""
 
 from __future__ import annotations
 

@@ -259,12 +259,13 @@ def test_a_download_cut_upstream_is_cut_for_the_client(video_gateway: Server, va
     file that looks whole), the gateway logs one warning, no traceback, and goes on serving."""
     _, key = _key(vadmin)
     client = _client(video_gateway, key)
-    video = client.videos.create_and_poll(model="sora-2", prompt="cut [[sim:video_ms=50,video_kb=1024,video_cut_kb=256]]",
+    video = client.videos.create_and_poll(model="sora-2",
+                                          prompt="cut [[sim:video_ms=50,video_kb=1024,video_cut_kb=256]]",
                                           poll_interval_ms=50)
     received = 0
-    with pytest.raises(httpx.RemoteProtocolError):
-        with httpx.stream("GET", f"{video_gateway.url}/v1/videos/{video.id}/content",
-                          headers={"Authorization": f"Bearer {key}"}, timeout=30) as response:
+    with (pytest.raises(httpx.RemoteProtocolError),
+          httpx.stream("GET", f"{video_gateway.url}/v1/videos/{video.id}/content",
+                       headers={"Authorization": f"Bearer {key}"}, timeout=30) as response):
             assert response.status_code == 200 and response.headers["content-length"] == str(1024 * 1024)
             for chunk in response.iter_bytes():
                 received += len(chunk)
@@ -322,8 +323,8 @@ def _multipart_body(parts: list[tuple[str, str, bytes, bool]], boundary: str) ->
     out = b""
     for name, header, data, is_file in parts:
         disposition = f'form-data; name="{name}"' + ('; filename="f.png"' if is_file else "")
-        out += (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n{header}\r\n\r\n".encode("utf-8", "surrogatepass")
-                + data + b"\r\n")
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n{header}\r\n\r\n"
+        out += head.encode("utf-8", "surrogatepass") + data + b"\r\n"
     return out + f"--{boundary}--\r\n".encode()
 
 

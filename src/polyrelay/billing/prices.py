@@ -23,6 +23,7 @@ class Price(msgspec.Struct, frozen=True):
     # micro-dollars per generated image, by "<size>", "<quality>", "<size>/<quality>" or "*"
     # (billing/images.py has the look-up rule); None: images are billed per token only
     per_image: dict[str, int] | None = None
+    per_search: int = 0  # micro-dollars per web search
 
 
 def _micros(usd: float) -> int:
@@ -41,6 +42,7 @@ def price_table(prices: dict[str, PriceConfig]) -> dict[str, Price]:
             max_output=p.max_output,
             per_second=0 if p.per_second is None else _micros(p.per_second),
             per_image=_per_image(p.per_image),
+            per_search=_micros(p.per_search),
         )
     return table
 
@@ -55,7 +57,7 @@ def _per_image(usd: float | dict[str, float] | None) -> dict[str, int] | None:
 
 def _dearest(prices: list[Price]) -> Price | None:
     """The reservation must cover whichever channel answers: of several candidates, the dearest."""
-    return max(prices, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input, p.per_second,
+    return max(prices, key=lambda p: (p.output, p.input, p.cache_write, p.cached_input, p.per_second, p.per_search,
                                       max(p.per_image.values()) if p.per_image else 0), default=None)
 
 
@@ -119,7 +121,8 @@ class PriceBook:
 
 
 MAX_USAGE_TOKENS = 1_000_000_000   # per count: far above any answer, and inside a 32-bit log column
-_COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+_COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+           "web_searches")
 
 
 def bounded_usage(usage: ir.Usage) -> ir.Usage:
@@ -127,7 +130,8 @@ def bounded_usage(usage: ir.Usage) -> ir.Usage:
     into a credit, nor an absurd one into a number the database cannot store."""
     top = MAX_USAGE_TOKENS   # spelled out, not a generator over _COUNTS: this runs per request
     if (0 <= usage.input_tokens <= top and 0 <= usage.output_tokens <= top and 0 <= usage.cache_read_tokens <= top
-            and 0 <= usage.cache_write_tokens <= top and 0 <= usage.reasoning_tokens <= top):
+            and 0 <= usage.cache_write_tokens <= top and 0 <= usage.reasoning_tokens <= top
+            and 0 <= usage.web_searches <= top):
         return usage
     return msgspec.structs.replace(usage, **{f: min(max(0, getattr(usage, f)), MAX_USAGE_TOKENS) for f in _COUNTS})
 
@@ -141,7 +145,7 @@ def cost_micros(price: Price | None, usage: ir.Usage) -> int:
     uncached = usage.input_tokens - cached - written
     pico = (uncached * price.input + cached * price.cached_input + written * price.cache_write
             + usage.output_tokens * price.output)
-    return (pico + 500_000) // 1_000_000
+    return (pico + 500_000) // 1_000_000 + usage.web_searches * price.per_search
 
 
 def max_cost_micros(price: Price | None, prompt_tokens: int, output_tokens: int) -> int:

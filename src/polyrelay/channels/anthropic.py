@@ -5,12 +5,14 @@ from __future__ import annotations
 from polyrelay.channels.base import Capabilities, Operation, PlainKind, UnsupportedOperation
 
 ANTHROPIC_VERSION = "2023-06-01"
-_PATHS = {"generate": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
+# completions: a legacy completion is converted to a Messages request (relay/completions.py)
+_PATHS: dict[Operation, str] = {"generate": "/v1/messages", "count_tokens": "/v1/messages/count_tokens",
+                                "completions": "/v1/messages"}
 
 
 class AnthropicKind(PlainKind):
     protocol = "anthropic_messages"
-    capabilities = Capabilities(thinking=True, json_schema=True, operations=frozenset({"generate", "count_tokens"}))
+    capabilities = Capabilities(thinking=True, json_schema=True, operations=frozenset(_PATHS))
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
         path = _PATHS.get(operation)

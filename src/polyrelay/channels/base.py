@@ -12,14 +12,15 @@ import itertools
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
-from polyrelay.config import ChannelConfig
+from polyrelay.config import DEFAULT_COMPLETION_MODELS, ChannelConfig
+from polyrelay.routing.patterns import Glob
 from polyrelay.scrub import Scrubber, proxy_secrets
 from polyrelay.upstream.client import Timeouts
 
 # What a call asks of an upstream (one entry each in relay.operations.OPERATIONS); the next ones
-# ("embeddings", ...) join here. "videos": the Sora job API (relay/videos.py); "images" and
-# "image_edits": the images API (relay/images.py).
-Operation = Literal["generate", "count_tokens", "images", "image_edits", "videos"]
+# "videos": the Sora job API (relay/videos.py); "images" and "image_edits": the images API
+# (relay/images.py); "completions" and "embeddings" (relay/completions.py, relay/embeddings.py).
+Operation = Literal["generate", "count_tokens", "images", "image_edits", "videos", "completions", "embeddings"]
 GENERATE_ONLY: frozenset[Operation] = frozenset({"generate"})
 # How an upstream frames a stream: server-sent events today; AWS event streams for Bedrock.
 Framing = Literal["sse"]
@@ -92,6 +93,10 @@ class Channel:
         self.key_count = max(1, len(config.api_keys))
         self.secrets = (*(k for k in config.api_keys if k), *proxy_secrets(config.proxy))
         self._scrubber = Scrubber(self.secrets)
+        # upstream model names this channel's own /completions endpoint serves (OpenAI kind); other
+        # legacy completions are converted to the channel's chat-like protocol
+        self._completion_models = tuple(Glob(m) for m in (DEFAULT_COMPLETION_MODELS if config.completions is None
+                                                          else config.completions))
         self.timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, config.timeout)
         self.stream_timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, None)
 
@@ -101,6 +106,10 @@ class Channel:
     def next_key(self) -> str:
         """Round-robin over the channel's keys."""
         return next(self._keys)
+
+    def completes_natively(self, upstream_model: str) -> bool:
+        """Whether a legacy completion for `upstream_model` goes to the channel's /completions as it is."""
+        return any(glob.matches(upstream_model) for glob in self._completion_models)
 
     def serves(self, operation: Operation) -> bool:
         return operation in self.capabilities.operations

@@ -10,14 +10,17 @@ from polyrelay.channels.base import Capabilities, Operation, PlainKind, Unsuppor
 class OpenAIKind(PlainKind):
     protocol = "openai_chat"
     # thinking: OpenAI-compatible relays differ (reasoning_effort, reasoning_content); not assumed
-    capabilities = Capabilities(json_schema=True, operations=frozenset({"generate", "images", "image_edits", "videos"}))
-    # a video job is `<videos url>/<upstream id>` (relay/videos.py)
-    _PATHS: ClassVar[dict[str, str]] = {"generate": "/chat/completions", "images": "/images/generations",
+    # completions: the legacy endpoint for the models the channel's `completions` lists, chat (by
+    # conversion) for the others; no token-count endpoint: count_tokens is estimated; a video job is
+    # `<videos url>/<upstream id>` (relay/videos.py)
+    _PATHS: ClassVar[dict[Operation, str]] = {"generate": "/chat/completions", "completions": "/completions",
+                                        "embeddings": "/embeddings", "images": "/images/generations",
                                         "image_edits": "/images/edits", "videos": "/videos"}
+    capabilities = Capabilities(json_schema=True, operations=frozenset(_PATHS))
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
         path = self._PATHS.get(operation)
-        if path is None:   # no token-count endpoint: count_tokens is estimated
+        if path is None:
             raise UnsupportedOperation(operation)
         return base_url + path
 
@@ -33,7 +36,6 @@ class OpenAIResponsesKind(OpenAIKind):
     fast path to it, every other client is converted to Responses."""
 
     protocol = "openai_responses"
-    capabilities = Capabilities(json_schema=True, thinking=True,
-                                operations=OpenAIKind.capabilities.operations | {"count_tokens"})
-    _PATHS: ClassVar[dict[str, str]] = {**OpenAIKind._PATHS, "generate": "/responses",
-                                        "count_tokens": "/responses/input_tokens"}
+    _PATHS: ClassVar[dict[Operation, str]] = {**OpenAIKind._PATHS, "generate": "/responses",
+                                              "count_tokens": "/responses/input_tokens"}
+    capabilities = Capabilities(json_schema=True, thinking=True, operations=frozenset(_PATHS))

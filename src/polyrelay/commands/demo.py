@@ -20,7 +20,8 @@ from polyrelay.store.keys import hash_key
 from polyrelay.store.tables import api_keys
 
 DEMO_KEY = "sk-demo-0001"
-DEMO_MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-6", "claude-sonnet-4-6-thinking", "gemini-2.5-flash"]
+DEMO_MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct", "text-embedding-3-small", "claude-sonnet-4-6",
+               "claude-sonnet-4-6-thinking", "gemini-2.5-flash", "gemini-embedding-001"]
 
 
 def demo_config(sim_url: str) -> str:
@@ -30,7 +31,7 @@ channels:
     type: openai
     base_url: {sim_url}/v1
     api_keys: [sk-sim-upstream]
-    models: [gpt-4o-mini, gpt-4o]
+    models: [gpt-4o-mini, gpt-4o, gpt-3.5-turbo-instruct, text-embedding-3-small]
     model_map: {{gpt-4o: gpt-4o-2024-11-20}}
   - name: simulated-anthropic
     type: anthropic
@@ -41,7 +42,7 @@ channels:
     type: gemini
     base_url: {sim_url}
     api_keys: [gemini-sim-upstream]
-    models: [gemini-2.5-flash]
+    models: [gemini-2.5-flash, gemini-embedding-001]
 keys:
   - name: demo
     key: {DEMO_KEY}
@@ -52,6 +53,9 @@ prices:
   claude-sonnet-4-6: {{input: 3.00, output: 15.00, cached_input: 0.30}}
   claude-sonnet-4-6-thinking: {{input: 3.00, output: 15.00, cached_input: 0.30}}
   gemini-2.5-flash: {{input: 0.30, output: 2.50, cached_input: 0.03}}
+  gpt-3.5-turbo-instruct: {{input: 1.50, output: 2.00}}
+  text-embedding-3-small: {{input: 0.02}}
+  gemini-embedding-001: {{input: 0.15}}
 """
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from polyrelay import ir
-from polyrelay.errors import invalid_request, too_deep
+from polyrelay.errors import GatewayError, invalid_request, too_deep
 
 log = logging.getLogger("polyrelay.convert")
 
@@ -136,6 +136,28 @@ def lost(field: str, what: str, why: str) -> None:
 
 def dropped(field: str, target: str) -> None:
     lost(field, "dropped", f"no equivalent in {target}")
+
+
+def char_span(c: ir.Citation, text: bytes, base: int = 0) -> tuple[int, int] | None:
+    """An IR citation's byte offsets (`base` bytes before `text`) as character offsets of `text`, the
+    unit OpenAI's annotations count in; None when it lies outside `text`."""
+    start, end = c.start - base, min(c.end - base, len(text))
+    if start < 0 or start >= end:
+        return None
+    first = len(text[:start].decode("utf-8", "ignore"))
+    return first, first + len(text[start:end].decode("utf-8", "ignore"))
+
+
+def cannot_search(req: ir.Request, target: str) -> None:
+    """A target with no web search: a request that forces it is refused (its answer would be wrong
+    without); one that only offers it goes without, reported (Codex offers it on every request)."""
+    if req.web_search is None:
+        return
+    if req.web_search.forced:
+        raise GatewayError(400, "invalid_request", f"tool_choice requires web search, which this model's channel "
+                           f"({target}) cannot run; offer the tool without forcing it, or use a model served by "
+                           "an OpenAI Responses, Anthropic or Gemini channel", param="tool_choice")
+    lost("web_search", "dropped", f"{target} channels cannot search the web")
 
 
 def parse_with_losses(parse: Callable[[bytes], ir.Request]) -> Callable[[bytes], ir.Request]:

@@ -42,6 +42,20 @@ class FastPath(Protocol):
     def rename_model(self, payload: bytes, model_json: bytes) -> bytes: ...
 
 
+class ClientCodec(Protocol):
+    """The client side of a conversion: every WireProtocol, and a client surface no channel speaks
+    (legacy completions: protocols/openai_completions)."""
+
+    @property
+    def MODEL_IN_URL(self) -> bool: ...  # noqa: N802
+    @property
+    def StreamEncoder(self) -> Callable[[str, ir.Request, str], StreamEncoder]: ...  # noqa: N802
+
+    def parse_request(self, body: bytes) -> ir.Request: ...
+    def render_response(self, resp: ir.Response, model: str) -> bytes: ...
+    def render_stream_error(self, err: GatewayError) -> bytes: ...
+
+
 class WireProtocol(Protocol):
     """What the relay needs of one wire protocol (a module of `polyrelay.protocols` satisfies it)."""
 
@@ -85,4 +99,4 @@ def _registry(*modules: WireProtocol) -> dict[str, WireProtocol]:
 
 PROTOCOLS: dict[str, WireProtocol] = _registry(openai_chat, anthropic_messages, gemini, openai_responses)
 
-__all__ = ["PROTOCOLS", "CountTokensBody", "FastPath", "StreamDecoder", "StreamEncoder", "WireProtocol"]
+__all__ = ["PROTOCOLS", "ClientCodec", "CountTokensBody", "FastPath", "StreamDecoder", "StreamEncoder", "WireProtocol"]

@@ -12,7 +12,7 @@ from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import MALFORMED, GatewayError, blame
 from polyrelay.protocols import TapState
-from polyrelay.protocols.registry import PROTOCOLS, StreamDecoder, StreamEncoder, WireProtocol
+from polyrelay.protocols.registry import PROTOCOLS, ClientCodec, StreamDecoder, StreamEncoder, WireProtocol
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.operation import Job
@@ -23,10 +23,11 @@ from polyrelay.upstream.call import open_upstream, read_all
 
 log = logging.getLogger("polyrelay.convert")
 
-def client_request(job: Job) -> ir.Request:
-    """The client's request as IR, parsed once for every candidate (a malformed body is a 400)."""
+def client_request(job: Job, client: ClientCodec | None = None) -> ir.Request:
+    """The client's request as IR, parsed once for every candidate (a malformed body is a 400).
+    `client`: the codec of the client's body when it is not the surface's protocol."""
     if job.parsed is None:
-        protocol, peek = job.surface.protocol, job.peek
+        protocol, peek = client or job.surface.protocol, job.peek
         with blame("the request is malformed", 400, "invalid_request"):
             req = protocol.parse_request(job.body)
         if protocol.MODEL_IN_URL:  # not in the body: the peek has them from the path
@@ -49,10 +50,15 @@ def _for_channel(req: ir.Request, upstream: WireProtocol, public_model: str,
 
 
 async def call(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | StreamReply:
+    return await convert(gw, job, channel, meter, job.surface.protocol)
+
+
+async def convert(gw: Gateway, job: Job, channel: Channel, meter: Meter, client: ClientCodec) -> Reply | StreamReply:
+    """The convert path with `client` reading the client's body and writing its answer (the
+    surface's protocol, or another codec of the same errors: legacy completions)."""
     peek = job.peek
-    client = job.surface.protocol
     upstream = PROTOCOLS[channel.protocol]
-    req, upstream_model = _for_channel(client_request(job), upstream, peek.model,
+    req, upstream_model = _for_channel(client_request(job, client), upstream, peek.model,
                                        meter.upstream_model or peek.model)
     meter.upstream_model = upstream_model
     kinds = upstream.INLINE_MEDIA
@@ -163,4 +169,4 @@ class ConvertingTap(TapState):
         return b"".join(out)
 
 
-__all__ = ["DROPPED_HEADER", "ConvertingTap", "call", "client_request", "describe_losses", "header_value"]
+__all__ = ["DROPPED_HEADER", "ConvertingTap", "call", "client_request", "convert", "describe_losses", "header_value"]

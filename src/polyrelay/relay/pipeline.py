@@ -90,8 +90,10 @@ async def _try_candidates(gw: Gateway, router: Router, operation: Operation, job
         return reply
     if operation.fallback is not None:
         return await operation.fallback(gw, job)
+    # no channel of the model can take this request (e.g. embeddings of a model only chat channels serve)
     if last is None:
-        raise GatewayError(503, "overloaded", f"no channel available for model '{peek.model}'")
+        raise GatewayError(400, "invalid_request", f"model '{peek.model}' has no channel that can serve this request "
+                           f"({operation.name})", param="model")
     raise _all_failed(peek.model, last, rate_limited, meter.attempts)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from polyrelay.errors import GatewayError
 from polyrelay.billing.estimate import estimate_prompt_tokens
+from polyrelay.errors import GatewayError
 from polyrelay.protocols import gemini, images, model_lists
 from polyrelay.relay.count_tokens import COUNT_TOKENS, parse_request, peek_of
 from polyrelay.relay.gateway import Gateway

@@ -1,4 +1,4 @@
-"""OpenAI surface: chat completions, model list, legacy billing endpoints."""
+"""OpenAI surface: chat completions, legacy completions, embeddings, model list, legacy billing endpoints."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import time
 
 import msgspec
 
+from polyrelay.billing.estimate import estimate_prompt_tokens
 from polyrelay.billing.usage import DAY_MS, spent_micros
 from polyrelay.errors import GatewayError
-from polyrelay.billing.estimate import estimate_prompt_tokens
-from polyrelay.protocols import images, model_lists, openai_chat
+from polyrelay.protocols import images, model_lists, openai_chat, openai_completions, openai_embeddings
 from polyrelay.protocols.registry import WireProtocol
 from polyrelay.relay import surfaces
+from polyrelay.relay.completions import COMPLETIONS
+from polyrelay.relay.embeddings import EMBEDDINGS
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.images import IMAGES
 from polyrelay.relay.pipeline import relay
@@ -34,6 +36,18 @@ async def chat_completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecor
         image = images.chat_peek(peek, estimate_prompt_tokens(body))
         return await relay(gw, OPENAI_CHAT, key, body, image, IMAGES)
     return await relay(gw, OPENAI_CHAT, key, body, peek)
+
+
+async def completions(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord | None,
+                      params: Params) -> Reply | StreamReply:
+    assert key is not None, "the route reads a key"
+    return await relay(gw, OPENAI_CHAT, key, body, openai_completions.peek_request(body), COMPLETIONS)
+
+
+async def embeddings(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord | None,
+                     params: Params) -> Reply | StreamReply:
+    assert key is not None, "the route reads a key"
+    return await relay(gw, OPENAI_CHAT, key, body, openai_embeddings.peek_request(body), EMBEDDINGS)
 
 
 def list_shape(scope: Scope) -> str:
@@ -111,6 +125,8 @@ async def billing_usage(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, 
 
 ROUTES = [
     Route("POST", "/v1/chat/completions", chat_completions, key=bearer, body_limit=GENERATION_BODY),
+    Route("POST", "/v1/completions", completions, key=bearer, body_limit=GENERATION_BODY),
+    Route("POST", "/v1/embeddings", embeddings, key=bearer, body_limit=GENERATION_BODY),
     Route("GET", "/v1/models", list_models, key=list_key, errors=list_errors),
     Route("GET", "/v1/models/{model:path}", get_model, key=list_key, errors=list_errors),
     Route("GET", "/v1/dashboard/billing/subscription", billing_subscription, key=bearer),

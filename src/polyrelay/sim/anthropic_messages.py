@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import msgspec
 
+from polyrelay.sim import search
 from polyrelay.sim.plan import THINKING_TEXT, plan, sign, verify
 from polyrelay.sim.replies import SimReply, SimStream
 from polyrelay.sim.script import Script, fit, split_words
@@ -87,6 +88,58 @@ def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
     return cast("list[dict[str, Any]]", content)   # checked: a list of objects
 
 
+_SEARCH_FIELDS = {"type", "name", "max_uses", "allowed_domains", "blocked_domains", "user_location", "cache_control"}
+_LOCATION_FIELDS = {"type", "city", "region", "country", "timezone"}
+
+
+def _check_web_search(t: dict[str, Any], i: int) -> None:
+    """The server-side web search tool, as strictly as the API reads it."""
+    _check(t["type"] == "web_search_20250305", f"tools.{i}.type: unknown tool type {t['type']!r}")
+    _check(t.get("name") == "web_search", f"tools.{i}.name: Input should be 'web_search'")
+    extra = sorted(set(t) - _SEARCH_FIELDS)
+    _check(not extra, f"tools.{i}.{extra[:1]}: Extra inputs are not permitted")
+    _check(not (t.get("allowed_domains") and t.get("blocked_domains")),
+           f"tools.{i}: cannot specify both allowed_domains and blocked_domains")
+    uses = t.get("max_uses")
+    _check(uses is None or (isinstance(uses, int) and uses >= 1), f"tools.{i}.max_uses: must be at least 1")
+    where = t.get("user_location")
+    if where is not None:
+        _check(isinstance(where, dict) and where.get("type") == "approximate" and set(where) <= _LOCATION_FIELDS,
+               f"tools.{i}.user_location: invalid")
+
+
+def _searches(req: dict[str, Any], script: Script) -> bool:
+    offered = any(t.get("type") == "web_search_20250305" for t in req.get("tools") or [])
+    forced = (req.get("tool_choice") or {}).get("name") == "web_search"
+    return offered and (script.search or forced)
+
+
+def _search_blocks(user_text: str, failed: bool) -> list[dict[str, Any]]:
+    """server_tool_use, its web_search_tool_result, and the answer's text blocks with citations (a
+    failed search: its error result, and an answer without citations)."""
+    tool_id = f"srvtoolu_sim{time.time_ns() % 10**9}"
+    if failed:
+        return [{"type": "server_tool_use", "id": tool_id, "name": "web_search",
+                 "input": {"query": search.query_of(user_text)}},
+                {"type": "web_search_tool_result", "tool_use_id": tool_id,
+                 "content": {"type": "web_search_tool_result_error", "error_code": "too_many_requests"}},
+                {"type": "text", "text": "The search failed; from what I know: coffee is dear in Zürich."}]
+    blocks: list[dict[str, Any]] = [
+        {"type": "server_tool_use", "id": tool_id, "name": "web_search",
+         "input": {"query": search.query_of(user_text)}},
+        {"type": "web_search_tool_result", "tool_use_id": tool_id, "content": [
+            {"type": "web_search_result", "url": r.url, "title": r.title, "encrypted_content": sign(r.url),
+             "page_age": "April 1, 2026"} for r in search.RESULTS]}]
+    for text, cited in search.SEGMENTS:
+        block: dict[str, Any] = {"type": "text", "text": text}
+        if cited >= 0:
+            r = search.RESULTS[cited]
+            block["citations"] = [{"type": "web_search_result_location", "url": r.url, "title": r.title,
+                                   "encrypted_index": sign(text), "cited_text": text.strip()}]
+        blocks.append(block)
+    return blocks
+
+
 def _validate(req: Any) -> dict[str, Any]:
     _check(isinstance(req, dict), "body must be a JSON object")
     _check(isinstance(req.get("model"), str), "model: Field required")
@@ -123,6 +176,9 @@ def _validate(req: Any) -> dict[str, Any]:
     temperature = req.get("temperature")
     _check(temperature is None or 0 <= temperature <= 1, "temperature: must be between 0 and 1")
     for i, t in enumerate(req.get("tools") or []):
+        if str(t.get("type", "")).startswith("web_search"):
+            _check_web_search(t, i)
+            continue
         _check(isinstance(t.get("name"), str) and bool(_NAME.match(t["name"])), f"tools.{i}.name: invalid")
         _check((t.get("input_schema") or {}).get("type") == "object", f"tools.{i}.input_schema.type: must be 'object'")
     thinking = req.get("thinking") or {}
@@ -160,19 +216,23 @@ def _text(content: Any) -> str:
 _CHOICE_TYPES: dict[Any, str] = {"none": "none", "any": "any"}   # (any JSON value may come as the type)
 
 
-def _answer(req: dict[str, Any], script: Script) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
+def _answer(req: dict[str, Any], script: Script) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
     last = req["messages"][-1]
     last_is_result = isinstance(last["content"], list) and any(b.get("type") == "tool_result" for b in last["content"])
     choice: dict[str, Any] = req.get("tool_choice") or {}
     fmt = (req.get("output_config") or {}).get("format") or {}
-    answer = plan(script, [(t["name"], t.get("input_schema")) for t in req.get("tools") or []],
+    answer = plan(script, [(t["name"], t.get("input_schema")) for t in req.get("tools") or [] if "input_schema" in t],
                   choice.get("name") or _CHOICE_TYPES.get(choice.get("type"), "auto"),
                   last_is_result, _text(last["content"]), _text(last["content"]),
                   schema=fmt.get("schema") if fmt.get("type") == "json_schema" else None)
     blocks: list[dict[str, Any]] = []
     if (req.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
         blocks.append({"type": "thinking", "thinking": THINKING_TEXT, "signature": sign(THINKING_TEXT)})
-    if answer.text is not None:
+    searched = _searches(req, script)
+    if searched:
+        blocks += _search_blocks(_text(last["content"]), script.search_error)
+        answer.calls = []
+    elif answer.text is not None:
         blocks.append({"type": "text", "text": answer.text})
     for k, (name, args) in enumerate(answer.calls):
         blocks.append({"type": "tool_use", "id": f"toolu_sim{k}{time.time_ns() % 10**9}", "name": name, "input": args})
@@ -185,12 +245,16 @@ def _answer(req: dict[str, Any], script: Script) -> tuple[list[dict[str, Any]], 
     if output > req["max_tokens"]:   # honoured strictly, as the real API does
         blocks, output = _cut(blocks, min(script.reasoning, req["max_tokens"]), req["max_tokens"])
         stop = "max_tokens"
-    usage = {"input_tokens": prompt - cached - written, "cache_creation_input_tokens": written,
-             "cache_read_input_tokens": cached, "output_tokens": output}
+    usage: dict[str, Any] = {"input_tokens": prompt - cached - written, "cache_creation_input_tokens": written,
+                             "cache_read_input_tokens": cached, "output_tokens": output}
+    if searched:
+        usage["server_tool_use"] = {"web_search_requests": 0 if script.search_error else 1}
     return blocks, stop, usage
 
 
 def _tokens(block: dict[str, Any]) -> int:
+    if block["type"] == "web_search_tool_result":
+        return 0   # results are read as input, not written
     return estimate_text_tokens(block.get("text") or block.get("thinking") or msgspec.json.encode(
         block.get("input")).decode())
 
@@ -260,10 +324,19 @@ def _events(message: dict[str, Any]) -> list[bytes]:
     out = [_event("message_start", {"message": start}), _event("ping", {})]
     for i, block in enumerate(message["content"]):
         t = block["type"]
+        if t == "web_search_tool_result":   # whole, in its start event
+            out.append(_event("content_block_start", {"index": i, "content_block": block}))
+            out.append(_event("content_block_stop", {"index": i}))
+            continue
         empty: dict[str, Any] = ({"text": ""} if t == "text" else {"thinking": "", "signature": ""} if t == "thinking"
                                  else {"input": {}})
+        hidden = ("text", "thinking", "signature", "input", "citations")
         out.append(_event("content_block_start", {"index": i, "content_block": {
-            **{k: v for k, v in block.items() if k not in ("text", "thinking", "signature", "input")}, **empty}}))
+            **{k: v for k, v in block.items() if k not in hidden}, **empty,
+            **({"citations": []} if "citations" in block else {})}}))
+        for citation in block.get("citations") or []:
+            out.append(_event("content_block_delta", {"index": i, "delta": {"type": "citations_delta",
+                                                                               "citation": citation}}))
         if t == "text":
             out += [_event("content_block_delta", {"index": i, "delta": {"type": "text_delta", "text": w}})
                     for w in split_words(block["text"])]

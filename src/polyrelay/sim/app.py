@@ -1,4 +1,5 @@
-"""The upstream simulator as an ASGI app: OpenAI Chat, OpenAI Responses, Anthropic Messages and Gemini.
+"""The upstream simulator as an ASGI app: OpenAI Chat, Responses, legacy Completions, embeddings,
+images and videos, Anthropic Messages and Gemini (embeddings and images too).
 
 Also `GET /sim/requests` (the last requests it received, for tests to inspect), `GET /sim/stats`
 and `POST /sim/reset`.
@@ -14,7 +15,15 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from polyrelay.sim import anthropic_messages, gemini, openai_chat, openai_images, openai_responses
+from polyrelay.sim import (
+    anthropic_messages,
+    gemini,
+    openai_chat,
+    openai_completions,
+    openai_embeddings,
+    openai_images,
+    openai_responses,
+)
 from polyrelay.sim.replies import SimBytes, SimReply, SimStream
 from polyrelay.sim.script import read_script
 from polyrelay.sim.videos import SimVideos
@@ -107,6 +116,10 @@ class SimApp:
             return openai_responses.handle(body, script)
         if method == "POST" and path.endswith("/responses/input_tokens"):
             return openai_responses.input_tokens(body)
+        if method == "POST" and path.endswith("/v1/completions"):
+            return openai_completions.handle(body, script)
+        if method == "POST" and path.endswith("/v1/embeddings"):
+            return openai_embeddings.handle(body, script)
         if method == "POST" and path == "/v1/messages":
             return anthropic_messages.handle(body, headers, script)
         if method == "POST" and path == "/v1/messages/count_tokens":

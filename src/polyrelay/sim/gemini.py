@@ -1,4 +1,5 @@
-"""Simulated Gemini upstream (generateContent, streamGenerateContent, countTokens). It accepts camelCase
+"""Simulated Gemini upstream (generateContent, streamGenerateContent, countTokens; embedContent and
+batchEmbedContents in gemini_embeddings.py). It accepts camelCase
 and snake_case like the real API, answers in camelCase only, and checks what converters get wrong:
 part shapes, base64, functionResponse pairing, and Gemini 3 thought signatures on function calls."""
 
@@ -9,11 +10,11 @@ import binascii
 import hmac
 import re
 import time
-import zlib
 from typing import Any, cast
 
 import msgspec
 
+from polyrelay.sim import search
 from polyrelay.sim.openai_images import png
 from polyrelay.sim.plan import THINKING_TEXT, plan, sign
 from polyrelay.sim.replies import SimReply, SimStream
@@ -54,6 +55,44 @@ def _check(ok: bool, message: str) -> None:
         raise Invalid(message)
 
 
+_TOOL_KINDS = ("functionDeclarations", "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext")
+
+
+def _check_tools(tools: Any) -> None:
+    """Each Tool holds one kind; Google Search takes an object (its optional filters) and, like the
+    real API, cannot be combined with function declarations in one request."""
+    if tools is None:
+        return
+    _check(isinstance(tools, list), "tools must be a list")
+    kinds: set[str] = set()
+    for i, t in enumerate(tools):
+        found = [k for k in _TOOL_KINDS if get(t, k) is not None]
+        _check(isinstance(t, dict) and len(t) == len(found) and len(found) >= 1,
+               f"Invalid JSON payload received. Unknown name in tools[{i}]: {sorted(t) if isinstance(t, dict) else t}")
+        search = get(t, "googleSearch")
+        if search is not None:
+            _check(isinstance(search, dict) and set(search) <= {"timeRangeFilter", "excludeDomains"},
+                   f"Invalid JSON payload received. Unknown name in tools[{i}].googleSearch")
+        kinds.update(found)
+    _check(not ("googleSearch" in kinds and "functionDeclarations" in kinds),
+           "Built-in tools ({google_search}) and Function Calling cannot be combined in the same request.")
+
+
+def _grounding(user_text: str) -> dict[str, Any]:
+    """groundingMetadata for the simulated search answer: segment offsets in UTF-8 bytes of the
+    candidate's text, startIndex left out when 0 (proto3 defaults are not written)."""
+    supports = []
+    for start, end, result in search.cited_spans():
+        segment: dict[str, Any] = {"endIndex": end, "text": search.ANSWER.encode()[start:end].decode()}
+        if start:
+            segment["startIndex"] = start
+        supports.append({"segment": segment, "groundingChunkIndices": [result], "confidenceScores": [0.9]})
+    return {"webSearchQueries": [search.query_of(user_text)],
+            "searchEntryPoint": {"renderedContent": "<div class=\"container\">search suggestions</div>"},
+            "groundingChunks": [{"web": {"uri": r.url, "title": r.title}} for r in search.RESULTS],
+            "groundingSupports": supports}
+
+
 def _validate(req: Any, model: str) -> dict[str, Any]:
     _check(isinstance(req, dict), "Invalid JSON payload")
     contents = req.get("contents")
@@ -92,6 +131,7 @@ def _validate(req: Any, model: str) -> dict[str, Any]:
                    f"contents[{i}]: the number and names of function response parts must match the function call "
                    "parts of the previous turn")
         previous_calls = [n for n, _ in calls]
+    _check_tools(req.get("tools"))
     cfg = get(req, "generationConfig", {})
     temperature = get(cfg, "temperature")
     _check(temperature is None or 0 <= temperature <= 2, "generationConfig.temperature must be in [0, 2]")
@@ -132,7 +172,8 @@ def _text(content: dict[str, Any]) -> str:
     return " ".join(out)
 
 
-def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[str, Any]], dict[str, int], str]:
+def _answer(req: dict[str, Any], model: str, script: Script
+            ) -> tuple[list[dict[str, Any]], dict[str, int], str, dict[str, Any] | None]:
     cfg = get(req, "generationConfig", {})
     last = req["contents"][-1]
     last_is_result = any(get(p, "functionResponse") is not None for p in last.get("parts") or [])
@@ -158,7 +199,10 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
             parts.append({"text": "Here is the image you asked for."})
         parts.append({"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png(8 * w, 8 * h)).decode()}})
         images = 1
-    elif answer.text is not None:
+    grounded = script.search and any(get(t, "googleSearch") is not None for t in req.get("tools") or [])
+    if grounded:
+        parts += [{"text": text} for text, _ in search.SEGMENTS]
+    elif not images and answer.text is not None:
         parts.append({"text": answer.text})
     for k, (name, args) in enumerate(answer.calls):
         part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
@@ -188,7 +232,7 @@ def _answer(req: dict[str, Any], model: str, script: Script) -> tuple[list[dict[
         usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": IMAGE_OUTPUT_TOKENS * images}]
     if script.cached:
         usage["cachedContentTokenCount"] = min(script.cached, prompt)
-    return parts, usage, finish
+    return parts, usage, finish, _grounding(_text(last)) if grounded and finish == "STOP" else None
 
 
 def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
@@ -199,6 +243,12 @@ def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
         return error_reply(400, "API key not valid. Please pass a valid API key.", reason="API_KEY_INVALID")
     try:
         req = msgspec.json.decode(body)
+        if method in ("embedContent", "batchEmbedContents"):
+            from polyrelay.sim import gemini_embeddings  # it builds on this module
+
+            if script.status >= 400:
+                return error_reply(script.status, f"simulated error {script.status}")
+            return SimReply(200, msgspec.json.encode(gemini_embeddings.handle(req, model, method)))
         if method == "countTokens":
             inner = get(req, "generateContentRequest") if isinstance(req, dict) else None
             # like the real API: the inner request names its model, though the URL does too
@@ -214,12 +264,14 @@ def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
         return error_reply(400, str(e))
     if script.status >= 400:
         return error_reply(script.status, f"simulated error {script.status}")
-    parts, usage, finish = _answer(req, model, script)
+    parts, usage, finish, grounding = _answer(req, model, script)
     rid = f"sim{time.time_ns() % 10**12}"
     if method == "generateContent":
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
+        if grounding:
+            candidate["groundingMetadata"] = grounding
         return SimReply(200, msgspec.json.encode({
-            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
-            "usageMetadata": usage, "modelVersion": model, "responseId": rid}))
+            "candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": rid}))
     chunks: list[dict[str, Any]] = []
     for part in parts:
         pieces = split_words(part["text"]) if "text" in part and not part.get("thought") else [None]
@@ -230,6 +282,8 @@ def handle(body: bytes, model: str, method: str, sse: bool, api_key: str | None,
         chunks.append({"candidates": [{"content": {"role": "model", "parts": []}, "index": 0}],
                        "modelVersion": model, "responseId": rid})
     chunks[-1]["candidates"][0]["finishReason"] = finish
+    if grounding:   # as Gemini streams it: with the last chunk
+        chunks[-1]["candidates"][0]["groundingMetadata"] = grounding
     chunks[-1]["usageMetadata"] = usage
     encoded = [msgspec.json.encode(c) for c in chunks]
     if sse:

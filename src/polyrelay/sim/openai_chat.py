@@ -66,6 +66,9 @@ def _validate(req: Any) -> str | None:
         return "request body must be a JSON object"
     if not isinstance(req.get("model"), str) or not req["model"]:
         return "you must provide a model parameter"
+    if req["model"].startswith(("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002")):   # like OpenAI
+        return ("This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
+                "Did you mean to use v1/completions?")
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         return "'messages' must be a non-empty array"

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from polyrelay.sim import search
 from polyrelay.sim.openai_chat import error_reply
 from polyrelay.sim.plan import THINKING_TEXT, plan, sign
 from polyrelay.sim.replies import SimReply, SimStream
@@ -30,7 +31,11 @@ _FIELDS = frozenset({
     "metadata", "user", "safety_identifier", "include", "prompt_cache_key", "prompt_cache_retention",
     "prompt_cache_options", "truncation", "service_tier", "background", "background_options", "previous_response_id",
     "conversation", "prompt", "context_management", "client_metadata", "moderation", "access_programs", "image"})
-_ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs", "custom_tool_call": "ctc"}
+_ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs", "custom_tool_call": "ctc",
+                "web_search_call": "ws"}
+_WEB_SEARCH = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"})
+_WEB_SEARCH_FIELDS = frozenset({"type", "filters", "user_location", "search_context_size", "external_web_access"})
+_LOCATION_FIELDS = frozenset({"type", "city", "country", "region", "timezone"})
 _ITEMS = frozenset({"message", "function_call", "function_call_output", "reasoning", "custom_tool_call",
                     "custom_tool_call_output", "item_reference", "additional_tools", "tool_search_call",
                     "tool_search_output", "web_search_call"})
@@ -104,6 +109,32 @@ def _check_items(items: list[Any], store: bool) -> str | None:
     return None
 
 
+def _check_web_search(t: dict[str, Any], where: str) -> str | None:
+    extra = sorted(set(t) - _WEB_SEARCH_FIELDS)
+    if extra:
+        return f"Unknown parameter: '{where}.{extra[0]}'."
+    filters = t.get("filters")
+    if filters is not None and (not isinstance(filters, dict) or set(filters) - {"allowed_domains"}):
+        return f"Invalid '{where}.filters': only allowed_domains is supported."
+    where_ = t.get("user_location")
+    if where_ is not None and (not isinstance(where_, dict) or where_.get("type") != "approximate"
+                               or set(where_) - _LOCATION_FIELDS):
+        return f"Invalid '{where}.user_location': expected an approximate location."
+    if t.get("search_context_size") not in (None, "low", "medium", "high"):
+        return f"Invalid value: '{t['search_context_size']}'. ('{where}.search_context_size')"
+    return None
+
+
+def _offers_search(req: dict[str, Any]) -> bool:
+    return any(isinstance(t, dict) and t.get("type") in _WEB_SEARCH for t in req.get("tools") or [])
+
+
+def _searches(req: dict[str, Any], script: Script) -> bool:
+    choice = req.get("tool_choice")
+    forced = isinstance(choice, dict) and choice.get("type") in _WEB_SEARCH
+    return _offers_search(req) and (script.search or forced)
+
+
 def validate(req: Any) -> str | None:
     if not isinstance(req, dict):
         return "request body must be a JSON object"
@@ -129,6 +160,13 @@ def validate(req: Any) -> str | None:
             return f"Invalid 'tools[{i}]': expected an object with a type."
         if t["type"] in ("function", "custom") and not t.get("name"):
             return f"Missing required parameter: 'tools[{i}].name'."
+        if t["type"] in _WEB_SEARCH:
+            problem = _check_web_search(t, f"tools[{i}]")
+            if problem:
+                return problem
+    choice = req.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in _WEB_SEARCH and not _offers_search(req):
+        return "Tool choice 'web_search' not found in 'tools' parameter."
     if isinstance(items, list):
         return _check_items(items, req.get("store", True) is not False)
     return None
@@ -154,6 +192,16 @@ def _usage(req: dict[str, Any], output: int, reasoning: int, script: Script) -> 
             "total_tokens": prompt + output}
 
 
+def _last(req: dict[str, Any]) -> dict[str, Any]:
+    items = req["input"]
+    last = {"type": "message", "role": "user", "content": items} if isinstance(items, str) else (items or [{}])[-1]
+    return last if isinstance(last, dict) else {}
+
+
+def _last_text(req: dict[str, Any]) -> str:
+    return _text(_last(req).get("content"))
+
+
 def _plan(req: dict[str, Any], script: Script) -> tuple[str | None, list[tuple[str, str, dict[str, Any]]]]:
     tools = [(t["name"], t.get("parameters") if t["type"] == "function" else
               {"type": "object", "properties": {"input": {"type": "string"}}}, t["type"])
@@ -163,8 +211,7 @@ def _plan(req: dict[str, Any], script: Script) -> tuple[str | None, list[tuple[s
         choice = choice.get("name", "auto")
     elif choice == "required":
         choice = "any"
-    items = req["input"]
-    last = {"type": "message", "role": "user", "content": items} if isinstance(items, str) else (items or [{}])[-1]
+    last = _last(req)
     is_result = last.get("type") in ("function_call_output", "custom_tool_call_output")
     last_text = _text(last.get("output") if is_result else last.get("content"))
     fmt = (req.get("text") or {}).get("format") or {}
@@ -175,8 +222,22 @@ def _plan(req: dict[str, Any], script: Script) -> tuple[str | None, list[tuple[s
     return answer.text, [(kinds.get(name, "function"), name, args) for name, args in answer.calls]
 
 
+def _annotations(text: str) -> list[dict[str, Any]]:
+    """url_citation annotations of the search answer (character offsets, as OpenAI counts them)."""
+    if not text.startswith(search.ANSWER[:10]):
+        return []
+    out, at = [], 0
+    for segment, result in search.SEGMENTS:
+        if result >= 0 and at + len(segment) <= len(text):
+            r = search.RESULTS[result]
+            out.append({"type": "url_citation", "url": r.url, "title": r.title, "start_index": at,
+                        "end_index": at + len(segment)})
+        at += len(segment)
+    return out
+
+
 def _items(rid: str, text: str | None, thinking: str | None, calls: list[tuple[str, str, dict[str, Any]]],
-           req: dict[str, Any]) -> list[dict[str, Any]]:
+           req: dict[str, Any], searched: bool = False) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     n = 0
 
@@ -193,9 +254,16 @@ def _items(rid: str, text: str | None, thinking: str | None, calls: list[tuple[s
         if "reasoning.encrypted_content" in (req.get("include") or []):
             item["encrypted_content"] = _encrypted(rs)
         items.append(item)
+    if searched:
+        action: dict[str, Any] = {"type": "search", "query": search.query_of(_last_text(req))}
+        if "web_search_call.action.sources" in (req.get("include") or []):
+            action["sources"] = [{"type": "url", "url": r.url} for r in search.RESULTS]
+        items.append({"id": new_id("ws"), "type": "web_search_call", "status": "completed", "action": action})
     if text is not None:
+        annotations = _annotations(text) if searched else []
         items.append({"id": new_id("msg"), "type": "message", "status": "completed", "role": "assistant",
-                      "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
+                      "content": [{"type": "output_text", "text": text, "annotations": annotations,
+                                   "logprobs": []}]})
     for i, (kind, name, args) in enumerate(calls):
         call_id = f"call_sim{i}{int(time.time() * 1000) % 100000}"
         if kind == "custom":
@@ -234,6 +302,9 @@ def handle(body: bytes, script: Script) -> SimReply | SimStream:
             return error_reply(script.status, f"simulated error {script.status}: {echo_key(script)}")
         return error_reply(script.status, f"simulated error {script.status}")
     text, calls = _plan(req, script)
+    searched = _searches(req, script)
+    if searched:
+        text, calls = search.ANSWER, []
     effort = (req.get("reasoning") or {}).get("effort")
     thinking = THINKING_TEXT if req.get("reasoning") and effort != "none" else None
     limit = req.get("max_output_tokens")
@@ -242,7 +313,7 @@ def handle(body: bytes, script: Script) -> SimReply | SimStream:
         text, cut = fit(text, limit - estimate_text_tokens(thinking or "") - script.reasoning, estimate_text_tokens)
         status = "incomplete" if cut else status
     rid = f"resp_sim{time.time_ns() % 10**12:012d}"
-    output = _items(rid, text, thinking, calls, req)
+    output = _items(rid, text, thinking, calls, req, searched)
     completion = estimate_text_tokens(text or "") + sum(len(msgspec.json.encode(a)) // 4 + 1 for _, _, a in calls)
     usage = _usage(req, completion, estimate_text_tokens(thinking or ""), script)
     final = _response(rid, req, status, output, usage)
@@ -281,9 +352,17 @@ def _events(final: dict[str, Any], script: Script) -> list[bytes]:
             for word in split_words(text):
                 emit("response.output_text.delta", item_id=iid, output_index=index, content_index=0, delta=word,
                      logprobs=[])
+            for a, annotation in enumerate(item["content"][0]["annotations"]):
+                emit("response.output_text.annotation.added", item_id=iid, output_index=index, content_index=0,
+                     annotation_index=a, annotation=annotation)
             emit("response.output_text.done", item_id=iid, output_index=index, content_index=0, text=text, logprobs=[])
             emit("response.content_part.done", item_id=iid, output_index=index, content_index=0,
-                 part={"type": "output_text", "text": text, "annotations": []})
+                 part=item["content"][0])
+        elif kind == "web_search_call":
+            emit("response.output_item.added", output_index=index,
+                 item={"id": iid, "type": "web_search_call", "status": "in_progress", "action": {"type": "search"}})
+            for step in ("in_progress", "searching", "completed"):
+                emit(f"response.web_search_call.{step}", output_index=index, item_id=iid)
         elif kind == "reasoning":
             emit("response.output_item.added", output_index=index, item={"id": iid, "type": "reasoning", "summary": []})
             for s, part in enumerate(item["summary"]):

@@ -5,7 +5,10 @@ Directives (comma separated, anywhere in the request text): status=N, chunks=N (
 delay_ms=N (between stream pieces), hang_ms=N (before answering), cut=N (stream stops after N
 pieces without finishing), words=N (reply length), cached=N (cached prompt tokens), cache_write=N
 (prompt tokens written to the cache; Anthropic mode only, as cache_creation_input_tokens), reasoning=N
-(reasoning tokens), notool (answer in text even when tools are offered), garbage (answer 200 with a
+(reasoning tokens), notool (answer in text even when tools are offered), nousage (an embeddings
+answer without its usage, as some OpenAI-compatible servers send it), search (search the web when the
+provider's search tool is offered: sim/search.py; search_error: the search fails, Anthropic mode),
+garbage (answer 200 with a
 body that is not JSON, or a stream of unreadable events then `data: [DONE]`), echo_key=N (an error
 status echoes the API key: 1 its last 12 characters, 2 lowercased, 3 base64 of `Bearer <key>`, 4 base64
 of `x:<key>`, 5 its middle 9 characters uppercased; a stream instead fails midway with an error event
@@ -35,7 +38,10 @@ class Script(msgspec.Struct):
     cache_write: int = 0
     reasoning: int = 0
     notool: bool = False
+    search: bool = False
+    search_error: bool = False
     garbage: bool = False
+    nousage: bool = False
     echo_key: int = 0
     api_key: str = ""
     video_ms: int = 600
@@ -49,7 +55,7 @@ def read_script(body: bytes, api_key: str | None) -> Script:
     for m in _DIRECTIVE.finditer(body):
         for item in m.group(1).decode().split(","):
             name, _, value = item.strip().partition("=")
-            if name in ("notool", "garbage", "video_fail"):
+            if name in ("notool", "garbage", "video_fail", "nousage", "search", "search_error"):
                 setattr(script, name, True)
             elif name in Script.__struct_fields__ and value.isdigit():
                 setattr(script, name, int(value))

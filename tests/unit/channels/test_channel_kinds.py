@@ -41,6 +41,14 @@ def test_each_operation_has_its_url_and_the_rest_are_refused() -> None:
     assert gemini.url("generate", "m", True) == "https://g.example/v1beta/models/m:streamGenerateContent?alt=sse"
     assert gemini.url("generate", "m", False) == "https://g.example/v1beta/models/m:generateContent"
     assert gemini.url("count_tokens", "m", False) == "https://g.example/v1beta/models/m:countTokens"
+    assert _channel("openai").url("completions", "m", True) == "https://up.example/v1/completions"
+    assert _channel("openai").url("embeddings", "m", False) == "https://up.example/v1/embeddings"
+    assert gemini.url("embeddings", "e", False) == "https://g.example/v1beta/models/e:batchEmbedContents"
+    # kinds without a completions endpoint serve a legacy completion by conversion, at their generate URL
+    assert anthropic.url("completions", "m", True) == anthropic.url("generate", "m", True)
+    assert gemini.url("completions", "m", True) == gemini.url("generate", "m", True)
+    with pytest.raises(UnsupportedOperation):
+        anthropic.url("embeddings", "m", False)
     with pytest.raises(UnsupportedOperation):
         _channel("openai").url("count_tokens", "m", False)
     # images: OpenAI's images API; a Gemini image model answers generateContent
@@ -50,6 +58,17 @@ def test_each_operation_has_its_url_and_the_rest_are_refused() -> None:
         "https://g.example/v1beta/models/m:generateContent"
     with pytest.raises(UnsupportedOperation):
         anthropic.url("images", "m", False)
+
+
+def test_an_openai_channel_completes_natively_only_the_models_its_completions_setting_lists() -> None:
+    default = _channel("openai")   # OpenAI's completion-only models
+    assert default.completes_natively("gpt-3.5-turbo-instruct") and default.completes_natively("davinci-002")
+    assert default.completes_natively("gpt-3.5-turbo-instruct-0914")
+    assert not default.completes_natively("gpt-4o-mini") and not default.completes_natively("my-instruct")
+    vllm = build_channel(ChannelConfig(name="c", base_url="http://x", models=["m"], completions=["*"]))
+    assert vllm.completes_natively("Qwen2.5-7B-Instruct") and vllm.completes_natively("m")
+    chat_only = build_channel(ChannelConfig(name="c", base_url="http://x", models=["m"], completions=[]))
+    assert not chat_only.completes_natively("gpt-3.5-turbo-instruct")
 
 
 def test_capabilities_are_declared_data() -> None:

@@ -103,3 +103,10 @@ def test_the_tokenizer_loads_with_no_network() -> None:
                  TIKTOKEN_CACHE_DIR=cache)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "4"
+
+
+def test_table_loaded_says_whether_a_count_must_load_the_table_first() -> None:
+    from polyrelay import tokens
+
+    tokens.estimate_text_tokens("load it")
+    assert tokens.table_loaded()

@@ -13,7 +13,8 @@ from polyrelay.protocols.images import multipart, peek_form
 def _form_body() -> tuple[bytes, str, bytes]:
     image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40 + b"\r\n--not-the-boundary\r\n"
     request = httpx.Request("POST", "http://x/v1/images/edits", data={"model": "public-name", "prompt": "p", "n": "2"},
-                            files=[("image[]", ("a.png", image, "image/png")), ("image[]", ("b.png", image, "image/png"))])
+                            files=[("image[]", ("a.png", image, "image/png")),
+                                   ("image[]", ("b.png", image, "image/png"))])
     return request.read(), request.headers["content-type"], image
 
 
@@ -21,7 +22,8 @@ def test_files_are_spans_and_fields_are_read() -> None:
     body, ctype, image = _form_body()
     form = multipart.parse(body, ctype)
     assert form.fields == {"model": "public-name", "prompt": "p", "n": "2"}
-    assert [(p.name, p.filename, p.content_type) for p in form.files] == [("image[]", "a.png", "image/png"), ("image[]", "b.png", "image/png")]
+    assert [(p.name, p.filename, p.content_type) for p in form.files] == [("image[]", "a.png", "image/png"),
+                                                                          ("image[]", "b.png", "image/png")]
     assert all(body[p.start:p.end] == image for p in form.files)
     peek = peek_form(form, ctype)
     assert peek.model == "public-name" and peek.n == 2

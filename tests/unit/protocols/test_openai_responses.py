@@ -123,11 +123,17 @@ def test_developer_messages_and_instructions_are_the_system_prompt() -> None:
     assert len(req.messages) == 1
 
 
-@pytest.mark.parametrize("choice", [{"type": "web_search"}, {"type": "web_search_preview"}, {"type": "file_search"}])
-def test_forcing_a_hosted_tool_is_refused(choice: dict[str, str]) -> None:
+def test_forcing_a_hosted_tool_is_refused() -> None:
     with pytest.raises(GatewayError) as caught:
-        _parse({"model": "m", "input": "x", "tools": [{"type": "web_search"}], "tool_choice": choice})
+        _parse({"model": "m", "input": "x", "tools": [{"type": "file_search"}], "tool_choice": {"type": "file_search"}})
     assert (caught.value.status, caught.value.param) == (400, "tool_choice")
+
+
+@pytest.mark.parametrize("kind", ["web_search", "web_search_preview"])
+def test_forcing_web_search_is_left_to_the_target(kind: str) -> None:
+    """Anthropic and Gemini channels search; the Chat renderer refuses (tests/e2e/test_web_search.py)."""
+    req = _parse({"model": "m", "input": "x", "tools": [{"type": kind}], "tool_choice": {"type": kind}})
+    assert req.web_search is not None and req.web_search.forced
 
 
 def test_unknown_and_codex_fields_are_never_refused() -> None:
@@ -163,6 +169,21 @@ def test_fast_path_tap_renames_reads_usage_and_ends() -> None:
     assert delta in out
     assert tap.finished and tap.done and tap.text_bytes == 5
     assert tap.usage == ir.Usage(input_tokens=9, output_tokens=7, cache_read_tokens=4, reasoning_tokens=3)
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["after the end", "truncated"])
+def test_fast_path_tap_holds_back_a_done_terminator_before_the_end(finished: bool) -> None:
+    """OpenAI-compatible Responses servers end with Chat's `data: [DONE]`, where the openai SDK stops
+    reading: before the answer's end it would hide the relay's error event, so it is held back then
+    (tests/e2e/test_billing_limits.py, an unreadable Responses stream on the fast path)."""
+    tap = R.StreamTap("public", drop_usage_chunk=False)
+    delta = (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,'
+             b'"delta":"data: [DONE] is only text here"}\n\n')
+    done = (b'event: response.completed\ndata: {"type":"response.completed","sequence_number":2,"response":'
+            b'{"id":"resp_1","model":"m","usage":{"input_tokens":9,"output_tokens":7}}}\n\n')
+    out = tap.feed(delta + (done if finished else b"") + b"data: [DONE]\n\n")
+    assert tap.done and tap.finished == finished
+    assert out == delta + (done.replace(b'"model":"m"', b'"model":"public"') + b"data: [DONE]\n\n" if finished else b"")
 
 
 def test_peek_reads_the_limit_and_refuses_a_bad_one() -> None:

@@ -14,7 +14,8 @@ NASTY = b"\r\n--polyrelay-\r\n\r\n--\x00\xff" * 500
 
 def test_multipart_round_trip_keeps_files_byte_exact() -> None:
     part = wire.FilePart('my "ref".png', "image/png", NASTY)
-    body, content_type = wire.render_multipart({"prompt": "caf\u00e9 \u2603", "seconds": "8"}, {"input_reference": part})
+    body, content_type = wire.render_multipart({"prompt": "caf\u00e9 \u2603", "seconds": "8"},
+                                               {"input_reference": part})
     fields, files = wire.parse_multipart(body, content_type)
     assert fields == {"prompt": "caf\u00e9 \u2603", "seconds": "8"}
     assert files["input_reference"].data == NASTY
@@ -34,7 +35,8 @@ def test_json_and_multipart_creates_read_alike() -> None:
 
 def test_the_upstream_body_carries_the_upstream_model_and_the_file() -> None:
     req = wire.parse_create(*reversed(wire.render_multipart(
-        {"prompt": "p", "model": "public-name"}, {"input_reference": wire.FilePart("r.png", "image/png", NASTY)})[::-1]))
+        {"prompt": "p", "model": "public-name"},
+        {"input_reference": wire.FilePart("r.png", "image/png", NASTY)})[::-1]))
     body, content_type = wire.render_create(req, "sora-2")
     fields, files = wire.parse_multipart(body, content_type)
     assert fields["model"] == "sora-2" and files["input_reference"].data == NASTY

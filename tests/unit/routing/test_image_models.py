@@ -7,8 +7,8 @@ import msgspec
 
 from polyrelay.catalog import Catalog
 from polyrelay.config import parse_config
-from polyrelay.protocols.images import wants_image
 from polyrelay.protocols.gemini.fastpath import peek_request
+from polyrelay.protocols.images import wants_image
 
 CONFIG = """
 channels:

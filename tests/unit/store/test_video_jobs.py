@@ -90,5 +90,6 @@ async def test_a_delete_after_completion_refunds_nothing_and_before_it_everythin
             await bill(conn, row, completed=False, now=int(time.time() * 1000), error="deleted", status=499)
             await store.delete_job(conn, job_id)
     assert await _money(engine) == (COST, 0, 2)
-    assert not await _apply(engine, "video_d", "completed", stale)   # a poll that read it before the delete changes nothing
+    # a poll that read it before the delete changes nothing
+    assert not await _apply(engine, "video_d", "completed", stale)
     assert await _money(engine) == (COST, 0, 2)

@@ -364,6 +364,26 @@ def _thinking(req: ir.Request, max_tokens: int) -> tuple[dict[str, Any] | None, 
     return {"type": "enabled", "budget_tokens": budget}, max_tokens
 
 
+WEB_SEARCH_TOOL = "web_search_20250305"
+WEB_SEARCH_NAME = "web_search"
+_LOCATION_FIELDS = ("city", "region", "country", "timezone")
+
+
+def web_search_tool(ws: ir.WebSearch) -> dict[str, Any]:
+    """Anthropic's server-side web search, as the client described it."""
+    tool: dict[str, Any] = {"type": WEB_SEARCH_TOOL, "name": WEB_SEARCH_NAME}
+    if ws.max_uses:
+        tool["max_uses"] = ws.max_uses
+    if ws.allowed_domains:
+        tool["allowed_domains"] = ws.allowed_domains
+    where = {k: ws.user_location[k] for k in _LOCATION_FIELDS if ws.user_location and ws.user_location.get(k)}
+    if where:
+        tool["user_location"] = {"type": "approximate", **where}
+    if ws.context_size:
+        dropped("web_search.search_context_size", "Anthropic Messages")
+    return tool
+
+
 @render_with_losses
 def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = False) -> bytes:
     if (req.n or 1) > 1:
@@ -381,6 +401,8 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
             ("input_schema", {"type": "object", **(t.parameters or {"properties": {}})}),
             ("cache_control", t.cache_control)) if v is not None} for t in req.tools
             if req.tool_choice is None or not req.tool_choice.allowed or t.name in req.tool_choice.allowed]
+    if req.web_search is not None:
+        body.setdefault("tools", []).append(web_search_tool(req.web_search))
     thinking, max_tokens = _thinking(req, req.max_tokens or DEFAULT_MAX_TOKENS)
     if thinking and _tool_turn_without_thinking(body["messages"]):
         lost("reasoning", "dropped", "the last assistant turn called a tool without an Anthropic thinking block "
@@ -400,6 +422,11 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
         if choice.parallel is False and mode != "none":
             tc["disable_parallel_tool_use"] = True
         body["tool_choice"] = tc
+    if req.web_search is not None and req.web_search.forced:
+        if thinking:
+            lost("tool_choice", "changed", "a forced tool is not allowed with thinking; auto instead")
+        else:
+            body["tool_choice"] = {"type": "tool", "name": WEB_SEARCH_NAME}
     if count_only:
         return msgspec.json.encode(body)
     body["max_tokens"] = max_tokens

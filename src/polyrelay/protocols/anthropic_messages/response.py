@@ -12,13 +12,51 @@ from polyrelay.protocols._common import decode_json_object, dump_arguments, pars
 from polyrelay.protocols.anthropic_messages.wire import FINISH_FROM, FINISH_TO, usage_from, usage_to
 
 
+def citations(raw: Any, end: int) -> list[ir.Citation] | None:
+    """A text block's web search citations: each cites the whole block (`end` its UTF-8 length)."""
+    if not isinstance(raw, list):
+        return None
+    found = [ir.Citation(str(c["url"]), c.get("title"), 0, end) for c in raw
+             if isinstance(c, dict) and c.get("type") == "web_search_result_location" and isinstance(c.get("url"), str)]
+    return found or None
+
+
+def search_query(value: Any) -> list[str]:
+    query = value.get("query") if isinstance(value, dict) else None
+    return [query] if isinstance(query, str) and query else []
+
+
+def search_failed(content: Any) -> bool:
+    """A web_search_tool_result that is an error (max_uses_exceeded, too_many_requests, ...)."""
+    return isinstance(content, dict) and content.get("type") == "web_search_tool_result_error"
+
+
+def search_sources(content: Any) -> list[ir.Source]:
+    """The results of a web_search_tool_result (an error result has none)."""
+    if not isinstance(content, list):
+        return []
+    return [ir.Source(str(r["url"]), r.get("title")) for r in content
+            if isinstance(r, dict) and r.get("type") == "web_search_result" and isinstance(r.get("url"), str)]
+
+
 def parse_response(body: bytes) -> ir.Response:
     b = decode_json_object(body, "upstream response")
     parts: list[ir.Part] = []
+    searches: dict[str, ir.ServerToolPart] = {}
     for block in b.get("content") or []:
         t = block.get("type")
         if t == "text":
-            parts.append(ir.TextPart(str(block.get("text", ""))))
+            text = str(block.get("text", ""))
+            parts.append(ir.TextPart(text, citations=citations(block.get("citations"), len(text.encode()))))
+        elif t == "server_tool_use":
+            part = searches[str(block.get("id"))] = ir.ServerToolPart(
+                str(block.get("id")), str(block.get("name") or "web_search"), search_query(block.get("input")))
+            parts.append(part)
+        elif t == "web_search_tool_result":
+            found = searches.get(str(block.get("tool_use_id")))
+            if found is not None:
+                found.sources = search_sources(block.get("content"))
+                found.failed = search_failed(block.get("content"))
         elif t == "thinking":
             parts.append(ir.ThinkingPart(str(block.get("thinking", "")), signature=block.get("signature") or None,
                                          signature_origin="anthropic"))

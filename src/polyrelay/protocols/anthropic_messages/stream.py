@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgspec
@@ -12,6 +13,7 @@ from polyrelay.protocols import signatures
 from polyrelay.protocols._sse import event_fields, named_event
 from polyrelay.protocols._stream_base import EventDecoder
 from polyrelay.protocols.anthropic_messages.errors import render_stream_error
+from polyrelay.protocols.anthropic_messages.response import search_failed, search_query, search_sources
 from polyrelay.protocols.anthropic_messages.wire import FINISH_FROM, FINISH_TO, usage_from, usage_to
 
 
@@ -24,6 +26,13 @@ class StreamDecoder(EventDecoder):
         self._tool_has_input: dict[int, bool] = {}
         self._tools = 0
         self.usage: ir.Usage | None = None
+        # web search: the open server_tool_use's input, the searches by id (their queries), the text
+        # streamed so far in UTF-8 bytes, and the open text block's start and citations
+        self._server_input = bytearray()
+        self._searches: dict[str, list[str]] = {}
+        self._text_bytes = 0
+        self._text_start = 0
+        self._cited: list[ir.Citation] = []
 
     def _merge_usage(self, u: dict[str, Any] | None) -> ir.Usage:
         self.usage = usage_from(u, self.usage)
@@ -51,6 +60,13 @@ class StreamDecoder(EventDecoder):
             block_kind, tool = self._blocks.get(index, ("", 0))
             if block_kind == "tool_use" and not self._tool_has_input.get(tool):
                 return [ir.ToolCallDelta(tool, "{}")]  # a tool without parameters streams no input
+            if block_kind == "text" and self._cited:
+                cited = [ir.CitationEvent(ir.Citation(c.url, c.title, self._text_start, self._text_bytes))
+                         for c in self._cited]
+                self._cited = []
+                return list(cited)
+            if block_kind == "server_tool_use":
+                self._server_stop()
             return []
         if kind == "message_delta":
             events: list[ir.StreamEvent] = []
@@ -69,8 +85,31 @@ class StreamDecoder(EventDecoder):
                                    str(err.get("message") or "upstream error"))]
         return []
 
+    def _server_stop(self) -> None:
+        """The end of a server_tool_use block: its input (the query) is whole."""
+        server_id = next(reversed(self._searches), None)
+        if server_id is not None and self._server_input:
+            with contextlib.suppress(msgspec.DecodeError):
+                self._searches[server_id] = search_query(msgspec.json.decode(self._server_input))
+        self._server_input.clear()
+
+    def _text(self, text: str) -> list[ir.StreamEvent]:
+        self._text_bytes += len(text) if text.isascii() else len(text.encode())
+        return [ir.TextDelta(text)]
+
     def _block_start(self, index: int, block: dict[str, Any]) -> list[ir.StreamEvent]:
         t = block.get("type")
+        if t == "server_tool_use":
+            self._blocks[index] = ("server_tool_use", 0)
+            server_id, name = str(block.get("id")), str(block.get("name") or "web_search")
+            self._searches[server_id] = search_query(block.get("input"))
+            return [ir.ServerToolEvent(server_id, name)]
+        if t == "web_search_tool_result":
+            self._blocks[index] = ("web_search_tool_result", 0)
+            server_id = str(block.get("tool_use_id"))
+            content = block.get("content")
+            return [ir.ServerToolEvent(server_id, "web_search", self._searches.pop(server_id, []),
+                                       search_sources(content), done=True, failed=search_failed(content))]
         if t == "tool_use":
             tool = self._tools
             self._tools += 1
@@ -81,8 +120,11 @@ class StreamDecoder(EventDecoder):
                 events.append(ir.ToolCallDelta(tool, msgspec.json.encode(block["input"]).decode()))
             return events
         self._blocks[index] = (str(t), 0)
-        if t == "text" and block.get("text"):
-            return [ir.TextDelta(block["text"])]
+        if t == "text":
+            self._text_start = self._text_bytes
+            self._cited = [ir.Citation(str(c["url"]), c.get("title")) for c in block.get("citations") or []
+                           if isinstance(c, dict) and isinstance(c.get("url"), str)]
+            return self._text(block["text"]) if block.get("text") else []
         if t == "thinking" and block.get("thinking"):
             return [ir.ThinkingDelta(block["thinking"])]
         if t == "redacted_thinking":
@@ -92,11 +134,19 @@ class StreamDecoder(EventDecoder):
     def _block_delta(self, index: int, delta: dict[str, Any]) -> list[ir.StreamEvent]:
         t = delta.get("type")
         if t == "text_delta":
-            return [ir.TextDelta(str(delta.get("text", "")))]
+            return self._text(str(delta.get("text", "")))
+        if t == "citations_delta":
+            c = delta.get("citation") or {}
+            if c.get("type") == "web_search_result_location" and isinstance(c.get("url"), str):
+                self._cited.append(ir.Citation(c["url"], c.get("title")))
+            return []
         if t == "thinking_delta":
             return [ir.ThinkingDelta(str(delta.get("thinking", "")))]
         if t == "signature_delta":
             return [ir.ThinkingDelta(signature=delta.get("signature"), signature_origin="anthropic")]
+        if t == "input_json_delta" and self._blocks.get(index, ("", 0))[0] == "server_tool_use":
+            self._server_input += str(delta.get("partial_json") or "").encode()
+            return []
         if t == "input_json_delta" and delta.get("partial_json"):
             tool = self._blocks.get(index, ("", 0))[1]
             self._tool_has_input[tool] = True

@@ -50,11 +50,19 @@ class _Holder(msgspec.Struct):
     usageMetadata: UsageMetadata | None = None
 
 
+_SEARCHED = re.compile(rb'"webSearchQueries"\s*:\s*\[\s*"')   # grounding that ran a query
+
+
 def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
     """The usage of an answer or a stream event, None when it has none. A `whole` answer that is not
-    JSON raises Unreadable (a stream event never fails the stream)."""
+    JSON raises Unreadable (a stream event never fails the stream). A grounded answer counts one
+    search (Google bills a grounded prompt once)."""
     holder = decode_answer(body, _Holder) if whole else decode_or_none(body, _Holder)
-    return usage_to_ir(holder.usageMetadata) if holder and holder.usageMetadata else None
+    if not holder or not holder.usageMetadata:
+        return None
+    usage = usage_to_ir(holder.usageMetadata)
+    usage.web_searches = int(whole and _SEARCHED.search(body) is not None)
+    return usage
 
 
 _MODEL_FIELD = model_field(b"modelVersion")
@@ -72,6 +80,7 @@ class GeminiStreamTap(SseTap):
     def __init__(self, public_model: str, drop_usage_chunk: bool = False) -> None:
         super().__init__()
         self._rename = ModelRenamer(_MODEL_FIELD, b"modelVersion", public_model)
+        self._searched = False
 
     def _event(self, event: bytes) -> bytes:
         if not event.startswith(b"data:"):
@@ -80,9 +89,14 @@ class GeminiStreamTap(SseTap):
         if payload.startswith(b'{"error"'):
             self.errored = True
             return event
+        if not self._searched and b'"webSearchQueries"' in payload and _SEARCHED.search(payload):
+            self._searched = True
+            if self.usage is not None:
+                self.usage.web_searches = 1
         if b'"usageMetadata"' in payload:
             usage = usage_of(payload)
             if usage is not None:
+                usage.web_searches = int(self._searched)
                 self.usage = usage
         if _FINISH.search(payload):
             self.finished = True

@@ -328,6 +328,29 @@ def tool_name(name: str) -> str:
     return name
 
 
+def _google_search(req: ir.Request) -> bool:
+    """Whether the request goes with Google Search grounding. Gemini refuses it beside function
+    declarations ("Built-in tools and Function Calling cannot be combined"): the functions win
+    unless the client forces the search."""
+    ws = req.web_search
+    if ws is None:
+        return False
+    if req.tools and not ws.forced:
+        lost("web_search", "dropped", "Gemini cannot combine Google Search with function tools in one request; "
+                                      "the function tools were kept")
+        return False
+    if req.tools:
+        lost("tools", "dropped", "Gemini cannot combine Google Search with function tools in one request, "
+                                 "and the request forces web search")
+    if ws.forced:
+        lost("tool_choice", "changed", "Gemini cannot force a search: the model decides when to search")
+    for name, value in (("allowed_domains", ws.allowed_domains), ("user_location", ws.user_location),
+                        ("search_context_size", ws.context_size)):
+        if value:
+            dropped(f"web_search.{name}", "Gemini's Google Search")
+    return True
+
+
 @render_with_losses
 def render_request(req: ir.Request, upstream_model: str) -> bytes:
     names: dict[str, str] = {}
@@ -343,7 +366,9 @@ def render_request(req: ir.Request, upstream_model: str) -> bytes:
     body: dict[str, Any] = {"contents": contents}
     if req.system:
         body["systemInstruction"] = {"parts": [{"text": "\n\n".join(p.text for p in req.system)}]}
-    if req.tools:
+    if _google_search(req):
+        body["tools"] = [{"googleSearch": {}}]
+    elif req.tools:
         body["tools"] = [{"functionDeclarations": [{k: v for k, v in (
             ("name", t.name), ("description", t.description), ("parametersJsonSchema", t.parameters))
             if v is not None} for t in req.tools]}]

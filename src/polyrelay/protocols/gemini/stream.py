@@ -11,7 +11,7 @@ from polyrelay import ids, ir
 from polyrelay.protocols import signatures
 from polyrelay.protocols._common import parse_arguments
 from polyrelay.protocols._stream_base import EventDecoder
-from polyrelay.protocols.gemini.response import response_parts
+from polyrelay.protocols.gemini.response import grounding, response_parts
 from polyrelay.protocols.gemini.wire import FINISH_TO, client_signature, finish_from, get, usage_from, usage_to
 
 
@@ -21,7 +21,10 @@ class StreamDecoder(EventDecoder):
     def __init__(self) -> None:
         super().__init__()
         self._started = False
+        self._id = ""
         self._tools: dict[int, int] = {}          # candidate -> calls so far
+        self._searched: set[int] = set()           # candidates whose search was reported
+        self._cited: set[tuple[int, int, int, str]] = set()   # (candidate, start, end, url) reported
 
     def _event(self, raw: bytes) -> list[ir.StreamEvent]:
         if not raw.startswith(b"data:"):
@@ -39,8 +42,8 @@ class StreamDecoder(EventDecoder):
         events: list[ir.StreamEvent] = []
         if not self._started:
             self._started = True
-            events.append(ir.StreamStart(str(get(chunk, "responseId") or ids.new_id("resp_")),
-                                         str(get(chunk, "modelVersion") or "")))
+            self._id = str(get(chunk, "responseId") or ids.new_id("resp_"))
+            events.append(ir.StreamStart(self._id, str(get(chunk, "modelVersion") or "")))
         for i, cand in enumerate(chunk.get("candidates") or []):
             n = int(cand.get("index") or i)
             for part in response_parts(get(get(cand, "content", {}), "parts", [])):
@@ -55,6 +58,9 @@ class StreamDecoder(EventDecoder):
                     events.append(ir.ToolCallStart(index, part.id, part.name, signature=part.signature,
                                                    signature_origin=part.signature_origin, choice=n))
                     events.append(ir.ToolCallDelta(index, part.arguments, choice=n))
+            meta = get(cand, "groundingMetadata")
+            if meta is not None:
+                events += self._grounding(n, meta)
             reason = get(cand, "finishReason")
             if reason:
                 self._finished = True
@@ -62,10 +68,32 @@ class StreamDecoder(EventDecoder):
         usage = get(chunk, "usageMetadata")
         if usage:
             self.usage = usage_from(usage)
+            self.usage.web_searches = int(bool(self._searched))
+            events.append(ir.UsageEvent(self.usage))
+        elif self._searched and self.usage is not None and self.usage.input_tokens and not self.usage.web_searches:
+            self.usage.web_searches = 1   # grounding after the usage: the count again, with the search
             events.append(ir.UsageEvent(self.usage))
         if not chunk.get("candidates") and get(get(chunk, "promptFeedback", {}), "blockReason"):
             self._finished = True
             events.append(ir.Finish("content_filter"))
+        return events
+
+
+    def _grounding(self, n: int, meta: Any) -> list[ir.StreamEvent]:
+        """Citations first (the client's message is still open), then the search, once per candidate.
+        Offsets are bytes of the candidate's whole text, as the IR's stream citations are."""
+        search, cites = grounding(meta, f"ws_{self._id}_{n}")
+        events: list[ir.StreamEvent] = []
+        for c in cites:
+            key = (n, c.start, c.end, c.url)
+            if key not in self._cited:
+                self._cited.add(key)
+                events.append(ir.CitationEvent(c, choice=n))
+        if search is not None and search.queries and n not in self._searched:
+            self._searched.add(n)
+            events.append(ir.ServerToolEvent(search.id, search.name, search.queries, search.sources, choice=n))
+            events.append(ir.ServerToolEvent(search.id, search.name, search.queries, search.sources, done=True,
+                                             choice=n))
         return events
 
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from polyrelay.protocols.images import multipart
 from polyrelay.protocols.images.call import (
-    GeneratedImage, ImageCall, ImageResult, ImageSide, InputImage, Outgoing, Tally,
+    GeneratedImage,
+    ImageCall,
+    ImageResult,
+    ImageSide,
+    InputImage,
+    Outgoing,
+    Tally,
 )
 from polyrelay.protocols.images.chat import CHAT, chat_peek
 from polyrelay.protocols.images.gemini import GEMINI, wants_image
@@ -14,5 +20,21 @@ from polyrelay.protocols.images.openai import OPENAI, ImagePeek, ImageRequest, p
 
 SIDES: dict[str, ImageSide] = {"openai_chat": OPENAI, "gemini": GEMINI}
 
-__all__ = ["CHAT", "SIDES", "chat_peek", "GeneratedImage", "ImageCall", "ImagePeek", "ImageRequest", "ImageResult", "ImageSide",
-           "InputImage", "Outgoing", "Tally", "multipart", "peek_form", "peek_json", "wants_image"]
+__all__ = [
+    "CHAT",
+    "SIDES",
+    "GeneratedImage",
+    "ImageCall",
+    "ImagePeek",
+    "ImageRequest",
+    "ImageResult",
+    "ImageSide",
+    "InputImage",
+    "Outgoing",
+    "Tally",
+    "chat_peek",
+    "multipart",
+    "peek_form",
+    "peek_json",
+    "wants_image",
+]

@@ -120,5 +120,18 @@ def sniff_mime(data: bytes | memoryview) -> str:
     return "application/octet-stream"
 
 
-__all__ = ["Body", "GeneratedImage", "ImageCall", "ImageOperation", "ImageResult", "ImageSide", "InputImage",
-           "Outgoing", "RATIOS", "Tally", "ratio_of_size", "size_of_ratio", "sniff_mime"]
+__all__ = [
+    "RATIOS",
+    "Body",
+    "GeneratedImage",
+    "ImageCall",
+    "ImageOperation",
+    "ImageResult",
+    "ImageSide",
+    "InputImage",
+    "Outgoing",
+    "Tally",
+    "ratio_of_size",
+    "size_of_ratio",
+    "sniff_mime",
+]

@@ -15,7 +15,13 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols import RequestPeek
 from polyrelay.protocols.gemini.wire import UsageMetadata, usage_to_ir
 from polyrelay.protocols.images.call import (
-    GeneratedImage, ImageCall, ImageResult, InputImage, Outgoing, Tally, ratio_of_size,
+    GeneratedImage,
+    ImageCall,
+    ImageResult,
+    InputImage,
+    Outgoing,
+    Tally,
+    ratio_of_size,
 )
 
 
@@ -145,7 +151,8 @@ class GeminiImages:
         if call.size and ratio:
             losses.append(ir.Loss("size", "changed", f"sent as aspectRatio {ratio}"))
         if call.mask is not None:
-            losses.append(ir.Loss("mask", "dropped", "Gemini image models take no mask; the prompt says what to change"))
+            losses.append(ir.Loss("mask", "dropped",
+                                  "Gemini image models take no mask; the prompt says what to change"))
         body = msgspec.json.encode({"contents": [{"role": "user", "parts": parts}], "generationConfig": cfg})
         return [Outgoing("image_edits" if call.images else "images", body) for _ in range(call.n)], losses
 

@@ -12,7 +12,15 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols import RequestPeek
 from polyrelay.protocols.images import multipart
 from polyrelay.protocols.images.call import (
-    GeneratedImage, ImageCall, ImageResult, ImageSide, InputImage, Outgoing, Tally, size_of_ratio, sniff_mime,
+    GeneratedImage,
+    ImageCall,
+    ImageResult,
+    ImageSide,
+    InputImage,
+    Outgoing,
+    Tally,
+    size_of_ratio,
+    sniff_mime,
 )
 from polyrelay.protocols.images.multipart import Form
 
@@ -247,5 +255,16 @@ def _extension(mime: str) -> str:
 
 OPENAI = OpenAIImages()
 
-__all__ = ["OPENAI", "OpenAIImages", "Answer", "FullAnswer", "ImagePeek", "ImageRequest", "Item", "peek_form", "peek_json", "read_answer",
-           "usage_of"]
+__all__ = [
+    "OPENAI",
+    "Answer",
+    "FullAnswer",
+    "ImagePeek",
+    "ImageRequest",
+    "Item",
+    "OpenAIImages",
+    "peek_form",
+    "peek_json",
+    "read_answer",
+    "usage_of",
+]

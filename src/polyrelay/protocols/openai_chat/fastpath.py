@@ -110,6 +110,10 @@ class ChatStreamTap(SseTap):
     """Passes Chat SSE through event by event: renames the model, notes usage and the finish, and
     drops the usage-only chunk when the client did not ask for it."""
 
+    # where one event's generated text is, for an estimate when usage never comes (the legacy
+    # completions tap reads `text` instead, and overrides `_plain`, the block scan, likewise)
+    TEXT_MARKERS: tuple[bytes, ...] = _TEXT_MARKERS
+
     def __init__(self, public_model: str, drop_usage_chunk: bool) -> None:
         super().__init__()
         self._rename = ModelRenamer(_MODEL_FIELD, b"model", public_model)
@@ -159,5 +163,5 @@ class ChatStreamTap(SseTap):
                     return b""
         if not self.finished and b'"finish_reason":' in payload and _FINISHED.search(payload):
             self.finished = True
-        self.text_bytes += quoted_lengths(payload, _TEXT_MARKERS)
+        self.text_bytes += quoted_lengths(payload, self.TEXT_MARKERS)
         return event if self._rename.same else b"data: " + self._rename(payload)

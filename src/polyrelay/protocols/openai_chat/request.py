@@ -12,6 +12,7 @@ from polyrelay.errors import GatewayError, invalid_request
 from polyrelay.protocols import limits, signatures
 from polyrelay.protocols._common import (
     budget_to_effort,
+    cannot_search,
     data_url,
     decode_json_object,
     dropped,
@@ -216,10 +217,6 @@ def _unconvertible(b: dict[str, Any]) -> None:
     if b.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
         raise GatewayError(400, "invalid_request", "audio output is not supported for this model: it is served "
                            "by a non-OpenAI provider", param="audio" if b.get("audio") is not None else "modalities")
-    if b.get("web_search_options") is not None:  # the client expects an answer grounded in search results
-        raise GatewayError(400, "invalid_request", "web_search_options is not supported for this model: it is "
-                           "served by a non-OpenAI provider, which does not search the web for Chat Completions",
-                           param="web_search_options")
     for name in ("logit_bias", "prediction", "service_tier"):
         if b.get(name):
             dropped(name, _ELSEWHERE)
@@ -252,7 +249,21 @@ def parse_request(body: bytes) -> ir.Request:
         user=b.get("user") if isinstance(b.get("user"), str) else None,
         metadata=b.get("metadata") if isinstance(b.get("metadata"), dict) else None,
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+        web_search=_web_search(b.get("web_search_options")),
     )
+
+
+def _web_search(raw: Any) -> ir.WebSearch | None:
+    """`web_search_options` (OpenAI's search models) as the provider's web search, offered to the model:
+    Anthropic's server tool, Gemini's grounding, an OpenAI Responses channel's web_search."""
+    if raw is None:
+        return None
+    expect(isinstance(raw, dict), "web_search_options must be an object", "web_search_options")
+    where = raw.get("user_location")
+    approximate = where.get("approximate") if isinstance(where, dict) else None
+    size = raw.get("search_context_size")
+    return ir.WebSearch(user_location={"type": "approximate", **approximate} if isinstance(approximate, dict) else None,
+                        context_size=size if isinstance(size, str) else None)
 
 
 
@@ -313,6 +324,7 @@ def tool_name(name: str) -> str:
 
 @render_with_losses
 def render_request(req: ir.Request, upstream_model: str) -> bytes:
+    cannot_search(req, "OpenAI Chat")
     messages: list[dict[str, Any]] = []
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})

@@ -9,7 +9,7 @@ import msgspec
 
 from polyrelay import ids, ir
 from polyrelay.protocols import signatures
-from polyrelay.protocols._common import decode_json_object
+from polyrelay.protocols._common import char_span, decode_json_object
 from polyrelay.protocols.openai_chat.request import _assistant_parts
 from polyrelay.protocols.openai_chat.wire import FINISH_FROM_CHAT, usage_from_chat, usage_to_chat
 
@@ -43,6 +43,24 @@ def tool_call_json(p: ir.ToolCallPart) -> dict[str, Any]:
     return call
 
 
+def url_annotations(parts: list[ir.Part]) -> list[dict[str, Any]]:
+    """Web search citations as OpenAI's search models give them: `url_citation` annotations of the
+    message's content, in characters."""
+    texts = [p for p in parts if isinstance(p, ir.TextPart)]
+    if not any(p.citations for p in texts):
+        return []
+    data = "".join(p.text for p in texts).encode()
+    out, base = [], 0
+    for p in texts:
+        for c in p.citations or []:
+            span = char_span(ir.Citation(c.url, c.title, c.start + base, c.end + base), data)
+            if span is not None:
+                out.append({"type": "url_citation", "url_citation": {
+                    "url": c.url, "title": c.title or c.url, "start_index": span[0], "end_index": span[1]}})
+        base += len(p.text.encode())
+    return out
+
+
 def render_response(resp: ir.Response, model: str) -> bytes:
     choices = []
     for c in resp.choices:
@@ -58,6 +76,9 @@ def render_response(resp: ir.Response, model: str) -> bytes:
         blocks = thinking_blocks(c.parts)
         if blocks:
             message["thinking_blocks"] = blocks
+        cited = url_annotations(c.parts)
+        if cited:
+            message["annotations"] = cited
         choices.append({"index": c.index, "message": message, "logprobs": None,
                         "finish_reason": c.finish_reason or "stop"})
     return msgspec.json.encode({

@@ -48,22 +48,34 @@ def upstream_body(peek: RequestPeek, upstream_model: str, force_usage: bool) -> 
     return msgspec.json.encode(top)
 
 
+class _Item(msgspec.Struct):
+    type: str = ""
+
+
 class _UsageHolder(msgspec.Struct):
     usage: Usage | None = None
+    output: list[_Item] | None = None   # read for its web_search_call items (billed per search)
 
 
 class _Terminal(msgspec.Struct):
     response: _UsageHolder | None = None
 
 
+def _usage(holder: _UsageHolder | None) -> ir.Usage | None:
+    if holder is None or holder.usage is None:
+        return None
+    usage = usage_to_ir(holder.usage)
+    usage.web_searches = sum(i.type == "web_search_call" for i in holder.output or ())
+    return usage
+
+
 def usage_of(body: bytes, whole: bool = False) -> ir.Usage | None:
     """The usage of a whole answer (top-level `usage`) or of a terminal stream event
-    (`response.usage`); None when it has none."""
+    (`response.usage`), with its web searches counted; None when it has none."""
     if whole:
-        holder = decode_answer(body, _UsageHolder)
-        return usage_to_ir(holder.usage) if holder and holder.usage else None
+        return _usage(decode_answer(body, _UsageHolder))
     event = decode_or_none(body, _Terminal)
-    return usage_to_ir(event.response.usage) if event and event.response and event.response.usage else None
+    return _usage(event.response) if event else None
 
 
 _MODEL_FIELD = model_field(b"model")
@@ -88,8 +100,10 @@ def _starts(payload: bytes, markers: tuple[bytes, ...]) -> bool:
 
 
 # what only lifecycle events (created, in_progress, queued, completed, incomplete, failed) and errors hold:
-# inside a JSON string the quotes would be escaped, so a delta's text cannot look like them
-_ATTENTION = (b'"response":', b'"type":"error"', b'"response" :', b'"type": "error"')
+# inside a JSON string the quotes would be escaped, so a delta's text cannot look like them. Responses
+# has no [DONE], but OpenAI-compatible servers send Chat's, and the openai SDK stops reading at it.
+_ATTENTION = (b'"response":', b'"type":"error"', b'"response" :', b'"type": "error"', b"data: [DONE]",
+              b"data:[DONE]")
 _DELTA, _DELTA_SPACED = b'"delta":"', b'"delta": "'
 
 
@@ -131,6 +145,10 @@ class ResponsesStreamTap(SseTap):
         if start == -1:
             return event   # comments, a lone event: line
         head, payload = event[:start], event[start + 5:].lstrip()
+        if payload.startswith(b"[DONE]"):
+            self.done = True
+            # before the end it would hide the relay's error event from the SDK (which stops at [DONE])
+            return event if self.finished or self.errored else b""
         if _starts(payload, _FINISHED) or _starts(payload, _FAILED):
             self.usage = usage_of(payload) or self.usage
             if _starts(payload, _FAILED):

@@ -83,14 +83,33 @@ def _custom_tool(t: dict[str, Any], where: str) -> ir.Tool:
 _SEARCH_PARAMS = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
 
 
-def _tool(t: Any, where: str, tools: list[ir.Tool], kinds: dict[str, ClientTool], namespace: str | None = None) -> None:
+def _web_search(t: dict[str, Any], where: str) -> ir.WebSearch | None:
+    """The client's web_search tool as the IR carries it to Anthropic / Gemini (a Chat target reports
+    or refuses it when it renders). Codex's `external_web_access: false` asks for OpenAI's cached index
+    only, which no other provider can promise: the tool is left out."""
+    if t.get("external_web_access") is False:
+        lost(f"{where} ({t['type']})", "dropped", "external_web_access: false (cached results only) has no "
+                                                   "equivalent on Anthropic or Gemini, which search live")
+        return None
+    filters = t.get("filters")
+    domains = filters.get("allowed_domains") if isinstance(filters, dict) else None
+    location = t.get("user_location")
+    size = t.get("search_context_size")
+    return ir.WebSearch(
+        allowed_domains=[str(d) for d in domains] if isinstance(domains, list) and domains else None,
+        user_location=location if isinstance(location, dict) else None,
+        context_size=size if isinstance(size, str) else None)
+
+
+def _tool(t: Any, where: str, tools: list[ir.Tool], kinds: dict[str, ClientTool], namespace: str | None = None,
+          search: list[ir.WebSearch] | None = None) -> None:
     expect(isinstance(t, dict) and isinstance(t.get("type"), str), f"{where} must be an object with a type", "tools")
     kind = t["type"]
     if kind == "namespace" and namespace is None:
         expect(isinstance(t.get("name"), str) and isinstance(t.get("tools"), list),
                f"{where}: a namespace tool needs a name and tools", "tools")
         for j, member in enumerate(t["tools"]):
-            _tool(member, f"{where}.tools[{j}]", tools, kinds, t["name"])
+            _tool(member, f"{where}.tools[{j}]", tools, kinds, t["name"], search)
         return
     if kind in ("function", "custom"):
         expect(isinstance(t.get("name"), str) and bool(t["name"]), f"{where}.name is required", "tools")
@@ -107,24 +126,28 @@ def _tool(t: Any, where: str, tools: list[ir.Tool], kinds: dict[str, ClientTool]
                              t.get("parameters") if isinstance(t.get("parameters"), dict) else _SEARCH_PARAMS))
         kinds["tool_search"] = ClientTool("tool_search", "tool_search")
         return
-    why = ("no channel of this model searches the web" if kind in WEB_SEARCH_TYPES
-           else f"OpenAI's hosted {kind} tool runs only on OpenAI Responses channels")
-    lost(f"{where} ({kind})", "dropped", why)
+    if kind in WEB_SEARCH_TYPES and search is not None:
+        found = _web_search(t, where)
+        if found is not None:
+            search.append(found)
+        return
+    lost(f"{where} ({kind})", "dropped", f"OpenAI's hosted {kind} tool runs only on OpenAI Responses channels")
 
 
-def _tools(raw: Any, tools: list[ir.Tool], kinds: dict[str, ClientTool], where: str = "tools") -> None:
+def _tools(raw: Any, tools: list[ir.Tool], kinds: dict[str, ClientTool], where: str = "tools",
+           search: list[ir.WebSearch] | None = None) -> None:
     if raw is None:
         return
     expect(isinstance(raw, list), f"'{where}' must be an array", "tools")
     for i, t in enumerate(raw):
-        _tool(t, f"{where}[{i}]", tools, kinds)
+        _tool(t, f"{where}[{i}]", tools, kinds, search=search)
 
 
 def _ir_name(name: str, namespace: Any) -> str:
     return f"{namespace}{NAMESPACE_SEPARATOR}{name}" if isinstance(namespace, str) and namespace else name
 
 
-def _tool_choice(raw: Any, parallel: Any, tools: list[ir.Tool]) -> ir.ToolChoice | None:
+def _tool_choice(raw: Any, parallel: Any, tools: list[ir.Tool], search: ir.WebSearch | None) -> ir.ToolChoice | None:
     choice: ir.ToolChoice | None = None
     if isinstance(raw, str):
         expect(raw in ("auto", "none", "required"), "tool_choice must be auto, none, required or an object",
@@ -141,6 +164,8 @@ def _tool_choice(raw: Any, parallel: Any, tools: list[ir.Tool]) -> ir.ToolChoice
             choice = ir.ToolChoice("required" if raw.get("mode") == "required" else "auto", allowed=names)
         elif kind == "tool_search" and any(t.name == "tool_search" for t in tools):
             choice = ir.ToolChoice("tool", name="tool_search")
+        elif kind in WEB_SEARCH_TYPES and search is not None:   # the target's renderer searches or refuses
+            search.forced = True
         else:   # the client requires a hosted tool (web search, file search, ...) the target cannot run
             raise GatewayError(400, "invalid_request", f"tool_choice requires the hosted tool {kind!r}, which this "
                                "model's channel cannot run: it is not an OpenAI Responses channel", param="tool_choice")
@@ -210,6 +235,7 @@ class _Input:
         self.system: list[ir.TextPart] = []
         self.messages: list[ir.Message] = []
         self.tools, self.kinds = tools, kinds
+        self.search: list[ir.WebSearch] = []
         self.call_names: dict[str, str] = {}
         self.pending_signature: tuple[str, str] | None = None   # a Gemini signature for the next call
 
@@ -232,7 +258,7 @@ class _Input:
         output = item.get("output")
         if output is None and item.get("type") == "tool_search_output":
             output = msgspec.json.encode(item.get("tools") or []).decode()
-            _tools(item.get("tools"), self.tools, self.kinds, f"{where}.tools")   # the tools it found, offered now
+            _tools(item.get("tools"), self.tools, self.kinds, f"{where}.tools", self.search)   # offered now
         content = _content(output if output is not None else "", where + ".output")
         part = ir.ToolResultPart(call_id, content, name=self.call_names.get(call_id))
         self.messages.append(ir.Message("tool", [part]))
@@ -285,11 +311,13 @@ class _Input:
         elif kind == "reasoning":
             self._reasoning(item)
         elif kind == "additional_tools":   # Codex with some models: the tools travel in the input
-            _tools(item.get("tools"), self.tools, self.kinds, f"{where}.tools")
+            _tools(item.get("tools"), self.tools, self.kinds, f"{where}.tools", self.search)
         elif kind == "item_reference":
             raise GatewayError(400, "invalid_request", f"{where}: item_reference needs the item stored upstream; "
                                "send the item itself", param="input")
-        else:   # hosted tools' calls and outputs (web_search_call, ...): only their own upstream reads them
+        elif kind == "web_search_call":   # a search of an earlier turn: the answer after it says what it found
+            return
+        else:   # hosted tools' calls and outputs (file_search_call, ...): only their own upstream reads them
             lost(f"{where} ({kind})", "dropped", "a hosted tool's item only OpenAI Responses channels read")
 
 
@@ -385,8 +413,11 @@ def _parse(b: dict[str, Any], count_only: bool = False) -> ir.Request:
         _unconvertible(b)
     tools: list[ir.Tool] = []
     kinds: dict[str, ClientTool] = {}
-    _tools(b.get("tools"), tools, kinds)
+    search: list[ir.WebSearch] = []
+    _tools(b.get("tools"), tools, kinds, search=search)
     items = _input(b.get("input", []), tools, kinds)
+    search += items.search
+    web_search = search[0] if search else None
     _CLIENT_TOOLS.set(kinds)
     system = items.system
     instructions = b.get("instructions")
@@ -399,7 +430,8 @@ def _parse(b: dict[str, Any], count_only: bool = False) -> ir.Request:
     return ir.Request(
         model=model, messages=items.messages, system=system, stream=bool(b.get("stream")), max_tokens=max_output,
         temperature=_number(b, "temperature"), top_p=_number(b, "top_p"), tools=tools,
-        tool_choice=_tool_choice(b.get("tool_choice"), b.get("parallel_tool_calls"), tools),
+        tool_choice=_tool_choice(b.get("tool_choice"), b.get("parallel_tool_calls"), tools, web_search),
+        web_search=web_search,
         response_format=_response_format(b.get("text")), reasoning=_reasoning(b.get("reasoning")),
         user=user if isinstance(user, str) else None,
         metadata=b.get("metadata") if isinstance(b.get("metadata"), dict) else None)
@@ -523,6 +555,17 @@ def _render_tool_choice(choice: ir.ToolChoice) -> Any:
     return choice.mode
 
 
+def _web_search_tool(ws: ir.WebSearch) -> dict[str, Any]:
+    tool: dict[str, Any] = {"type": "web_search"}
+    if ws.allowed_domains:
+        tool["filters"] = {"allowed_domains": ws.allowed_domains}
+    if ws.user_location:
+        tool["user_location"] = {"type": "approximate", **{k: v for k, v in ws.user_location.items() if k != "type"}}
+    if ws.context_size:
+        tool["search_context_size"] = ws.context_size
+    return tool
+
+
 @render_with_losses
 def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = False) -> bytes:
     body: dict[str, Any] = {"model": upstream_model, "input": _input_items(req)}
@@ -538,6 +581,11 @@ def render_request(req: ir.Request, upstream_model: str, *, count_only: bool = F
         body["tool_choice"] = _render_tool_choice(choice)
         if choice.parallel is not None and req.tools:
             body["parallel_tool_calls"] = choice.parallel
+    ws = req.web_search
+    if ws is not None:
+        body.setdefault("tools", []).append(_web_search_tool(ws))
+        if ws.forced:
+            body["tool_choice"] = {"type": "web_search"}
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         body["text"] = {"format": {"type": "json_object"} if fmt.type == "json_object" else {

@@ -22,14 +22,25 @@ from polyrelay.protocols.openai_responses.request import client_tools
 from polyrelay.protocols.openai_responses.response import (
     call_item,
     message_item,
+    parts_of_item,
     reasoning_item,
     response_id,
     response_object,
+    url_citation,
+    web_search_item,
 )
 from polyrelay.protocols.openai_responses.wire import finish_of, status_of, usage_from, usage_to
 
-_PREFIX = {"message": "msg_", "reasoning": "rs_", "function_call": "fc_"}
+_PREFIX = {"message": "msg_", "reasoning": "rs_", "function_call": "fc_", "web_search_call": "ws_"}
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def _search_done(item: dict[str, Any]) -> list[ir.StreamEvent]:
+    """An upstream's finished web_search_call: opened and closed at once in the IR."""
+    part = parts_of_item(item)[0]
+    assert isinstance(part, ir.ServerToolPart)
+    return [ir.ServerToolEvent(part.id, part.name), ir.ServerToolEvent(part.id, part.name, part.queries,
+                                                                       part.sources, done=True, failed=part.failed)]
 
 
 class StreamDecoder(EventDecoder):
@@ -75,12 +86,16 @@ class StreamDecoder(EventDecoder):
                 events.append(ir.ToolCallDelta(call, str(e["delta"])))
         elif kind == "response.output_item.done":
             item = e.get("item") or {}
-            if item.get("type") == "reasoning" and item.get("encrypted_content"):
+            if item.get("type") == "web_search_call":
+                events.extend(_search_done(item))
+            elif item.get("type") == "reasoning" and item.get("encrypted_content"):
                 events.append(ir.ThinkingDelta(signature=f"{item.get('id') or ''}:{item['encrypted_content']}",
                                                signature_origin="openai"))
         elif kind in _TERMINAL:
             r = e.get("response") or {}
             self.usage = usage_from(r.get("usage"))
+            self.usage.web_searches = sum(isinstance(i, dict) and i.get("type") == "web_search_call"
+                                          for i in r.get("output") or [])
             if kind == "response.failed":
                 self._failed = True
                 err = r.get("error") or {}
@@ -117,6 +132,9 @@ class StreamEncoder:
         self._call_name = ""                        # the open call's IR name
         self._closed = False
         self._items = 0
+        self._text_seen = 0                         # bytes of text in the closed message items
+        self._annotations: list[dict[str, Any]] = []   # the open message's url citations
+        self._search: ir.ServerToolEvent | None = None  # the open web_search_call, as last heard of
 
     # ---- framing
     def _event(self, kind: str, **fields: Any) -> bytes:
@@ -146,7 +164,11 @@ class StreamEncoder:
         self._open = item
         self._text.clear()
         out = self._event("response.output_item.added", output_index=self._index, item=item)
+        if item["type"] == "web_search_call":
+            return out + b"".join(self._event(f"response.web_search_call.{step}", output_index=self._index,
+                                              item_id=item["id"]) for step in ("in_progress", "searching"))
         if item["type"] == "message":
+            self._annotations = []
             out += self._event("response.content_part.added", item_id=item["id"], output_index=self._index,
                                content_index=0, part={"type": "output_text", "text": "", "annotations": []})
         return out
@@ -157,15 +179,24 @@ class StreamEncoder:
             return b""
         self._open = None
         text = self._text.decode("utf-8", "replace")
+        size = len(self._text)
         self._text.clear()
         index, iid = self._index, item["id"]
         out = b""
         if item["type"] == "message":
+            self._text_seen += size
             out += self._event("response.output_text.done", item_id=iid, output_index=index, content_index=0,
                                text=text, logprobs=[])
             out += self._event("response.content_part.done", item_id=iid, output_index=index, content_index=0,
-                               part={"type": "output_text", "text": text, "annotations": []})
-            done = message_item(iid, text)
+                               part={"type": "output_text", "text": text, "annotations": self._annotations})
+            done = message_item(iid, text, annotations=self._annotations)
+        elif item["type"] == "web_search_call":
+            search, self._search = self._search, None
+            failed = search is not None and search.failed
+            if not failed:   # a failed search has no completed event: its item says so
+                out += self._event("response.web_search_call.completed", output_index=index, item_id=iid)
+            done = web_search_item(iid, search.queries if search else [], search.sources if search else [],
+                                   "failed" if failed else "completed")
         elif item["type"] == "reasoning":
             if text:
                 out += self._event("response.reasoning_summary_text.done", item_id=iid, output_index=index,
@@ -213,6 +244,10 @@ class StreamEncoder:
                                      output_index=self._index, content_index=0, delta=event.text, logprobs=[])
         if isinstance(event, ir.ThinkingDelta):
             return out + self._thinking(event)
+        if isinstance(event, ir.ServerToolEvent):
+            return out + self._server_tool(event)
+        if isinstance(event, ir.CitationEvent):
+            return out + self._citation(event)
         if isinstance(event, ir.ToolCallStart):
             if event.choice:
                 return out
@@ -244,6 +279,32 @@ class StreamEncoder:
         if isinstance(event, ir.StreamStart) and event.usage is not None:
             self._usage = event.usage
         return out
+
+    def _server_tool(self, event: ir.ServerToolEvent) -> bytes:
+        """A web search: its item opens (in_progress, searching) and closes (completed) as the
+        upstream reports it; an event of another id first closes the open one."""
+        if event.choice:
+            return b""
+        out = b""
+        if self._search is None or self._search.id != event.id:
+            out += self._close_item()
+            self._search = event
+            out += self._open_item(web_search_item(self._item_id("web_search_call"), [], [], "in_progress"))
+        self._search = event
+        return out + (self._close_item() if event.done else b"")
+
+    def _citation(self, event: ir.CitationEvent) -> bytes:
+        """A url_citation of the open message (offsets turned into its characters); one that points
+        at text already closed cannot be added any more and is left out."""
+        item = self._open
+        if event.choice or item is None or item["type"] != "message":
+            return b""
+        annotation = url_citation(event.citation, bytes(self._text), self._text_seen)
+        if annotation is None:
+            return b""
+        self._annotations.append(annotation)
+        return self._event("response.output_text.annotation.added", item_id=item["id"], output_index=self._index,
+                           content_index=0, annotation_index=len(self._annotations) - 1, annotation=annotation)
 
     def _thinking(self, event: ir.ThinkingDelta) -> bytes:
         if event.choice:
