@@ -141,10 +141,11 @@ def responses_stream(n: int = STREAM_CHUNKS) -> bytes:
 # ---- request bodies -------------------------------------------------------------------------
 
 
-def responses_request(model: str, stream: bool = False) -> bytes:
-    """What a Responses client (the openai SDK's `client.responses.create`) sends."""
+def responses_request(model: str, stream: bool = False, store: bool = False) -> bytes:
+    """What a Responses client (the openai SDK's `client.responses.create`) sends; `store` true: the
+    gateway keeps each answer (docs/responses.md), as it does when a client does not say `store`."""
     body: dict = {"model": model, "input": [{"role": "user", "content": USER_PROMPT}], "max_output_tokens": 64,
-                  "store": False}
+                  "store": store}
     if stream:
         body["stream"] = True
     return _dumps(body).encode()

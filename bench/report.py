@@ -13,7 +13,8 @@ LABELS = {"direct": "direct", "polyrelay": "polyrelay", "polyrelay-base": "polyr
           "litellm-log": "LiteLLM (logging on)"}
 NO_VALUE = "\u2013"  # an en dash marks a table cell without a value
 CLOSED = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4",
-          "responses_c16", "responses_convert_c16", "responses_stream_c16")
+          "responses_c16", "responses_convert_c16", "responses_stream_c16", "responses_stored_c16",
+          "responses_stored_stream_c16")
 
 
 def _f(value: Any, digits: int = 2) -> str:

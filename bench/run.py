@@ -9,7 +9,8 @@ its own virtualenv: `python3 -m venv bench/.venv-litellm && bench/.venv-litellm/
 Scenarios: ns_c1 ns_c16 ns_c64 (non-stream chat, wrk closed loop), stream_c1/c16/c64 (100-chunk SSE),
 convert_c16 (OpenAI client -> Anthropic channel), responses_c16 (Responses client -> Responses
 channel: the fast path), responses_convert_c16 (Responses client -> Anthropic channel), responses_stream_c16 (a
-100-delta Responses stream on the fast path), image_c4 (2 MB base64 image body), open_loop
+100-delta Responses stream on the fast path), responses_stored_c16 and responses_stored_stream_c16 (the same two
+with `store: true`: each answer kept, docs/responses.md), image_c4 (2 MB base64 image body), open_loop
 (fixed rate at half the target's capacity), slow_streams (1,000 concurrent slow streams).
 
 Prints markdown tables and writes bench/results/<time>.json. Gateway CPU per request is utime+stime
@@ -42,7 +43,8 @@ import servers
 
 BENCH = Path(__file__).resolve().parent
 SCENARIOS = ("ns_c1", "ns_c16", "ns_c64", "stream_c1", "stream_c16", "stream_c64", "convert_c16", "image_c4",
-             "open_loop", "slow_streams", "responses_c16", "responses_convert_c16", "responses_stream_c16")
+             "open_loop", "slow_streams", "responses_c16", "responses_convert_c16", "responses_stream_c16",
+             "responses_stored_c16", "responses_stored_stream_c16")
 TARGETS = ("direct", "polyrelay", "polyrelay-base", "polyrelay-granian", "polyrelay-2w", "litellm", "litellm-log")
 POLYRELAY_VARIANTS = {"polyrelay": "uvicorn", "polyrelay-base": "uvicorn", "polyrelay-granian": "granian",
                       "polyrelay-2w": "uvicorn-2w"}
@@ -105,7 +107,10 @@ class Target:
                     "slow": (e.slow + "/slow/v1/chat/completions", e.bodies["slow"]),
                     "responses": (e.nginx + "/rs/v1/responses", e.bodies["responses"]),
                     "responses_convert": (e.nginx + "/an/v1/messages", e.bodies["anthropic"]),
-                    "responses_stream": (e.nginx + "/rss/v1/responses", e.bodies["responses_stream"])}[scenario]
+                    "responses_stream": (e.nginx + "/rss/v1/responses", e.bodies["responses_stream"]),
+                    "responses_stored": (e.nginx + "/rs/v1/responses", e.bodies["responses_stored"]),
+                    "responses_stored_stream": (e.nginx + "/rss/v1/responses",
+                                                e.bodies["responses_stored_stream"])}[scenario]
         if scenario.startswith("responses"):
             return self.url + "/v1/responses", e.bodies[scenario]
         return self.url + "/v1/chat/completions", e.bodies[scenario]
@@ -144,7 +149,10 @@ class Env:
                            "responses": fixtures.responses_request(fixtures.RESPONSES_MODEL),
                            "responses_convert": fixtures.responses_request(fixtures.CLAUDE_MODEL),
                            "responses_stream": fixtures.responses_request(fixtures.RESPONSES_STREAM_MODEL,
-                                                                          stream=True)}.items():
+                                                                          stream=True),
+                           "responses_stored": fixtures.responses_request(fixtures.RESPONSES_MODEL, store=True),
+                           "responses_stored_stream": fixtures.responses_request(fixtures.RESPONSES_STREAM_MODEL,
+                                                                                 stream=True, store=True)}.items():
             path = workdir / f"body-{name}.json"
             path.write_bytes(body)
             self.bodies[name] = path
@@ -211,6 +219,8 @@ RUNNERS: dict[str, Callable[[Target, dict[str, Any]], dict[str, Any]]] = {
     "open_loop": open_loop, "slow_streams": slow_streams,
     "responses_c16": closed_wrk("responses", 16), "responses_convert_c16": closed_wrk("responses_convert", 16),
     "responses_stream_c16": closed_streams(16, "responses_stream"),
+    "responses_stored_c16": closed_wrk("responses_stored", 16),
+    "responses_stored_stream_c16": closed_streams(16, "responses_stored_stream"),
 }
 
 

@@ -76,6 +76,13 @@ class PriceConfig(msgspec.Struct, forbid_unknown_fields=True):
     per_search: float = 0.0   # USD per web search the upstream ran (Anthropic, Gemini grounding, OpenAI)
 
 
+class ResponsesConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Stored Responses API responses (docs/responses.md)."""
+
+    retention_days: float = 30.0    # a stored response is purged this long after it was made
+    max_stored_mb: float = 8.0      # a larger one (request + response) is served but not stored
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     channels: list[ChannelConfig] = []
     keys: list[KeyConfig] = []
@@ -83,6 +90,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     # a served model with no price (its own, or inherited from what it maps to): "refuse" it (403),
     # or serve it "free" (self-use gateways)
     unpriced: Literal["refuse", "free"] = "refuse"
+    responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
 
 
 # Quotas are stored as integer micro-dollars in a 64-bit column (max ~9.2e12 USD).
@@ -336,6 +344,10 @@ def _check_semantics(config: Config, file: str) -> None:
             fail(f"{where}.models", problem)
         key_names.add(key.name)
         key_values.add(key.key)
+    for field in ("retention_days", "max_stored_mb"):
+        value = getattr(config.responses, field)
+        if not math.isfinite(value) or value <= 0:
+            fail(f"responses.{field}", "must be a positive finite number")
     for model, price in config.prices.items():
         problem = name_problem(model, MAX_MODEL_CHARS) or pattern_problem(model)
         if problem:

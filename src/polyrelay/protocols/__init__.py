@@ -5,6 +5,6 @@ nothing outside protocols/ imports a private module."""
 from __future__ import annotations
 
 from polyrelay.protocols._passthrough import RequestPeek, SseTap, TapState, Unreadable
-from polyrelay.protocols._sse import EventTooLarge
+from polyrelay.protocols._sse import EventTooLarge, event_fields
 
-__all__ = ["EventTooLarge", "RequestPeek", "SseTap", "TapState", "Unreadable"]
+__all__ = ["EventTooLarge", "RequestPeek", "SseTap", "TapState", "Unreadable", "event_fields"]

@@ -19,6 +19,7 @@ from polyrelay.channels import Channel
 from polyrelay.config import Config, ConfigError, load_config
 from polyrelay.errors import GatewayError
 from polyrelay.relay.auth import KeyCache
+from polyrelay.relay.response_store import ResponseStore
 from polyrelay.routing.patterns import allowlist_permits, is_pattern
 from polyrelay.routing.router import Router
 from polyrelay.store.keys import KeyRecord, upsert_config_keys
@@ -57,6 +58,7 @@ class Gateway:
         self._warn_unpriced()
         self.ledger = Ledger(engine, journal_dir=journal_dir_for(engine.url.render_as_string(hide_password=True)))
         self.keys = KeyCache(engine)
+        self.responses = ResponseStore(engine, config.responses)
         self.http = UpstreamClient()
         self._media_session: aiohttp.ClientSession | None = None
 
@@ -77,6 +79,7 @@ class Gateway:
         old = self.catalog.secrets()
         self.catalog.reload(config)
         self.config = config
+        self.responses.settings = config.responses
         logs.set_secrets([*old, *self.catalog.secrets()])
         self._warn_unpriced()
 
@@ -126,9 +129,11 @@ class Gateway:
 
     async def start(self) -> None:
         await self.ledger.start()
+        self.responses.start()
 
     async def stop(self) -> None:
         await self.ledger.stop()
+        await self.responses.stop()
         await self.http.close()
         if self._media_session is not None:
             await self._media_session.close()

@@ -31,6 +31,7 @@ from polyrelay.server import (
     images_routes,
     openai_routes,
     responses_routes,
+    stored_responses_routes,
     video_routes,
 )
 from polyrelay.server.asgi import (
@@ -60,7 +61,8 @@ def _router() -> Router:
     for table, surface in ((openai_routes.ROUTES, OPENAI_CHAT), (admin.ROUTES, OPENAI_CHAT),
                            (video_routes.ROUTES, OPENAI_CHAT), (images_routes.ROUTES, OPENAI_CHAT),
                            (anthropic_routes.ROUTES, ANTHROPIC_MESSAGES), (gemini_routes.ROUTES, GEMINI),
-                           (responses_routes.ROUTES, OPENAI_RESPONSES)):
+                           (responses_routes.ROUTES, OPENAI_RESPONSES),
+                           (stored_responses_routes.ROUTES, OPENAI_RESPONSES)):
         for route in table:
             if route.errors is None:
                 route.errors = surface

@@ -1,10 +1,12 @@
 """OpenAI Responses surface: `POST /v1/responses` and `POST /v1/responses/input_tokens` (Bearer key,
-OpenAI's error shape). Stored responses (`store`, `previous_response_id`, GET / DELETE by id) are
-not kept yet: the POST handler is where they join."""
+OpenAI's error shape). Stored responses join here: `previous_response_id` is expanded before the
+relay and the answer remembered after it (relay/stored_responses.py, docs/responses.md); GET and
+DELETE by id are in stored_responses_routes.py."""
 
 from __future__ import annotations
 
 from polyrelay.protocols import openai_responses
+from polyrelay.relay import stored_responses
 from polyrelay.relay.count_tokens import COUNT_TOKENS, parse_request, peek_of
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.pipeline import relay
@@ -28,12 +30,19 @@ def _forward_headers(scope: Scope) -> dict[str, str] | None:
 
 async def create(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
     peek = openai_responses.fastpath.peek_request(body)
+    top = peek.top   # the client's own request: its `store`, and what is remembered
+    expanded = await stored_responses.expand(gw, key, body, stored_responses.responses_channel_may_serve(gw), top)
+    if expanded is not body:   # the earlier turns went into `input`
+        peek = openai_responses.fastpath.peek_request(expanded)
     peek.forward_headers = _forward_headers(scope)
-    return await relay(gw, OPENAI_RESPONSES, key, body, peek)
+    return stored_responses.remember(gw, key, body, await relay(gw, OPENAI_RESPONSES, key, expanded, peek), top)
 
 
 async def input_tokens(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params: Params) -> Reply | StreamReply:
-    """Asked of the model's Responses, Anthropic or Gemini channel; estimated locally otherwise."""
+    """Asked of the model's Responses, Anthropic or Gemini channel; estimated locally otherwise. A
+    `previous_response_id` counts the whole conversation, as the answer would see it."""
+    passthrough = stored_responses.responses_channel_may_serve(gw, COUNT_TOKENS.name)
+    body = await stored_responses.expand(gw, key, body, passthrough)
     req = parse_request(OPENAI_RESPONSES, body)
     return await relay(gw, OPENAI_RESPONSES, key, body, peek_of(req), COUNT_TOKENS, parsed=req)
 

@@ -12,12 +12,13 @@ from polyrelay.store.tables import api_keys, request_logs
 _LOG_COLUMNS = [c.name for c in request_logs.columns if c.name != "id"]
 
 
-def _placeholders(paramstyle: str) -> str:
+def placeholders(paramstyle: str, count: int) -> str:
+    """`count` parameter markers in the driver's own style, for a driver-level executemany."""
     if paramstyle == "qmark":
-        return ", ".join("?" for _ in _LOG_COLUMNS)
+        return ", ".join("?" for _ in range(count))
     if paramstyle == "numeric_dollar":
-        return ", ".join(f"${i + 1}" for i in range(len(_LOG_COLUMNS)))
-    return ", ".join("%s" for _ in _LOG_COLUMNS)
+        return ", ".join(f"${i + 1}" for i in range(count))
+    return ", ".join("%s" for _ in range(count))
 
 
 async def insert_logs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -25,7 +26,7 @@ async def insert_logs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None
     the gateway's CPU in the profile, and these rows need none of it."""
     if rows:
         sql = (f"INSERT INTO request_logs ({', '.join(_LOG_COLUMNS)}) "
-               f"VALUES ({_placeholders(conn.dialect.paramstyle)})")
+               f"VALUES ({placeholders(conn.dialect.paramstyle, len(_LOG_COLUMNS))})")
         await conn.exec_driver_sql(sql, [tuple(row.get(c) for c in _LOG_COLUMNS) for row in rows])
 
 

@@ -80,6 +80,27 @@ request_logs = Table(
 )
 Index("ix_request_logs_key_created", request_logs.c.key_id, request_logs.c.created_at)
 
+
+# Responses API responses kept for `previous_response_id` and GET/DELETE /v1/responses/{id} (0005).
+# JSON columns are text; `response` is the response object as served, without `output` (its own column).
+responses = Table(
+    "responses", metadata,
+    Column("id", String(128), primary_key=True),          # the id the client was answered with
+    Column("key_id", Integer, nullable=False),             # the owner: only it may read, continue or delete
+    Column("created_at", BigInteger, nullable=False),      # unix seconds (the response's own created_at)
+    Column("expires_at", BigInteger, nullable=False),      # unix seconds; purged after (responses.retention_days)
+    Column("model", String(128), nullable=False),          # the public model name
+    Column("status", String(32), nullable=False),          # completed | incomplete | failed
+    Column("previous_response_id", String(128), nullable=True),
+    Column("stored", Boolean, nullable=False, default=True),   # False: too large, an ownership stub only
+    Column("input_items", Text, nullable=False, default="[]"),  # the request's own input items (JSON list)
+    Column("request", Text, nullable=False, default="{}"),      # the request's other fields (JSON object)
+    Column("output_items", Text, nullable=False, default="[]"),  # the response's output (JSON list)
+    Column("usage", Text, nullable=True),                        # the response's usage (JSON object)
+    Column("response", Text, nullable=False, default="{}"),     # the response object without output
+)
+Index("ix_responses_expires_at", responses.c.expires_at)
+
 # Sora video jobs (relay/videos.py, migration 0006). The gateway's `id` maps to the channel that owns
 # the job and its id there. `held_micros` is the job's reservation, made durable: counted in the key's
 # `leased_micros` (moved out of the creating process's lease in the create transaction), so neither a

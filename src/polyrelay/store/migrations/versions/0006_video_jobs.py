@@ -2,13 +2,13 @@
 its durable quota hold (`held_micros`, inside the key's `leased_micros` until the job is billed).
 
 Revision ID: 0006
-Revises: 0004 (the lead relinks it to 0005, the stored-responses table, at merge)
+Revises: 0005
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
