@@ -19,7 +19,8 @@ from polyrelay.billing.ledger import Reservation
 from polyrelay.billing.prices import Price
 from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
-from polyrelay.protocols.images import CHAT, SIDES, ImagePeek, ImageResult, Outgoing
+from polyrelay.protocols.images import CHAT, SIDES, ImagePeek, Outgoing
+from polyrelay.protocols.images.call import combine
 from polyrelay.protocols.registry import PROTOCOLS
 from polyrelay.relay.convert_path import DROPPED_HEADER, describe_losses, header_value
 from polyrelay.relay.gateway import Gateway
@@ -121,23 +122,13 @@ async def _converted(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> R
         headers.append((DROPPED_HEADER, header_value(meter.dropped)))
     tasks = await _all(gw, channel, upstream_model, outgoing)
     meter.first_byte()
-    result = ImageResult()
-    for task in tasks:
-        try:
-            one = upstream.read(task.result())
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            raise _unreadable(channel) from None
-        result.images += one.images
-        result.text += one.text
-        result.size, result.quality = result.size or one.size, result.quality or one.quality
-        if one.usage is not None:
-            u = result.usage or ir.Usage()
-            result.usage = ir.Usage(input_tokens=u.input_tokens + one.usage.input_tokens,
-                                    output_tokens=u.output_tokens + one.usage.output_tokens)
+    try:
+        result = combine([upstream.read(task.result()) for task in tasks], call)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        raise _unreadable(channel) from None
     if not result.images:
         said = f": {result.text[:300]}" if result.text else ""
         raise GatewayError(400, "invalid_request", f"the model generated no image{said}")
-    result.size = result.size or call.size
     cost = settled_micros(meter.price, len(result.images), result.size, result.quality or call.quality,
                           result.usage)
     await meter.succeed(result.usage or ir.Usage(), cost=cost)

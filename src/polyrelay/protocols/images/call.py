@@ -4,6 +4,7 @@ upstream's (the images counterpart of ir.py), and what each side of a conversion
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -80,6 +81,22 @@ class ImageSide(Protocol):
     def render(self, result: ImageResult, call: ImageCall) -> bytes: ...
 
 
+def combine(results: Iterable[ImageResult], call: ImageCall) -> ImageResult:
+    """The answers of one request's upstream calls as one answer (a Gemini image model's `n` calls):
+    their images and text in order, their usage summed, the size asked for where none was reported."""
+    out = ImageResult()
+    for one in results:
+        out.images += one.images
+        out.text += one.text
+        out.size, out.quality = out.size or one.size, out.quality or one.quality
+        if one.usage is not None:
+            u = out.usage or ir.Usage()
+            out.usage = ir.Usage(input_tokens=u.input_tokens + one.usage.input_tokens,
+                                 output_tokens=u.output_tokens + one.usage.output_tokens)
+    out.size = out.size or call.size
+    return out
+
+
 # Gemini's aspect ratios (imageConfig.aspectRatio)
 RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 
@@ -131,6 +148,7 @@ __all__ = [
     "InputImage",
     "Outgoing",
     "Tally",
+    "combine",
     "ratio_of_size",
     "size_of_ratio",
     "sniff_mime",

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from polyrelay import ir
+from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import RequestPeek
 from polyrelay.protocols.images.call import ImageCall, ImageResult, InputImage, Outgoing, Tally
@@ -114,7 +114,7 @@ class ChatImages:
         message = {"role": "assistant", "content": content,
                    "images": [{"type": "image_url", "image_url": {"url": u}} for u in urls]}
         created = int(time.time())
-        rid = f"chatcmpl-img{time.time_ns() % 10**12}"
+        rid = ids.new_id("chatcmpl-img")
         u = result.usage
         usage = None if u is None else {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
                                         "total_tokens": u.input_tokens + u.output_tokens}

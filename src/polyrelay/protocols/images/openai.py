@@ -7,7 +7,7 @@ import time
 
 import msgspec
 
-from polyrelay import ir
+from polyrelay import ids, ir
 from polyrelay.errors import GatewayError
 from polyrelay.protocols import RequestPeek
 from polyrelay.protocols.images import multipart
@@ -210,7 +210,7 @@ class OpenAIImages:
             fields.append(("quality", call.quality))
         if not call.images:
             return [Outgoing("images", msgspec.json.encode({k: int(v) if k == "n" else v for k, v in fields}))], losses
-        boundary = b"polyrelay-" + msgspec.json.encode(id(call))
+        boundary = ids.new_id("polyrelay-").encode()
         files = [("image[]", f"image{i}.{_extension(im.mime)}", im.mime, bytes(im.data))
                  for i, im in enumerate(call.images)]
         if call.mask is not None:
