@@ -60,6 +60,7 @@ class ChannelKind(Protocol):
     capabilities: Capabilities
     framing: Framing
     signs: bool                   # prepare() changes requests; False: the call skips it (no per-request cost)
+    native_completions: bool      # has the legacy /completions: its `completions` models are served there
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str: ...
     def headers(self, api_key: str) -> dict[str, str]: ...
@@ -71,6 +72,7 @@ class PlainKind:
 
     framing: Framing = "sse"
     signs = False
+    native_completions = False
 
     def prepare(self, request: UpstreamRequest) -> UpstreamRequest:
         return request
@@ -94,9 +96,10 @@ class Channel:
         self.secrets = (*(k for k in config.api_keys if k), *proxy_secrets(config.proxy))
         self._scrubber = Scrubber(self.secrets)
         # upstream model names this channel's own /completions endpoint serves (OpenAI kind); other
-        # legacy completions are converted to the channel's chat-like protocol
+        # legacy completions are converted to the channel's chat-like protocol, and chat for these models
+        # goes to /completions (relay/convert_path.completion_model); a kind without /completions has none
         self._completion_models = tuple(Glob(m) for m in (DEFAULT_COMPLETION_MODELS if config.completions is None
-                                                          else config.completions))
+                                                          else config.completions)) if kind.native_completions else ()
         self.timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, config.timeout)
         self.stream_timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, None)
 
@@ -108,7 +111,8 @@ class Channel:
         return next(self._keys)
 
     def completes_natively(self, upstream_model: str) -> bool:
-        """Whether a legacy completion for `upstream_model` goes to the channel's /completions as it is."""
+        """Whether `upstream_model` is served by the channel's /completions: a legacy completion as it is,
+        a chat request converted to a completion."""
         return any(glob.matches(upstream_model) for glob in self._completion_models)
 
     def serves(self, operation: Operation) -> bool:
