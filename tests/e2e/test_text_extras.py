@@ -33,7 +33,8 @@ PRICES = {"gpt-3.5-turbo-instruct": (Decimal("1.534567"), Decimal("2.012345")),
           "gemini-2.5-flash": (Decimal("0.31"), Decimal("2.53")),
           "text-embedding-3-small": (Decimal("0.021234"), Decimal("0")),
           "embed-mapped": (Decimal("0.13"), Decimal("0")),
-          "gemini-embedding-001": (Decimal("0.151234"), Decimal("0"))}
+          "gemini-embedding-001": (Decimal("0.151234"), Decimal("0")),
+          "vllm-chat-and-complete": (Decimal("0.2"), Decimal("0.4"))}
 
 
 def _config(sim_url: str) -> str:
@@ -45,6 +46,11 @@ channels:
     api_keys: [sk-up-text-openai]
     models: [gpt-3.5-turbo-instruct, gpt-4o-mini, text-embedding-3-small, embed-mapped]
     model_map: {{embed-mapped: text-embedding-3-large}}
+  - name: vllm
+    base_url: {sim_url}/v1
+    api_keys: [sk-up-text-vllm]
+    models: [vllm-chat-and-complete]
+    completions: ["*"]
   - name: claude
     type: anthropic
     base_url: {sim_url}
@@ -298,10 +304,29 @@ def test_an_anthropic_client_asking_for_a_completion_model_is_served_from_comple
     assert answer["type"] == "message" and len(answer["content"][0]["text"].split()) == 4
 
 
+def test_chat_stays_on_the_chat_endpoint_of_a_channel_that_completes_every_model(text: Server, sim: Server) -> None:
+    client, model = _client(text), "vllm-chat-and-complete"
+    answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content and _sent(sim, "sk-up-text-vllm")["path"] == "/v1/chat/completions"
+    with pytest.raises(openai.NotFoundError):   # the simulator has no completion model of that name
+        client.completions.create(model=model, prompt="hi")
+    assert _sent(sim, "sk-up-text-vllm")["path"] == "/v1/completions"   # the setting still applies there
+
+
+def test_a_chat_setting_a_completion_has_no_field_for_is_dropped_and_reported(text: Server, sim: Server) -> None:
+    r = httpx.post(text.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-text-alice-0001"}, json={
+        "model": "gpt-3.5-turbo-instruct", "reasoning_effort": "low", "max_tokens": 20,
+        "messages": [{"role": "user", "content": "hi [[sim:words=3]]"}]})
+    assert r.status_code == 200, r.text
+    assert "reasoning" not in _sent(sim, "sk-up-text-openai")["body"]
+    assert r.headers["x-polyrelay-dropped"].startswith("reasoning: dropped")
+
+
 @pytest.mark.parametrize(("extra", "param"), [
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}},
      "response_format"),
+    ({"response_format": {"type": "json_object"}}, "response_format"),
     ({"messages": [{"role": "user", "content": [{"type": "text", "text": "what is it?"}, {
         "type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]}, "messages")])
 @pytest.mark.parametrize("stream", [False, True])

@@ -100,6 +100,8 @@ class Channel:
         # goes to /completions (relay/convert_path.completion_model); a kind without /completions has none
         self._completion_models = tuple(Glob(m) for m in (DEFAULT_COMPLETION_MODELS if config.completions is None
                                                           else config.completions)) if kind.native_completions else ()
+        # "*" is a server that completes every model and chats too (vLLM): chat stays on its chat endpoint
+        self._completion_only = () if any(g.text == "*" for g in self._completion_models) else self._completion_models
         self.timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, config.timeout)
         self.stream_timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, None)
 
@@ -111,9 +113,12 @@ class Channel:
         return next(self._keys)
 
     def completes_natively(self, upstream_model: str) -> bool:
-        """Whether `upstream_model` is served by the channel's /completions: a legacy completion as it is,
-        a chat request converted to a completion."""
+        """Whether a legacy completion for `upstream_model` goes to the channel's /completions as it is."""
         return any(glob.matches(upstream_model) for glob in self._completion_models)
+
+    def completion_only(self, upstream_model: str) -> bool:
+        """Whether `upstream_model` has only the channel's /completions, so chat for it is converted there."""
+        return any(glob.matches(upstream_model) for glob in self._completion_only)
 
     def serves(self, operation: Operation) -> bool:
         return operation in self.capabilities.operations

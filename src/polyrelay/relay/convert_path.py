@@ -50,7 +50,7 @@ def _for_channel(req: ir.Request, upstream: UpstreamCodec, public_model: str,
 
 
 async def call(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | StreamReply:
-    if channel.completes_natively(meter.upstream_model or job.peek.model):
+    if channel.completion_only(meter.upstream_model or job.peek.model):
         return await completion_model(gw, job, channel, meter)
     return await convert(gw, job, channel, meter, job.surface.protocol)
 

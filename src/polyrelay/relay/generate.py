@@ -56,7 +56,7 @@ def _per_image_only(model: str) -> GatewayError:
 
 
 async def _fast(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | StreamReply:
-    if channel.completes_natively(meter.upstream_model or job.peek.model):   # e.g. gpt-3.5-turbo-instruct
+    if channel.completion_only(meter.upstream_model or job.peek.model):   # e.g. gpt-3.5-turbo-instruct
         return await convert_path.completion_model(gw, job, channel, meter)
     return await fast_path.call(gw, job, channel, meter)
 

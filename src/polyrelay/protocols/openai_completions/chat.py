@@ -5,9 +5,9 @@ completion-only models").
 
 The prompt: a conversation of one user message and no system text is that text as it is; any other
 conversation is each turn as `System: `, `User: ` or `Assistant: ` and its text, turns separated by
-a blank line, ending with `Assistant:` for the model to continue (the chat template OpenAI's own
-playground used for instruct models). Tools, non-text content (images, audio, files) and
-`response_format` json_schema are a 400 naming the field: a completion model has none of them."""
+a blank line, ending with `Assistant:` for the model to continue. Tools, non-text content (images, audio,
+files) and a `response_format` other than text (json_object, json_schema) are a 400 naming the
+field: a completion model has none of them."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import msgspec
 
 from polyrelay import ids, ir
 from polyrelay.errors import invalid_request
-from polyrelay.protocols._common import decode_json_object
+from polyrelay.protocols._common import cannot_search, decode_json_object, dropped, render_with_losses
 from polyrelay.protocols.openai_chat.errors import parse_error
 from polyrelay.protocols.openai_chat.stream import StreamDecoder as ChatStreamDecoder
 from polyrelay.protocols.openai_chat.wire import FINISH_FROM_CHAT, usage_from_chat
@@ -45,11 +45,10 @@ def prompt(req: ir.Request) -> str:
     """The conversation as one prompt (see the module's docstring), or a 400 for what it cannot carry."""
     if req.tools or req.tool_choice is not None:
         raise invalid_request(f"'tools' cannot be honoured: {_WHY} no tools", param="tools")
-    if req.response_format is not None and req.response_format.type == "json_schema":
-        raise invalid_request(f"'response_format' json_schema cannot be honoured: {_WHY} no structured output",
-                              param="response_format")
-    if req.web_search is not None:
-        raise invalid_request(f"web search cannot be honoured: {_WHY} no tools", param="web_search_options")
+    if req.response_format is not None and req.response_format.type != "text":
+        raise invalid_request(f"'response_format' {req.response_format.type} cannot be honoured: {_WHY} no "
+                              "structured output", param="response_format")
+    cannot_search(req, "completion model")
     system = _text(list(req.system), "system")
     turns = [(m.role, _text(m.parts, "messages")) for m in req.messages]
     if not system and len(turns) == 1 and turns[0][0] == "user":
@@ -63,9 +62,14 @@ def prompt(req: ir.Request) -> str:
     return text
 
 
-def render_request(req: ir.Request, upstream_model: str) -> tuple[bytes, list[ir.Loss]]:
-    """The completion request; nothing is dropped (what a prompt cannot carry is refused)."""
+@render_with_losses
+def render_request(req: ir.Request, upstream_model: str) -> bytes:
+    """The completion request. What changes the answer's content is refused (`prompt`); the settings a
+    completion has no field for are dropped and reported (`x-polyrelay-dropped`), as any conversion's."""
     body: dict[str, Any] = {"model": upstream_model, "prompt": prompt(req)}
+    for name, value in (("top_k", req.top_k), ("reasoning", req.reasoning), ("metadata", req.metadata)):
+        if value is not None:
+            dropped(name, "OpenAI's legacy completions")
     optional: dict[str, Any] = {
         "max_tokens": req.max_tokens, "temperature": req.temperature, "top_p": req.top_p, "seed": req.seed,
         "n": req.n, "frequency_penalty": req.frequency_penalty, "presence_penalty": req.presence_penalty,
@@ -74,7 +78,7 @@ def render_request(req: ir.Request, upstream_model: str) -> tuple[bytes, list[ir
     if req.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}   # the bill needs usage, whatever the client asked
-    return msgspec.json.encode(body), []
+    return msgspec.json.encode(body)
 
 
 def tool_name(name: str) -> str:
