@@ -33,7 +33,8 @@ PRICES = {"gpt-3.5-turbo-instruct": (Decimal("1.534567"), Decimal("2.012345")),
           "gemini-2.5-flash": (Decimal("0.31"), Decimal("2.53")),
           "text-embedding-3-small": (Decimal("0.021234"), Decimal("0")),
           "embed-mapped": (Decimal("0.13"), Decimal("0")),
-          "gemini-embedding-001": (Decimal("0.151234"), Decimal("0"))}
+          "gemini-embedding-001": (Decimal("0.151234"), Decimal("0")),
+          "vllm-chat-and-complete": (Decimal("0.2"), Decimal("0.4"))}
 
 
 def _config(sim_url: str) -> str:
@@ -45,6 +46,11 @@ channels:
     api_keys: [sk-up-text-openai]
     models: [gpt-3.5-turbo-instruct, gpt-4o-mini, text-embedding-3-small, embed-mapped]
     model_map: {{embed-mapped: text-embedding-3-large}}
+  - name: vllm
+    base_url: {sim_url}/v1
+    api_keys: [sk-up-text-vllm]
+    models: [vllm-chat-and-complete]
+    completions: ["*"]
   - name: claude
     type: anthropic
     base_url: {sim_url}
@@ -231,6 +237,110 @@ def test_a_completion_stream_cut_short_ends_with_an_error_and_is_billed_for_what
     row = _log(admin, model)
     assert row["status"] == 502 and row["usage_estimated"] and row["completion_tokens"] > 0
     assert _spent(admin, "alice") - before == _cost(model, row["prompt_tokens"], row["completion_tokens"]) > 0
+
+
+# ---- chat for a completion-only model ------------------------------------------------------
+
+
+def test_chat_for_a_completion_model_goes_to_completions_with_the_conversation_as_one_prompt(
+        text: Server, sim: Server) -> None:
+    admin = Admin(text.url)
+    before = _spent(admin, "alice")
+    answer = _client(text).chat.completions.create(model="gpt-3.5-turbo-instruct", max_tokens=60, messages=[
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Say it [[sim:words=9]]"}])
+    sent = _sent(sim, "sk-up-text-openai")
+    assert sent["path"] == "/v1/completions"   # the simulator refuses an instruct model on chat
+    assert sent["body"] == {"model": "gpt-3.5-turbo-instruct", "max_tokens": 60, "prompt": (
+        "System: Be brief.\n\nUser: Hi\n\nAssistant: Hello!\n\nUser: Say it [[sim:words=9]]\n\nAssistant:")}
+    assert answer.object == "chat.completion" and answer.model == "gpt-3.5-turbo-instruct"
+    message = answer.choices[0].message
+    assert message.role == "assistant" and len((message.content or "").split()) == 9
+    assert answer.choices[0].finish_reason == "stop" and message.tool_calls is None
+    assert answer.usage is not None and answer.usage.completion_tokens > 0
+    expected = _cost("gpt-3.5-turbo-instruct", answer.usage.prompt_tokens, answer.usage.completion_tokens)
+    assert expected > 0 and _spent(admin, "alice") - before == expected
+    row = _log(admin, "gpt-3.5-turbo-instruct")
+    assert row["surface"] == "openai_chat" and row["channel"] == "openai" and row["charged_micros"] == expected
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_streamed_chat_for_a_completion_model_is_chat_chunks_billed_exactly(
+        text: Server, sim: Server, include_usage: bool) -> None:
+    admin = Admin(text.url)
+    before = _spent(admin, "alice")
+    options: Any = {"include_usage": True} if include_usage else openai.NOT_GIVEN
+    chunks = list(_client(text).chat.completions.create(
+        model="gpt-3.5-turbo-instruct", messages=[{"role": "user", "content": "count [[sim:words=30]]"}],
+        max_tokens=200, stream=True, stream_options=options))
+    sent = _sent(sim, "sk-up-text-openai")
+    assert sent["path"] == "/v1/completions" and sent["body"]["prompt"] == "count [[sim:words=30]]"
+    assert sent["body"]["stream_options"] == {"include_usage": True}
+    assert all(c.object == "chat.completion.chunk" and c.model == "gpt-3.5-turbo-instruct" for c in chunks)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(content.split()) == 30
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    usage = [c.usage for c in chunks if c.usage is not None]
+    row = _log(admin, "gpt-3.5-turbo-instruct")
+    assert row["stream"] and not row["usage_estimated"] and row["completion_tokens"] > 0
+    if include_usage:
+        assert len(usage) == 1 and usage[0].completion_tokens == row["completion_tokens"]
+    else:
+        assert not usage
+    assert _spent(admin, "alice") - before == _cost("gpt-3.5-turbo-instruct", row["prompt_tokens"],
+                                                     row["completion_tokens"]) > 0
+
+
+def test_an_anthropic_client_asking_for_a_completion_model_is_served_from_completions(
+        text: Server, sim: Server) -> None:
+    r = httpx.post(text.url + "/v1/messages", headers={"x-api-key": "sk-text-alice-0001"}, json={
+        "model": "gpt-3.5-turbo-instruct", "max_tokens": 50, "system": "Be brief.",
+        "messages": [{"role": "user", "content": "Hi [[sim:words=4]]"}]})
+    assert r.status_code == 200, r.text
+    sent = _sent(sim, "sk-up-text-openai")
+    assert sent["path"] == "/v1/completions"
+    assert sent["body"]["prompt"] == "System: Be brief.\n\nUser: Hi [[sim:words=4]]\n\nAssistant:"
+    answer = r.json()
+    assert answer["type"] == "message" and len(answer["content"][0]["text"].split()) == 4
+
+
+def test_chat_stays_on_the_chat_endpoint_of_a_channel_that_completes_every_model(text: Server, sim: Server) -> None:
+    client, model = _client(text), "vllm-chat-and-complete"
+    answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content and _sent(sim, "sk-up-text-vllm")["path"] == "/v1/chat/completions"
+    with pytest.raises(openai.NotFoundError):   # the simulator has no completion model of that name
+        client.completions.create(model=model, prompt="hi")
+    assert _sent(sim, "sk-up-text-vllm")["path"] == "/v1/completions"   # the setting still applies there
+
+
+def test_a_chat_setting_a_completion_has_no_field_for_is_dropped_and_reported(text: Server, sim: Server) -> None:
+    r = httpx.post(text.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-text-alice-0001"}, json={
+        "model": "gpt-3.5-turbo-instruct", "reasoning_effort": "low", "max_tokens": 20,
+        "messages": [{"role": "user", "content": "hi [[sim:words=3]]"}]})
+    assert r.status_code == 200, r.text
+    assert "reasoning" not in _sent(sim, "sk-up-text-openai")["body"]
+    assert r.headers["x-polyrelay-dropped"].startswith("reasoning: dropped")
+
+
+@pytest.mark.parametrize(("extra", "param"), [
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}},
+     "response_format"),
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "what is it?"}, {
+        "type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]}, "messages")])
+@pytest.mark.parametrize("stream", [False, True])
+def test_what_a_completion_model_cannot_carry_in_chat_is_a_400_naming_the_field(
+        text: Server, sim: Server, extra: dict[str, Any], param: str, stream: bool) -> None:
+    marker = f"refused-{param}-{stream}"
+    body = {"model": "gpt-3.5-turbo-instruct", "messages": [{"role": "user", "content": marker}], "stream": stream,
+            "user": marker, **extra}
+    r = httpx.post(text.url + "/v1/chat/completions", headers={"Authorization": "Bearer sk-text-alice-0001"},
+                   json=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == param and "completion model" in error["message"]
+    assert not any(marker in r["body"] for r in httpx.get(sim.url + "/sim/requests").json())   # none sent
 
 
 @pytest.mark.parametrize(("field", "value"), [("echo", True), ("suffix", "}"), ("logprobs", 1),

@@ -60,6 +60,7 @@ class ChannelKind(Protocol):
     capabilities: Capabilities
     framing: Framing
     signs: bool                   # prepare() changes requests; False: the call skips it (no per-request cost)
+    native_completions: bool      # has the legacy /completions: its `completions` models are served there
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str: ...
     def headers(self, api_key: str) -> dict[str, str]: ...
@@ -71,6 +72,7 @@ class PlainKind:
 
     framing: Framing = "sse"
     signs = False
+    native_completions = False
 
     def prepare(self, request: UpstreamRequest) -> UpstreamRequest:
         return request
@@ -94,9 +96,12 @@ class Channel:
         self.secrets = (*(k for k in config.api_keys if k), *proxy_secrets(config.proxy))
         self._scrubber = Scrubber(self.secrets)
         # upstream model names this channel's own /completions endpoint serves (OpenAI kind); other
-        # legacy completions are converted to the channel's chat-like protocol
+        # legacy completions are converted to the channel's chat-like protocol, and chat for these models
+        # goes to /completions (relay/convert_path.completion_model); a kind without /completions has none
         self._completion_models = tuple(Glob(m) for m in (DEFAULT_COMPLETION_MODELS if config.completions is None
-                                                          else config.completions))
+                                                          else config.completions)) if kind.native_completions else ()
+        # "*" is a server that completes every model and chats too (vLLM): chat stays on its chat endpoint
+        self._completion_only = () if any(g.text == "*" for g in self._completion_models) else self._completion_models
         self.timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, config.timeout)
         self.stream_timeouts = Timeouts(config.connect_timeout, config.first_byte_timeout, None)
 
@@ -110,6 +115,10 @@ class Channel:
     def completes_natively(self, upstream_model: str) -> bool:
         """Whether a legacy completion for `upstream_model` goes to the channel's /completions as it is."""
         return any(glob.matches(upstream_model) for glob in self._completion_models)
+
+    def completion_only(self, upstream_model: str) -> bool:
+        """Whether `upstream_model` has only the channel's /completions, so chat for it is converted there."""
+        return any(glob.matches(upstream_model) for glob in self._completion_only)
 
     def serves(self, operation: Operation) -> bool:
         return operation in self.capabilities.operations

@@ -17,6 +17,7 @@ class OpenAIKind(PlainKind):
                                         "embeddings": "/embeddings", "images": "/images/generations",
                                         "image_edits": "/images/edits", "videos": "/videos"}
     capabilities = Capabilities(json_schema=True, operations=frozenset(_PATHS))
+    native_completions = True
 
     def url(self, base_url: str, operation: Operation, upstream_model: str, stream: bool) -> str:
         path = self._PATHS.get(operation)

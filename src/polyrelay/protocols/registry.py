@@ -56,6 +56,23 @@ class ClientCodec(Protocol):
     def render_stream_error(self, err: GatewayError) -> bytes: ...
 
 
+class UpstreamCodec(Protocol):
+    """What the convert path needs of the protocol it sends upstream (a WireProtocol, or the codec
+    of a chat request for a completion-only model: protocols/openai_completions/chat.py)."""
+
+    @property
+    def INLINE_MEDIA(self) -> frozenset[str]: ...  # noqa: N802
+    @property
+    def THINKING_ALIAS(self) -> bool: ...  # noqa: N802
+    @property
+    def StreamDecoder(self) -> Callable[[], StreamDecoder]: ...  # noqa: N802
+
+    def render_request(self, req: ir.Request, upstream_model: str) -> tuple[bytes, list[ir.Loss]]: ...
+    def parse_response(self, body: bytes) -> ir.Response: ...
+    def parse_error(self, status: int, body: bytes) -> GatewayError: ...
+    def tool_name(self, name: str) -> str: ...
+
+
 class WireProtocol(Protocol):
     """What the relay needs of one wire protocol (a module of `polyrelay.protocols` satisfies it)."""
 

@@ -11,8 +11,8 @@ from polyrelay import ir
 from polyrelay.billing.estimate import estimated_usage
 from polyrelay.channels import Channel
 from polyrelay.errors import MALFORMED, GatewayError, blame
-from polyrelay.protocols import TapState
-from polyrelay.protocols.registry import PROTOCOLS, ClientCodec, StreamDecoder, StreamEncoder, WireProtocol
+from polyrelay.protocols import TapState, openai_completions
+from polyrelay.protocols.registry import PROTOCOLS, ClientCodec, StreamDecoder, StreamEncoder, UpstreamCodec
 from polyrelay.relay.gateway import Gateway
 from polyrelay.relay.meter import Meter
 from polyrelay.relay.operation import Job
@@ -38,7 +38,7 @@ def client_request(job: Job, client: ClientCodec | None = None) -> ir.Request:
     return job.parsed
 
 
-def _for_channel(req: ir.Request, upstream: WireProtocol, public_model: str,
+def _for_channel(req: ir.Request, upstream: UpstreamCodec, public_model: str,
                  upstream_model: str) -> tuple[ir.Request, str]:
     """A model alias (routing/aliases.py), e.g. `claude-...-thinking`: the base model with thinking on."""
     if upstream.THINKING_ALIAS and public_model.endswith(aliases.THINKING_SUFFIX):
@@ -50,14 +50,27 @@ def _for_channel(req: ir.Request, upstream: WireProtocol, public_model: str,
 
 
 async def call(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | StreamReply:
+    if channel.completion_only(meter.upstream_model or job.peek.model):
+        return await completion_model(gw, job, channel, meter)
     return await convert(gw, job, channel, meter, job.surface.protocol)
 
 
-async def convert(gw: Gateway, job: Job, channel: Channel, meter: Meter, client: ClientCodec) -> Reply | StreamReply:
+async def completion_model(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | StreamReply:
+    """A chat-like request for a model the channel serves only at /completions (e.g.
+    gpt-3.5-turbo-instruct): the conversation as one prompt there, the text back as the assistant's."""
+    upstream_model = meter.upstream_model or job.peek.model
+    return await convert(gw, job, channel, meter, job.surface.protocol, openai_completions.chat,
+                         url=channel.url("completions", upstream_model, job.peek.stream))
+
+
+async def convert(gw: Gateway, job: Job, channel: Channel, meter: Meter, client: ClientCodec,
+                  upstream: UpstreamCodec | None = None, url: str | None = None) -> Reply | StreamReply:
     """The convert path with `client` reading the client's body and writing its answer (the
-    surface's protocol, or another codec of the same errors: legacy completions)."""
+    surface's protocol, or another codec of the same errors: legacy completions), and `upstream`
+    writing the channel's request and reading its answer (by default the channel's protocol, sent
+    to its generate URL; else to `url`)."""
     peek = job.peek
-    upstream = PROTOCOLS[channel.protocol]
+    upstream = upstream or PROTOCOLS[channel.protocol]
     req, upstream_model = _for_channel(client_request(job, client), upstream, peek.model,
                                        meter.upstream_model or peek.model)
     meter.upstream_model = upstream_model
@@ -74,7 +87,7 @@ async def convert(gw: Gateway, job: Job, channel: Channel, meter: Meter, client:
         log.warning("the conversion for channel '%s' lost: %s", channel.name, meter.dropped)
         headers.append((DROPPED_HEADER, header_value(meter.dropped)))
     names = tool_names_to_restore(req, upstream)
-    resp = await open_upstream(gw.http, channel, upstream_model, up_body, req.stream, upstream.parse_error)
+    resp = await open_upstream(gw.http, channel, upstream_model, up_body, req.stream, upstream.parse_error, url=url)
     if not req.stream:
         data = await read_all(resp, channel)
         meter.first_byte()
@@ -114,7 +127,7 @@ def header_value(text: str) -> bytes:
     return bytes(c if 0x20 <= c < 0x7f else 0x3f for c in value)
 
 
-def tool_names_to_restore(req: ir.Request, upstream: WireProtocol) -> dict[str, str]:
+def tool_names_to_restore(req: ir.Request, upstream: UpstreamCodec) -> dict[str, str]:
     """{name as the upstream knows it: the client's name} for names the upstream's rules changed."""
     rename = upstream.tool_name
     return {rename(t.name): t.name for t in req.tools if rename(t.name) != t.name}
@@ -169,4 +182,5 @@ class ConvertingTap(TapState):
         return b"".join(out)
 
 
-__all__ = ["DROPPED_HEADER", "ConvertingTap", "call", "client_request", "convert", "describe_losses", "header_value"]
+__all__ = ["DROPPED_HEADER", "ConvertingTap", "call", "client_request", "completion_model", "convert",
+           "describe_losses", "header_value"]

@@ -6,10 +6,13 @@ from __future__ import annotations
 from polyrelay.billing.estimate import estimate_prompt_tokens
 from polyrelay.billing.ledger import Reservation
 from polyrelay.billing.prices import Price, covered_output_tokens, max_cost_micros
+from polyrelay.channels import Channel
 from polyrelay.errors import GatewayError
 from polyrelay.relay import convert_path, fast_path
 from polyrelay.relay.gateway import Gateway
+from polyrelay.relay.meter import Meter
 from polyrelay.relay.operation import Job, Operation
+from polyrelay.relay.replies import Reply, StreamReply
 from polyrelay.store.keys import KeyRecord
 
 MIN_OUTPUT_TOKENS = 16   # a request the balance cannot pay this much output for (with its prompt) is refused
@@ -52,6 +55,12 @@ def _per_image_only(model: str) -> GatewayError:
                         "it in image_models", param="model")
 
 
-GENERATE = Operation("generate", reserve, fast=fast_path.call, convert=convert_path.call)
+async def _fast(gw: Gateway, job: Job, channel: Channel, meter: Meter) -> Reply | StreamReply:
+    if channel.completion_only(meter.upstream_model or job.peek.model):   # e.g. gpt-3.5-turbo-instruct
+        return await convert_path.completion_model(gw, job, channel, meter)
+    return await fast_path.call(gw, job, channel, meter)
+
+
+GENERATE = Operation("generate", reserve, fast=_fast, convert=convert_path.call)
 
 __all__ = ["GENERATE", "MIN_OUTPUT_TOKENS", "reserve"]

@@ -12,6 +12,7 @@ Errors are OpenAI's (the route renders them with openai_chat's errors)."""
 from __future__ import annotations
 
 from polyrelay.protocols.openai_chat.errors import render_stream_error
+from polyrelay.protocols.openai_completions import chat
 from polyrelay.protocols.openai_completions.fastpath import CompletionStreamTap, upstream_body
 from polyrelay.protocols.openai_completions.request import DEFAULT_MAX_TOKENS, parse_request, peek_request
 from polyrelay.protocols.openai_completions.response import render_response
@@ -20,5 +21,5 @@ from polyrelay.protocols.openai_completions.stream import StreamEncoder
 NAME = "openai_completions"
 MODEL_IN_URL = False   # the model and the stream flag are in the body
 
-__all__ = ["DEFAULT_MAX_TOKENS", "MODEL_IN_URL", "NAME", "CompletionStreamTap", "StreamEncoder", "parse_request",
-           "peek_request", "render_response", "render_stream_error", "upstream_body"]
+__all__ = ["DEFAULT_MAX_TOKENS", "MODEL_IN_URL", "NAME", "CompletionStreamTap", "StreamEncoder", "chat",
+           "parse_request", "peek_request", "render_response", "render_stream_error", "upstream_body"]
