@@ -75,6 +75,13 @@ ECHO_DEFAULTS: dict[str, Any] = {
     "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
     "truncation": "disabled", "metadata": {}}
 _ECHO: ContextVar[dict[str, Any]] = ContextVar("polyrelay_responses_echo")
+# the client's `previous_response_id` when the gateway put that conversation into `input` (which the
+# parse then sees without it): relay/stored_responses.expand's caller leaves it here
+_PREVIOUS: ContextVar[str | None] = ContextVar("polyrelay_responses_previous", default=None)
+
+
+def expanded_from(previous_response_id: str) -> None:
+    _PREVIOUS.set(previous_response_id)
 
 
 def request_echo() -> dict[str, Any]:
@@ -84,6 +91,8 @@ def request_echo() -> dict[str, Any]:
 
 def _echo(b: dict[str, Any]) -> dict[str, Any]:
     out = {name: default if b.get(name) is None else b[name] for name, default in ECHO_DEFAULTS.items()}
+    if out["previous_response_id"] is None:
+        out["previous_response_id"] = _PREVIOUS.get()
     text, reasoning = b.get("text"), b.get("reasoning")
     if isinstance(text, dict) and "format" not in text:   # text: {verbosity} keeps the default format
         out["text"] = {**text, "format": {"type": "text"}}
