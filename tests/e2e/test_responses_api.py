@@ -385,3 +385,44 @@ def test_a_stream_cut_upstream_ends_in_an_error_the_client_sees(gw: Server, kind
         seen = [e.type for e in events]
         events.get_final_response()
     assert "error" in seen
+
+
+ECHOED = {"instructions": "Answer in one line.", "tools": [WEATHER], "tool_choice": "none",
+          "parallel_tool_calls": False, "temperature": 0.25, "top_p": 0.5, "max_output_tokens": 300,
+          "text": {"format": {"type": "text"}, "verbosity": "medium"}, "reasoning": {"effort": "low"},
+          "metadata": {"ticket": "T-7", "team": "ops"}, "store": False, "truncation": "disabled"}
+
+
+def _echoed(r: Any) -> dict[str, Any]:
+    return {"instructions": r.instructions, "tools": [t.model_dump(exclude_none=True) for t in r.tools],
+            "tool_choice": r.tool_choice, "parallel_tool_calls": r.parallel_tool_calls,
+            "temperature": r.temperature, "top_p": r.top_p, "max_output_tokens": r.max_output_tokens,
+            "text": r.text.model_dump(exclude_none=True), "effort": r.reasoning.effort, "metadata": r.metadata,
+            "store": r.store, "truncation": r.truncation, "previous_response_id": r.previous_response_id}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("kind", ["anthropic", "chat", "gemini"])
+def test_converted_answers_echo_the_request_fields(client: openai.OpenAI, kind: str, stream: bool) -> None:
+    """The Response repeats what the client asked for, as OpenAI's does: in the whole answer and in
+    the stream's created / in_progress / completed objects."""
+    want = {**{k: v for k, v in ECHOED.items() if k != "reasoning"}, "effort": "low", "previous_response_id": None}
+    if not stream:
+        r = client.responses.create(model=MODELS[kind], input="Weather? [[sim:words=3]]", **ECHOED)
+        assert _echoed(r) == want
+        return
+    with client.responses.stream(model=MODELS[kind], input="Weather? [[sim:words=3]]", **ECHOED) as events:
+        carried = [e.response for e in events if e.type in ("response.created", "response.in_progress")]
+        final = events.get_final_response()
+    assert len(carried) == 2
+    for r in [*carried, final]:
+        assert _echoed(r) == want
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_converted_answers_echo_the_api_defaults(client: openai.OpenAI, stream: bool) -> None:
+    r = _create(client, stream, model=MODELS["anthropic"], input="Hi [[sim:words=2]]")
+    assert _echoed(r) == {"instructions": None, "tools": [], "tool_choice": "auto", "parallel_tool_calls": True,
+                          "temperature": 1.0, "top_p": 1.0, "max_output_tokens": None,
+                          "text": {"format": {"type": "text"}}, "effort": None, "metadata": {}, "store": True,
+                          "truncation": "disabled", "previous_response_id": None}

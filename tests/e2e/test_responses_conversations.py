@@ -106,6 +106,8 @@ def test_a_function_tool_loop_continues_with_previous_response_id(gw: Server, ki
     assert first.usage.input_tokens < second.usage.input_tokens < third.usage.input_tokens
     assert (alice.responses.retrieve(second.id).output_text, alice.responses.retrieve(third.id).previous_response_id) \
         == (second.output_text, second.id)
+    if kind != "responses":   # a converted answer repeats the id it continues, as OpenAI's does (whole and stream)
+        assert [r.previous_response_id for r in (first, second, third)] == [None, first.id, second.id]
     # (a reasoning item, where the model thinks, comes back too: Gemini's thought signature rides in it)
     items = [i for i in alice.responses.input_items.list(third.id, order="asc") if i.type != "reasoning"]
     assert [i.type for i in items] == ["message", "function_call", "function_call_output", "message", "message"]

@@ -5,6 +5,8 @@ DELETE by id are in stored_responses_routes.py."""
 
 from __future__ import annotations
 
+import msgspec
+
 from polyrelay.protocols import openai_responses
 from polyrelay.relay import stored_responses
 from polyrelay.relay.count_tokens import COUNT_TOKENS, parse_request, peek_of
@@ -34,6 +36,9 @@ async def create(gw: Gateway, scope: Scope, body: bytes, key: KeyRecord, params:
     expanded = await stored_responses.expand(gw, key, body, stored_responses.responses_channel_may_serve(gw), top)
     if expanded is not body:   # the earlier turns went into `input`
         peek = openai_responses.fastpath.peek_request(expanded)
+        previous = top.get("previous_response_id") if top is not None else None
+        if previous is not None:   # a converted answer repeats it (request_echo)
+            openai_responses.expanded_from(msgspec.json.decode(previous, type=str))
     peek.forward_headers = _forward_headers(scope)
     return stored_responses.remember(gw, key, body, await relay(gw, OPENAI_RESPONSES, key, expanded, peek), top)
 

@@ -10,6 +10,7 @@ from polyrelay.protocols.openai_responses.request import (
     COUNT_TOKENS_FIELD,
     client_tools,
     count_tokens_body,
+    expanded_from,
     parse_count_tokens_request,
     parse_request,
     render_count_tokens_response,
@@ -27,7 +28,7 @@ THINKING_ALIAS = False
 
 __all__ = [
     "COUNT_TOKENS_FIELD", "INLINE_MEDIA", "MODEL_IN_URL", "NAME", "THINKING_ALIAS", "StreamDecoder", "StreamEncoder",
-    "StreamTap", "client_tools", "count_tokens_body", "fastpath", "parse_count_tokens_request", "parse_error",
-    "parse_request", "parse_response", "render_count_tokens_response", "render_error", "render_request",
+    "StreamTap", "client_tools", "count_tokens_body", "expanded_from", "fastpath", "parse_count_tokens_request",
+    "parse_error", "parse_request", "parse_response", "render_count_tokens_response", "render_error", "render_request",
     "render_response", "render_stream_error", "tool_name", "usage_from",
 ]

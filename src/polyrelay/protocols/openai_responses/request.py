@@ -67,6 +67,40 @@ def client_tools() -> dict[str, ClientTool]:
     return _CLIENT_TOOLS.get({})
 
 
+# The request's fields a Response object repeats (as the real API does), the client's own values,
+# left by the parse in the same task context as `_CLIENT_TOOLS`; absent ones take the API's defaults.
+ECHO_DEFAULTS: dict[str, Any] = {
+    "instructions": None, "max_output_tokens": None, "parallel_tool_calls": True, "previous_response_id": None,
+    "reasoning": {"effort": None, "summary": None}, "store": True, "temperature": 1.0,
+    "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
+    "truncation": "disabled", "metadata": {}}
+_ECHO: ContextVar[dict[str, Any]] = ContextVar("polyrelay_responses_echo")
+# the client's `previous_response_id` when the gateway put that conversation into `input` (which the
+# parse then sees without it): relay/stored_responses.expand's caller leaves it here
+_PREVIOUS: ContextVar[str | None] = ContextVar("polyrelay_responses_previous", default=None)
+
+
+def expanded_from(previous_response_id: str) -> None:
+    _PREVIOUS.set(previous_response_id)
+
+
+def request_echo() -> dict[str, Any]:
+    """The echoed fields of the request being converted (the defaults outside a converted request)."""
+    return _ECHO.get(ECHO_DEFAULTS)
+
+
+def _echo(b: dict[str, Any]) -> dict[str, Any]:
+    out = {name: default if b.get(name) is None else b[name] for name, default in ECHO_DEFAULTS.items()}
+    if out["previous_response_id"] is None:
+        out["previous_response_id"] = _PREVIOUS.get()
+    text, reasoning = b.get("text"), b.get("reasoning")
+    if isinstance(text, dict) and "format" not in text:   # text: {verbosity} keeps the default format
+        out["text"] = {**text, "format": {"type": "text"}}
+    if isinstance(reasoning, dict):
+        out["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
+    return out
+
+
 def _custom_tool(t: dict[str, Any], where: str) -> ir.Tool:
     fmt: dict[str, Any] = t["format"] if isinstance(t.get("format"), dict) else {}
     doc = str(t.get("description") or "")
@@ -419,6 +453,8 @@ def _parse(b: dict[str, Any], count_only: bool = False) -> ir.Request:
     search += items.search
     web_search = search[0] if search else None
     _CLIENT_TOOLS.set(kinds)
+    if not count_only:
+        _ECHO.set(_echo(b))
     system = items.system
     instructions = b.get("instructions")
     if isinstance(instructions, str) and instructions:

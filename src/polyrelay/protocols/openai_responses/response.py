@@ -10,7 +10,7 @@ import msgspec
 from polyrelay import ids, ir
 from polyrelay.protocols import signatures
 from polyrelay.protocols._common import char_span, decode_json_object, parse_arguments
-from polyrelay.protocols.openai_responses.request import CUSTOM_INPUT, ClientTool, client_tools
+from polyrelay.protocols.openai_responses.request import CUSTOM_INPUT, ClientTool, client_tools, request_echo
 from polyrelay.protocols.openai_responses.wire import finish_of, status_of, usage_from, usage_to
 
 
@@ -175,13 +175,17 @@ def output_items(parts: list[ir.Part], tools: dict[str, ClientTool]) -> list[dic
 
 def response_object(response_id: str, model: str, created: int, status: str, output: list[dict[str, Any]],
                     usage: dict[str, Any] | None, incomplete: dict[str, str] | None = None,
-                    error: dict[str, Any] | None = None) -> dict[str, Any]:
+                    error: dict[str, Any] | None = None, echo: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Response object; the request's fields it repeats are `echo`, by default `request_echo()`."""
+    echo = request_echo() if echo is None else echo
     return {"id": response_id, "object": "response", "created_at": created, "status": status,
-            "background": False, "error": error, "incomplete_details": incomplete, "instructions": None,
-            "max_output_tokens": None, "model": model, "output": output, "parallel_tool_calls": True,
-            "previous_response_id": None, "reasoning": {"effort": None, "summary": None}, "store": False,
-            "temperature": None, "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [],
-            "top_p": None, "truncation": "disabled", "usage": usage, "metadata": {}}
+            "background": False, "error": error, "incomplete_details": incomplete,
+            "instructions": echo["instructions"], "max_output_tokens": echo["max_output_tokens"], "model": model,
+            "output": output, "parallel_tool_calls": echo["parallel_tool_calls"],
+            "previous_response_id": echo["previous_response_id"], "reasoning": echo["reasoning"],
+            "store": echo["store"], "temperature": echo["temperature"], "text": echo["text"],
+            "tool_choice": echo["tool_choice"], "tools": echo["tools"], "top_p": echo["top_p"],
+            "truncation": echo["truncation"], "usage": usage, "metadata": echo["metadata"]}
 
 
 def response_id(upstream_id: str) -> str:

@@ -18,7 +18,7 @@ from polyrelay.errors import GatewayError
 from polyrelay.protocols._sse import event_fields, named_event
 from polyrelay.protocols._stream_base import EventDecoder
 from polyrelay.protocols.openai_responses.errors import error_event
-from polyrelay.protocols.openai_responses.request import client_tools
+from polyrelay.protocols.openai_responses.request import client_tools, request_echo
 from polyrelay.protocols.openai_responses.response import (
     call_item,
     message_item,
@@ -119,6 +119,7 @@ class StreamEncoder:
     def __init__(self, model: str, request: ir.Request, framing: str = "sse") -> None:  # SSE only
         self._model = model
         self._tools = client_tools()
+        self._echo = request_echo()   # read here, in the request's context, like the tools
         self._id = ids.new_id("resp_", 48)
         self._created = int(time.time())
         self._seq = 0
@@ -146,7 +147,8 @@ class StreamEncoder:
         if self._started:
             return b""
         self._started = True
-        r = response_object(self._id, self._model, self._created, "in_progress", [], None)
+        r = response_object(self._id, self._model, self._created, "in_progress", [], None,
+                            echo=self._echo)
         return self._event("response.created", response=r) + self._event("response.in_progress", response=r)
 
     @property
@@ -334,7 +336,7 @@ class StreamEncoder:
         self._seq += 1
         r = response_object(self._id, self._model, self._created, "failed", self._output,
                             usage_to(self._usage) if self._usage else None,
-                            error={"code": detail["code"], "message": event.message})
+                            error={"code": detail["code"], "message": event.message}, echo=self._echo)
         return out + self._event("response.failed", response=r)
 
     def close(self) -> bytes:
@@ -345,7 +347,7 @@ class StreamEncoder:
         reason = self._finish or ("tool_calls" if self._has_calls else "stop")
         status, incomplete = status_of(reason)
         r = response_object(self._id, self._model, self._created, status, self._output,
-                            usage_to(self._usage or ir.Usage()), incomplete)
+                            usage_to(self._usage or ir.Usage()), incomplete, echo=self._echo)
         return out + self._event("response.completed" if status == "completed" else "response.incomplete", response=r)
 
 
