@@ -125,3 +125,32 @@ class Admin:
 
     def logs(self, limit: int = 50) -> list[dict]:
         return self.http.get("/admin/logs", params={"limit": limit}).json()["data"]
+
+
+def four_kinds_channels(sim_url: str, resp_upstream: str | None = None) -> str:
+    """The `channels:` block of a gateway with one channel of each kind on the simulator: `gpt-resp`
+    on an OpenAI Responses channel (renamed to `resp_upstream` upstream when given), `gpt-chat` on a
+    chat-only OpenAI channel, `claude-sim-sonnet` on Anthropic, `gemini-3-pro-preview` on Gemini."""
+    renamed = f"\n    model_map: {{gpt-resp: {resp_upstream}}}" if resp_upstream else ""
+    return f"""channels:
+  - name: resp
+    type: openai
+    api: responses
+    base_url: {sim_url}/v1
+    api_keys: [sk-up-resp]
+    models: [gpt-resp]{renamed}
+  - name: chat
+    type: openai
+    base_url: {sim_url}/v1
+    api_keys: [sk-up-chat]
+    models: [gpt-chat]
+  - name: claude
+    type: anthropic
+    base_url: {sim_url}
+    api_keys: [sk-ant-upstream]
+    models: [claude-sim-sonnet]
+  - name: gemini
+    type: gemini
+    base_url: {sim_url}
+    api_keys: [gemini-upstream-key]
+    models: [gemini-3-pro-preview]"""

@@ -18,7 +18,7 @@ import pytest
 from google import genai
 from pydantic import BaseModel
 
-from servers import Admin, Server, start_gateway
+from servers import Admin, Server, four_kinds_channels, start_gateway
 
 PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                                      "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef00"
@@ -31,29 +31,7 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "weather of
 
 def config(sim_url: str) -> str:
     return f"""
-channels:
-  - name: resp
-    type: openai
-    api: responses
-    base_url: {sim_url}/v1
-    api_keys: [sk-up-resp]
-    models: [gpt-resp]
-    model_map: {{gpt-resp: gpt-5-upstream}}
-  - name: chat
-    type: openai
-    base_url: {sim_url}/v1
-    api_keys: [sk-up-chat]
-    models: [gpt-chat]
-  - name: claude
-    type: anthropic
-    base_url: {sim_url}
-    api_keys: [sk-ant-upstream]
-    models: [claude-sim-sonnet]
-  - name: gemini
-    type: gemini
-    base_url: {sim_url}
-    api_keys: [gemini-upstream-key]
-    models: [gemini-3-pro-preview]
+{four_kinds_channels(sim_url, "gpt-5-upstream")}
 keys:
   - name: resp-user
     key: sk-resp-user-0001

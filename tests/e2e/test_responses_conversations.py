@@ -15,7 +15,7 @@ from typing import Any
 import openai
 import pytest
 
-from servers import Server, start_gateway
+from servers import Server, four_kinds_channels, start_gateway
 
 MODELS = {"responses": "gpt-resp", "chat": "gpt-chat", "anthropic": "claude-sim-sonnet",
           "gemini": "gemini-3-pro-preview"}
@@ -27,28 +27,7 @@ ALICE, BOB = "sk-conv-alice-0001", "sk-conv-bob-0001"
 
 def config(sim_url: str) -> str:
     return f"""
-channels:
-  - name: resp
-    type: openai
-    api: responses
-    base_url: {sim_url}/v1
-    api_keys: [sk-up-resp]
-    models: [gpt-resp]
-  - name: chat
-    type: openai
-    base_url: {sim_url}/v1
-    api_keys: [sk-up-chat]
-    models: [gpt-chat]
-  - name: claude
-    type: anthropic
-    base_url: {sim_url}
-    api_keys: [sk-ant-upstream]
-    models: [claude-sim-sonnet]
-  - name: gemini
-    type: gemini
-    base_url: {sim_url}
-    api_keys: [gemini-upstream-key]
-    models: [gemini-3-pro-preview]
+{four_kinds_channels(sim_url)}
 keys:
   - name: alice
     key: {ALICE}

@@ -20,7 +20,7 @@ from google import genai
 from google.genai import types as gtypes
 
 from polyrelay.sim import search
-from servers import Admin, Server, start_gateway
+from servers import Admin, Server, four_kinds_channels, start_gateway
 
 MODELS = {"responses": "gpt-resp", "chat": "gpt-chat", "anthropic": "claude-sim-sonnet",
           "gemini": "gemini-3-pro-preview"}
@@ -34,29 +34,7 @@ ASK = "Coffee in Zürich and Tokyo? [[sim:search]]"
 def config(sim_url: str) -> str:
     prices = "\n".join(f"  {m}: {{input: {i}, output: {o}, per_search: {s}}}" for m, (i, o, s) in PRICES.items())
     return f"""
-channels:
-  - name: resp
-    type: openai
-    api: responses
-    base_url: {sim_url}/v1
-    api_keys: [sk-up-resp]
-    models: [gpt-resp]
-    model_map: {{gpt-resp: gpt-5-upstream}}
-  - name: chat
-    type: openai
-    base_url: {sim_url}/v1
-    api_keys: [sk-up-chat]
-    models: [gpt-chat]
-  - name: claude
-    type: anthropic
-    base_url: {sim_url}
-    api_keys: [sk-ant-upstream]
-    models: [claude-sim-sonnet]
-  - name: gemini
-    type: gemini
-    base_url: {sim_url}
-    api_keys: [gemini-upstream-key]
-    models: [gemini-3-pro-preview]
+{four_kinds_channels(sim_url, "gpt-5-upstream")}
 keys:
   - name: search-user
     key: {KEY}
